@@ -1,0 +1,4 @@
+import Proxy
+import HostFS
+import Hardware
+print("deckhand")

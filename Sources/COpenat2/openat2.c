@@ -1,0 +1,1 @@
+#include "COpenat2.h"

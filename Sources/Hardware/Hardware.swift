@@ -1,0 +1,3 @@
+import CLibPCI
+import CLibUdev
+import CLibBlkid
