@@ -1,0 +1,85 @@
+import ArgumentParser
+import Crypto
+import Foundation
+
+/// `deckhand keygen`: a P-256 key of the kind Portainer signs with, for scripts,
+/// `curl` and the `docker` CLI.
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Create an ECDSA P-256 signing key (PEM) and print its public key."
+    )
+
+    @Option(name: .long, help: "Where to write the private key (PEM, mode 0600).")
+    var out: String
+
+    func run() throws {
+        let key = P256.Signing.PrivateKey()
+        let pem = key.pemRepresentation + "\n"
+        let fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw ValidationError("cannot create \(out): \(String(cString: strerror(errno)))")
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        handle.write(Data(pem.utf8))
+        print("\(SignatureVerifier.publicKeyHeader): \(HexEncoding.encode(key.publicKey.derRepresentation))")
+    }
+}
+
+/// `deckhand sign`: the two signature headers for a key, as headers, as a
+/// `docker` CLI config file, or as `curl` arguments.
+struct SignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign",
+        abstract: "Print the Portainer signature headers for a key made by keygen."
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case headers, dockerConfig = "docker-config", curl
+    }
+
+    @Option(name: .long, help: "The private key (PEM).")
+    var key: String
+    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one.")
+    var secret: String?
+    @Option(name: .long, help: "headers, docker-config (a config.json with HttpHeaders) or curl.")
+    var format: Format = .headers
+
+    func run() throws {
+        let pem: String
+        do {
+            pem = try String(contentsOfFile: key, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read \(key): \(error.localizedDescription)")
+        }
+        let privateKey: P256.Signing.PrivateKey
+        do {
+            privateKey = try P256.Signing.PrivateKey(pemRepresentation: pem)
+        } catch {
+            throw ValidationError("\(key) is not a P-256 private key in PEM")
+        }
+        let headers = PortainerSignature.headers(signingWith: privateKey, secret: secret)
+        switch format {
+        case .headers:
+            for (name, value) in headers { print("\(name): \(value)") }
+        case .curl:
+            print(headers.map { "-H '\($0.0): \($0.1)'" }.joined(separator: " "))
+        case .dockerConfig:
+            let object = ["HttpHeaders": Dictionary(uniqueKeysWithValues: headers)]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+/// Signs the way Portainer does: ECDSA over `MD5(message)`, `r||s` in unpadded base64.
+enum PortainerSignature {
+    static func headers(signingWith key: P256.Signing.PrivateKey, secret: String?) -> [(String, String)] {
+        let digest = Insecure.MD5.hash(data: Data((secret ?? SignatureVerifier.defaultMessage).utf8))
+        let signature = try! key.signature(for: digest)  // signing a digest with a valid key cannot fail
+        return [
+            (SignatureVerifier.publicKeyHeader, HexEncoding.encode(key.publicKey.derRepresentation)),
+            (SignatureVerifier.signatureHeader, Base64Unpadded.encode(signature.rawRepresentation)),
+        ]
+    }
+}

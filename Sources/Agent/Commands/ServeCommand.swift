@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// `deckhand serve` (the default): runs the agent until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the agent (the default command).",
+        discussion: "Every option can also be set through the environment variable named in its help; a flag wins over the variable."
+    )
+
+    @Option(name: .customLong("host"), help: "Address to listen on (AGENT_HOST, default 0.0.0.0).")
+    var host: String?
+    @Option(name: .customLong("port"), help: "HTTPS port (AGENT_PORT, default 9001).")
+    var port: String?
+    @Option(name: .customLong("log-level"), help: "ERROR, WARN, INFO or DEBUG (LOG_LEVEL, default INFO).")
+    var logLevel: String?
+    @Option(name: .customLong("log-mode"), help: "PRETTY or JSON (LOG_MODE, default PRETTY).")
+    var logMode: String?
+    @Option(name: .customLong("secret"), help: "Shared secret Portainer signs instead of the default message; disables trust on first use (AGENT_SECRET).")
+    var secret: String?
+    @Option(name: .customLong("host-management"), help: "1 enables the host file browser and hardware inventory (CAP_HOST_MANAGEMENT, default 0).")
+    var hostManagement: String?
+    @Option(name: .customLong("cluster-addr"), help: "DNS name or host[:port] list of the cluster's agents (AGENT_CLUSTER_ADDR).")
+    var clusterAddress: String?
+    @Option(name: .customLong("engine-socket"), help: "Docker engine socket (DECKHAND_ENGINE_SOCKET, default /var/run/docker.sock).")
+    var engineSocket: String?
+    @Option(name: .customLong("host-root"), help: "Where the host's / is mounted (DECKHAND_HOST_ROOT, default /host).")
+    var hostRoot: String?
+    @Option(name: .customLong("volumes-root"), help: "Docker's volumes folder (DECKHAND_VOLUMES_ROOT, default /var/lib/docker/volumes).")
+    var volumesRoot: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain to serve instead of a fresh self-signed one (DECKHAND_TLS_CERT).")
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert (DECKHAND_TLS_KEY).")
+    var tlsKey: String?
+
+    var flags: [Setting: String] {
+        let pairs: [(Setting, String?)] = [
+            (.host, host), (.port, port), (.logLevel, logLevel), (.logMode, logMode), (.secret, secret),
+            (.hostManagement, hostManagement), (.clusterAddress, clusterAddress), (.engineSocket, engineSocket),
+            (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
+    }
+
+    func run() async throws {
+        let configuration: AgentConfiguration
+        do {
+            configuration = try AgentConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("deckhand: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        let logger = Logger(label: "deckhand")
+
+        let identity: TLSIdentity
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            do {
+                identity = try TLSIdentity.load(certificatePath: certificate, keyPath: key)
+            } catch {
+                logger.error("cannot load the TLS certificate", metadata: ["cert": "\(certificate)", "key": "\(key)", "error": "\(error)"])
+                throw ExitCode(2)
+            }
+        } else {
+            identity = try TLSIdentity.selfSigned()
+        }
+
+        let server: AgentServer
+        do {
+            server = try await AgentServer.start(configuration: configuration, identity: identity, logger: logger)
+        } catch {
+            logger.error("cannot listen", metadata: ["address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+        logger.info("listening", metadata: [
+            "address": "\(configuration.host):\(server.port)",
+            "engine": "unix://\(configuration.engineSocket)",
+            "mode": "\(configuration.secret == nil ? "trust on first use" : "shared secret")",
+            "version": "\(AgentVersion.deckhand)",
+        ])
+        let signal = await ShutdownSignal.wait()
+        logger.info("stopping", metadata: ["signal": "\(signal)"])
+        await server.stop()
+    }
+}
+
+/// Waits for SIGTERM or SIGINT without blocking an event loop.
+enum ShutdownSignal {
+    static func wait() async -> String {
+        let (names, continuation) = AsyncStream<String>.makeStream()
+        let sources = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { number, name in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(name) }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        for await name in names { return name }
+        return "end of signals"
+    }
+}

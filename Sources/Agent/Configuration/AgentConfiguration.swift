@@ -1,0 +1,158 @@
+import Logging
+
+/// Everything the agent is told at start-up, validated. Built once, by
+/// `AgentConfiguration.resolve`, from command-line flags and the environment.
+struct AgentConfiguration: Sendable {
+    var host = "0.0.0.0"
+    var port = 9001
+    var logLevel: Logger.Level = .info
+    var logFormat: LogFormat = .text
+    /// `AGENT_SECRET`: when set, any key that signs this secret is accepted.
+    var secret: String?
+    /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
+    var hostManagement = false
+    var clusterAddress: String?
+    var engineSocket = "/var/run/docker.sock"
+    var hostRoot = "/host"
+    var volumesRoot = "/var/lib/docker/volumes"
+    var tlsCertificatePath: String?
+    var tlsKeyPath: String?
+}
+
+/// How log lines are written: for people, or one JSON object per line (`LOG_MODE=JSON`).
+enum LogFormat: String, Sendable {
+    case text
+    case json
+}
+
+/// A start-up setting that cannot be used. Its description is the one line the
+/// operator sees: which variable (and flag), and what it accepts.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var setting: Setting
+    var value: String
+    var accepted: String
+
+    var description: String {
+        "invalid \(setting.environmentName) (--\(setting.flag)) \"\(value)\": expected \(accepted)"
+    }
+}
+
+/// One configurable setting: its flag, its environment variable and its help.
+/// The single table that ties the CLI and the environment together.
+enum Setting: String, CaseIterable, Sendable {
+    case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
+    case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey
+
+    var environmentName: String {
+        switch self {
+        case .host: return "AGENT_HOST"
+        case .port: return "AGENT_PORT"
+        case .logLevel: return "LOG_LEVEL"
+        case .logMode: return "LOG_MODE"
+        case .secret: return "AGENT_SECRET"
+        case .hostManagement: return "CAP_HOST_MANAGEMENT"
+        case .clusterAddress: return "AGENT_CLUSTER_ADDR"
+        case .engineSocket: return "DECKHAND_ENGINE_SOCKET"
+        case .hostRoot: return "DECKHAND_HOST_ROOT"
+        case .volumesRoot: return "DECKHAND_VOLUMES_ROOT"
+        case .tlsCertificate: return "DECKHAND_TLS_CERT"
+        case .tlsKey: return "DECKHAND_TLS_KEY"
+        }
+    }
+
+    var flag: String {
+        switch self {
+        case .host: return "host"
+        case .port: return "port"
+        case .logLevel: return "log-level"
+        case .logMode: return "log-mode"
+        case .secret: return "secret"
+        case .hostManagement: return "host-management"
+        case .clusterAddress: return "cluster-addr"
+        case .engineSocket: return "engine-socket"
+        case .hostRoot: return "host-root"
+        case .volumesRoot: return "volumes-root"
+        case .tlsCertificate: return "tls-cert"
+        case .tlsKey: return "tls-key"
+        }
+    }
+}
+
+extension AgentConfiguration {
+    /// Flags win over the environment, the environment over the defaults.
+    /// Throws the first setting that cannot be used.
+    static func resolve(
+        flags: [Setting: String],
+        environment: [String: String]
+    ) throws(ConfigurationError) -> AgentConfiguration {
+        func value(_ setting: Setting) -> String? {
+            if let flag = flags[setting] { return flag }
+            if let env = environment[setting.environmentName], !env.isEmpty { return env }
+            return nil
+        }
+        var configuration = AgentConfiguration()
+
+        if let host = value(.host) {
+            guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" }) else {
+                throw ConfigurationError(setting: .host, value: host, accepted: "an IP address or host name to listen on")
+            }
+            configuration.host = host
+        }
+        if let port = value(.port) {
+            guard let number = Int(port), (0...65535).contains(number) else {
+                throw ConfigurationError(setting: .port, value: port, accepted: "a TCP port number from 0 to 65535")
+            }
+            configuration.port = number
+        }
+        if let level = value(.logLevel) {
+            switch level.uppercased() {
+            case "ERROR": configuration.logLevel = .error
+            case "WARN", "WARNING": configuration.logLevel = .warning
+            case "INFO": configuration.logLevel = .info
+            case "DEBUG": configuration.logLevel = .debug
+            case "TRACE": configuration.logLevel = .trace
+            default:
+                throw ConfigurationError(setting: .logLevel, value: level, accepted: "one of ERROR, WARN, INFO, DEBUG")
+            }
+        }
+        if let mode = value(.logMode) {
+            switch mode.uppercased() {
+            case "JSON": configuration.logFormat = .json
+            case "PRETTY", "TEXT": configuration.logFormat = .text
+            default:
+                throw ConfigurationError(setting: .logMode, value: mode, accepted: "PRETTY or JSON")
+            }
+        }
+        configuration.secret = value(.secret)
+        if let management = value(.hostManagement) {
+            switch management.lowercased() {
+            case "1", "true": configuration.hostManagement = true
+            case "0", "false": configuration.hostManagement = false
+            default:
+                throw ConfigurationError(setting: .hostManagement, value: management, accepted: "1 to enable or 0 to disable")
+            }
+        }
+        configuration.clusterAddress = value(.clusterAddress)
+        for (setting, keyPath) in [
+            (Setting.engineSocket, \AgentConfiguration.engineSocket),
+            (.hostRoot, \.hostRoot),
+            (.volumesRoot, \.volumesRoot),
+        ] {
+            if let path = value(setting) {
+                guard path.hasPrefix("/"), !path.contains("\0") else {
+                    throw ConfigurationError(setting: setting, value: path, accepted: "an absolute path")
+                }
+                configuration[keyPath: keyPath] = path
+            }
+        }
+        configuration.tlsCertificatePath = value(.tlsCertificate)
+        configuration.tlsKeyPath = value(.tlsKey)
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            let given = configuration.tlsCertificatePath == nil ? Setting.tlsKey : .tlsCertificate
+            throw ConfigurationError(
+                setting: given, value: value(given) ?? "",
+                accepted: "to be given together with \(given == .tlsKey ? Setting.tlsCertificate.environmentName : Setting.tlsKey.environmentName)")
+        }
+        return configuration
+    }
+}

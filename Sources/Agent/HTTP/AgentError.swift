@@ -1,0 +1,25 @@
+import Foundation
+import NIOHTTP1
+
+/// The agent's one HTTP error: a status and the JSON body Portainer understands,
+/// `{"message": …, "details": …}`.
+struct AgentError: Error, Sendable {
+    var status: HTTPResponseStatus
+    var message: String
+    var details: String
+
+    init(_ status: HTTPResponseStatus, _ message: String, details: String? = nil) {
+        self.status = status
+        self.message = message
+        self.details = details ?? status.reasonPhrase
+    }
+
+    static let missingSignature = AgentError(.forbidden, "Missing request signature headers", details: "Unauthorized")
+    static let invalidSignature = AgentError(.forbidden, "Invalid request signature", details: "Unauthorized")
+
+    var jsonBody: [UInt8] {
+        let object = ["message": message, "details": details]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return Array(data)
+    }
+}

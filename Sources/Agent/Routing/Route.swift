@@ -1,0 +1,39 @@
+import NIOHTTP1
+
+/// Where one request goes, decided from its head alone (method and target).
+enum Route: Equatable, Sendable {
+    /// `GET /ping`: public liveness check, 204.
+    case ping
+    /// `GET /agents`: the cluster's members.
+    case agents
+    /// `GET /host/info`: hardware inventory.
+    case hostInfo
+    /// `/browse/<operation>`; `volumeID` comes from the legacy `/v1/browse/{volumeID}/…` path.
+    case browse(BrowseOperation, volumeID: String?)
+    /// `GET /websocket/exec|attach`: container console.
+    case console(ConsoleKind)
+    /// Anything else: the Docker Engine API, forwarded unchanged.
+    case engine
+    /// An agent path asked with the wrong method.
+    case methodNotAllowed(allowed: HTTPMethod)
+
+    /// Everything but `/ping` needs Portainer's signature.
+    var requiresSignature: Bool { self != .ping }
+}
+
+enum BrowseOperation: String, Sendable, CaseIterable {
+    case ls, get, delete, rename, put
+
+    var method: HTTPMethod {
+        switch self {
+        case .ls, .get: return .GET
+        case .delete: return .DELETE
+        case .rename: return .PUT
+        case .put: return .POST
+        }
+    }
+}
+
+enum ConsoleKind: String, Sendable {
+    case exec, attach
+}

@@ -1,0 +1,71 @@
+import NIOHTTP1
+
+/// The one place that maps a request head to a `Route`, with Portainer's rules:
+/// a leading Docker API version (`/v1.41`) is ignored for routing (but kept when
+/// forwarding), `/v2/<x>` is `/<x>` for agent routes, and the legacy
+/// `/v1/browse/{volumeID}/<op>` volume routes.
+enum Router {
+    static func route(method: HTTPMethod, uri: String) -> Route {
+        var path = Substring(uri)
+        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            path = path[..<query]
+        }
+        path = stripDockerVersion(path)
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        // A path that does not start with "/" is never an agent route.
+        guard path.hasPrefix("/") else { return .engine }
+        if segments.first == "v1", segments.count == 4, segments[segments.startIndex + 1] == "browse",
+           let operation = BrowseOperation(rawValue: String(segments[segments.startIndex + 3])) {
+            let volumeID = String(segments[segments.startIndex + 2])
+            return check(method, .browse(operation, volumeID: volumeID.isEmpty ? nil : volumeID), allowed: operation.method)
+        }
+        if segments.first == "v2" {
+            segments = segments.dropFirst()
+        }
+        let parts = Array(segments)
+        switch parts.count {
+        case 1 where parts[0] == "ping":
+            return check(method, .ping, allowed: .GET)
+        case 1 where parts[0] == "agents":
+            return check(method, .agents, allowed: .GET)
+        case 2 where parts[0] == "host" && parts[1] == "info":
+            return check(method, .hostInfo, allowed: .GET)
+        case 2 where parts[0] == "browse":
+            guard let operation = BrowseOperation(rawValue: String(parts[1])) else { return .engine }
+            return check(method, .browse(operation, volumeID: nil), allowed: operation.method)
+        case 2 where parts[0] == "websocket":
+            guard let kind = ConsoleKind(rawValue: String(parts[1])) else { return .engine }
+            return check(method, .console(kind), allowed: .GET)
+        default:
+            return .engine
+        }
+    }
+
+    private static func check(_ method: HTTPMethod, _ route: Route, allowed: HTTPMethod) -> Route {
+        method == allowed ? route : .methodNotAllowed(allowed: allowed)
+    }
+
+    /// `/v1.41/containers/json` → `/containers/json`. Only the dotted Docker form:
+    /// `/v1/…` and `/v2/…` are the agent's own prefixes.
+    static func stripDockerVersion(_ path: Substring) -> Substring {
+        let utf8 = path.utf8
+        guard utf8.count > 3, path.hasPrefix("/v") else { return path }
+        var index = path.index(path.startIndex, offsetBy: 2)
+        var sawDigit = false, sawDot = false, digitAfterDot = false
+        while index < path.endIndex, path[index] != "/" {
+            let c = path[index]
+            if c.isASCII, c.isNumber {
+                sawDigit = true
+                if sawDot { digitAfterDot = true }
+            } else if c == ".", sawDigit, !sawDot {
+                sawDot = true
+            } else {
+                return path
+            }
+            index = path.index(after: index)
+        }
+        guard sawDot, digitAfterDot else { return path }
+        let rest = path[index...]
+        return rest.isEmpty ? "/" : rest
+    }
+}

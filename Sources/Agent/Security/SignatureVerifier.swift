@@ -1,0 +1,160 @@
+import Crypto
+import Foundation
+import NIOConcurrencyHelpers
+
+/// Portainer's request signature: an ECDSA P-256 signature over `MD5(message)`,
+/// where the message is "Portainer-App" or the shared `AGENT_SECRET`.
+///
+/// Trust on first use associates the first key whose signature verifies (never a
+/// key that merely parses); with a secret, every key that signs it is accepted.
+/// A (key, signature) pair that verified once is remembered, since Portainer sends
+/// the same pair on every request.
+final class SignatureVerifier: Sendable {
+    enum Mode: Sendable, Equatable {
+        case trustOnFirstUse
+        case sharedSecret
+    }
+
+    enum Failure: Error, Equatable {
+        case missingHeaders
+        case invalidSignature
+    }
+
+    static let publicKeyHeader = "X-PortainerAgent-PublicKey"
+    static let signatureHeader = "X-PortainerAgent-Signature"
+    static let defaultMessage = "Portainer-App"
+
+    let mode: Mode
+    private let digest: Insecure.MD5Digest
+    private let cacheLimit: Int
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var associatedKey: String?
+        var verified: Set<String> = []
+        var verifiedOrder: [String] = []
+    }
+
+    init(secret: String?, cacheLimit: Int = 1024) {
+        self.mode = secret == nil ? .trustOnFirstUse : .sharedSecret
+        self.digest = Insecure.MD5.hash(data: Data((secret ?? Self.defaultMessage).utf8))
+        self.cacheLimit = cacheLimit
+    }
+
+    /// The key associated by trust on first use, hex-encoded, if any.
+    var associatedKey: String? {
+        state.withLockedValue { $0.associatedKey }
+    }
+
+    /// How many verified pairs are remembered (bounded by the cache limit).
+    var cachedPairCount: Int {
+        state.withLockedValue { $0.verified.count }
+    }
+
+    /// Checks one request's headers. Cheap for repeated pairs and for foreign keys
+    /// once a key is associated (no ECDSA work for either).
+    func verify(publicKey: String?, signature: String?) throws(Failure) {
+        guard let publicKey, let signature, !publicKey.isEmpty, !signature.isEmpty else {
+            throw .missingHeaders
+        }
+        let key = publicKey.lowercased()
+        let cacheKey = key + ":" + signature
+        let known = state.withLockedValue { state -> Bool? in
+            if mode == .trustOnFirstUse, let associated = state.associatedKey, associated != key {
+                return nil
+            }
+            return state.verified.contains(cacheKey)
+        }
+        switch known {
+        case .none: throw .invalidSignature
+        case .some(true): return
+        case .some(false): break
+        }
+        guard Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: digest) else {
+            throw .invalidSignature
+        }
+        let accepted = state.withLockedValue { state -> Bool in
+            if mode == .trustOnFirstUse {
+                // Two first requests may race with different valid keys: the first to
+                // get here wins, the other is refused like any foreign key.
+                if let associated = state.associatedKey, associated != key { return false }
+                state.associatedKey = key
+            }
+            if state.verified.insert(cacheKey).inserted {
+                state.verifiedOrder.append(cacheKey)
+                if state.verifiedOrder.count > cacheLimit {
+                    state.verified.remove(state.verifiedOrder.removeFirst())
+                }
+            }
+            return true
+        }
+        guard accepted else { throw .invalidSignature }
+    }
+
+    /// Parses and checks one pair. Malformed input is rejected on its length and
+    /// alphabet before any key is built.
+    static func isValid(publicKeyHex: String, signatureBase64: String, digest: Insecure.MD5Digest) -> Bool {
+        // An uncompressed P-256 SubjectPublicKeyInfo is 91 bytes (182 hex digits).
+        guard publicKeyHex.utf8.count <= 256, signatureBase64.utf8.count <= 128,
+              let der = HexEncoding.decode(publicKeyHex),
+              let raw = Base64Unpadded.decode(signatureBase64), raw.count == 64,
+              let key = try? P256.Signing.PublicKey(derRepresentation: der),
+              let signature = try? P256.Signing.ECDSASignature(rawRepresentation: raw)
+        else { return false }
+        return key.isValidSignature(signature, for: digest)
+    }
+}
+
+/// Hex as Portainer writes keys: two lower- or upper-case digits per byte.
+enum HexEncoding {
+    static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(utf8.count / 2)
+        var index = 0
+        while index < utf8.count {
+            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
+    }
+
+    static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// Standard base64 as Go's `RawStdEncoding` writes it: no `=` padding.
+enum Base64Unpadded {
+    static func decode(_ text: String) -> [UInt8]? {
+        var padded = text
+        guard !text.contains("=") || text.hasSuffix("=") else { return nil }
+        let remainder = padded.utf8.count % 4
+        if remainder == 1 { return nil }
+        if remainder > 0 { padded += String(repeating: "=", count: 4 - remainder) }
+        return Data(base64Encoded: padded).map(Array.init)
+    }
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var text = Data(bytes).base64EncodedString()
+        while text.hasSuffix("=") { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,87 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Proxy
+
+/// What every connection shares: settings, the signature check, the engine pool
+/// and the agent's own endpoints.
+struct AgentServices: Sendable {
+    let configuration: AgentConfiguration
+    let verifier: SignatureVerifier
+    let engine: UpstreamPool
+    let endpoints: AgentEndpoints
+    let logger: Logger
+}
+
+/// The HTTPS listener: TLS, the HTTP/1.1 codec and a `ConnectionHandler` per
+/// connection, on one event loop per core.
+final class AgentServer: Sendable {
+    let services: AgentServices
+    private let sslContext: NIOSSLContext
+    private let group: EventLoopGroup
+    private let listener: Channel
+
+    /// The port actually bound (useful when configured with port 0).
+    var port: Int { listener.localAddress?.port ?? 0 }
+
+    private init(services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel) {
+        self.services = services
+        self.sslContext = sslContext
+        self.group = group
+        self.listener = listener
+    }
+
+    static func start(
+        configuration: AgentConfiguration,
+        identity: TLSIdentity,
+        logger: Logger,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> AgentServer {
+        let services = AgentServices(
+            configuration: configuration,
+            verifier: SignatureVerifier(secret: configuration.secret),
+            engine: UpstreamPool(transport: .unixSocket(path: configuration.engineSocket)),
+            endpoints: AgentEndpoints(configuration: configuration),
+            logger: logger
+        )
+        let sslContext = try identity.serverContext()
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 512)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configureConnection(channel.pipeline.syncOperations, services: services, sslContext: sslContext)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener)
+    }
+
+    private static func configureConnection(
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        services: AgentServices,
+        sslContext: NIOSSLContext
+    ) throws {
+        try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+        // Responses pass through as the engine framed them; agent answers set
+        // their own Content-Length.
+        var encoderConfiguration = HTTPResponseEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let pipelining = HTTPServerPipelineHandler()
+        let handler = ConnectionHandler(services: services, httpHandlers: [pipelining, decoder, encoder])
+        try pipeline.addHandlers([encoder, decoder, pipelining, handler])
+    }
+
+    /// Stops accepting connections and drops idle engine connections.
+    func stop() async {
+        try? await listener.close()
+        services.engine.closeIdle()
+    }
+}

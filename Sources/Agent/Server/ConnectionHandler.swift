@@ -1,0 +1,378 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import Proxy
+
+/// One client connection's requests, one at a time: authenticate and route from
+/// the head, then either answer from the agent or relay to the engine, streaming
+/// the body both ways with back-pressure. A `101` from the engine turns the
+/// connection into a raw two-way relay.
+final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// One request relayed to an upstream.
+    private final class Exchange {
+        let upstream: UpstreamHandler
+        let channel: Channel
+        var requestEnded: Bool
+        var responseStarted = false
+        var responseEnded = false
+        /// The engine's 101, held until its `.end` has passed the HTTP decoder.
+        var upgrade: HTTPResponseHead?
+
+        init(upstream: UpstreamHandler, channel: Channel, requestEnded: Bool) {
+            self.upstream = upstream
+            self.channel = channel
+            self.requestEnded = requestEnded
+        }
+    }
+
+    private enum State {
+        case idle
+        /// Answered already; the rest of the request body is dropped.
+        case draining
+        /// Waiting for an upstream connection; request parts are held meanwhile
+        /// (reads are paused, so at most one read's worth).
+        case connecting(head: HTTPRequestHead, parts: [HTTPServerRequestPart], ended: Bool)
+        case relaying(Exchange)
+        case upgraded
+    }
+
+    private let services: AgentServices
+    private let httpHandlers: [RemovableChannelHandler]
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    private var readsPaused = false
+    private var readPending = false
+    private var closeAfterResponse = false
+    private var inputClosed = false
+
+    /// `httpHandlers` are the HTTP codec handlers in front of this one, removed on a hijack.
+    init(services: AgentServices, httpHandlers: [RemovableChannelHandler]) {
+        self.services = services
+        self.httpHandlers = httpHandlers
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receivedHead(head, context: context)
+        case .body(let body):
+            switch state {
+            case .connecting(let head, var parts, let ended):
+                parts.append(.body(body))
+                state = .connecting(head: head, parts: parts, ended: ended)
+            case .relaying(let exchange):
+                exchange.upstream.write(.body(.byteBuffer(body)))
+                if !exchange.upstream.isWritable {
+                    readsPaused = true
+                }
+            case .idle, .draining, .upgraded:
+                break
+            }
+        case .end(let trailers):
+            switch state {
+            case .connecting(let head, var parts, _):
+                parts.append(.end(trailers))
+                state = .connecting(head: head, parts: parts, ended: true)
+            case .relaying(let exchange):
+                exchange.requestEnded = true
+                exchange.upstream.write(.end(trailers))
+                exchange.upstream.flush()
+                if exchange.responseEnded { finishExchange(exchange, context: context) }
+            case .draining:
+                state = .idle
+                if closeAfterResponse || inputClosed { context.close(promise: nil) }
+            case .idle, .upgraded:
+                break
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .relaying(let exchange) = state {
+            exchange.upstream.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        closeAfterResponse = !head.isKeepAlive
+        let route = Router.route(method: head.method, uri: head.uri)
+        if route.requiresSignature {
+            do {
+                try services.verifier.verify(
+                    publicKey: head.headers.first(name: SignatureVerifier.publicKeyHeader),
+                    signature: head.headers.first(name: SignatureVerifier.signatureHeader))
+            } catch .missingHeaders {
+                return respond(.error(.missingSignature), context: context)
+            } catch {
+                return respond(.error(.invalidSignature), context: context)
+            }
+        }
+        switch route {
+        case .engine:
+            startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
+        default:
+            respond(services.endpoints.respond(to: route, head: head), context: context)
+        }
+    }
+
+    // MARK: Agent answers
+
+    private func respond(_ response: AgentResponse, context: ChannelHandlerContext) {
+        var headers = response.headers
+        AgentHeaders.add(to: &headers)
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        if closeAfterResponse { headers.replaceOrAdd(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        state = .draining
+    }
+
+    // MARK: Relay
+
+    private func startRelay(head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext) {
+        state = .connecting(head: head, parts: [], ended: false)
+        readsPaused = true
+        pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.upstreamAcquired(result, pool: pool)
+        }
+    }
+
+    private func upstreamAcquired(_ result: Result<Channel, Error>, pool: UpstreamPool) {
+        guard let context, case .connecting(let head, let parts, let ended) = state else {
+            // The client went away while we were connecting.
+            if case .success(let channel) = result { pool.release(channel, reusable: true) }
+            return
+        }
+        let channel: Channel
+        let upstream: UpstreamHandler
+        do {
+            channel = try result.get()
+            upstream = try UpstreamHandler.of(channel)
+        } catch {
+            services.logger.warning("engine unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
+            respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)")), context: context)
+            if ended { state = .idle }
+            resumeReads(context: context)
+            return
+        }
+        let exchange = Exchange(upstream: upstream, channel: channel, requestEnded: ended)
+        state = .relaying(exchange)
+        upstream.begin(delegate: self)
+        upstream.write(.head(head))
+        for part in parts {
+            switch part {
+            case .body(let body): upstream.write(.body(.byteBuffer(body)))
+            case .end(let trailers): upstream.write(.end(trailers))
+            case .head: break
+            }
+        }
+        upstream.flush()
+        if upstream.isWritable { resumeReads(context: context) }
+    }
+
+    private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.upstream.delegate = nil
+        services.engine.release(exchange.channel, reusable: exchange.upstream.isReusable)
+        state = .idle
+        if closeAfterResponse || inputClosed {
+            context.close(promise: nil)
+        } else {
+            resumeReads(context: context)
+        }
+    }
+
+    private func hijack(_ exchange: Exchange, head: HTTPResponseHead, context: ChannelHandlerContext) {
+        state = .upgraded
+        var headers = head.headers
+        AgentHeaders.add(to: &headers)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange.upstream.delegate = nil
+
+        let (clientSide, engineSide) = RawRelayHandler.makePair()
+        let clientPipeline = context.pipeline.syncOperations
+        do {
+            try clientPipeline.addHandler(clientSide)
+            try exchange.channel.pipeline.syncOperations.addHandler(engineSide)
+        } catch {
+            context.close(promise: nil)
+            exchange.channel.close(promise: nil)
+            return
+        }
+        let clientChannel = context.channel
+        // This handler leaves first so that bytes the HTTP decoders still hold (sent
+        // right behind the request or the 101) reach the raw relay, not us.
+        clientPipeline.removeHandler(context: context, promise: nil)
+        for handler in httpHandlers {
+            clientPipeline.removeHandler(handler, promise: nil)
+        }
+        exchange.upstream.removeHTTPHandlers()
+        clientChannel.read()
+        exchange.channel.read()
+    }
+
+    private func resumeReads(context: ChannelHandlerContext) {
+        readsPaused = false
+        if readPending {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: Channel events
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .relaying(let exchange) = state {
+            if context.channel.isWritable {
+                exchange.upstream.resumeReading()
+            } else {
+                exchange.upstream.pauseReading()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            switch state {
+            case .idle:
+                context.close(promise: nil)
+            case .relaying(let exchange) where !exchange.requestEnded:
+                // The request was cut off: the engine can never see its end.
+                exchange.upstream.close()
+                context.close(promise: nil)
+            default:
+                break  // answer what was asked, then close
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .relaying(let exchange):
+            exchange.upstream.delegate = nil
+            exchange.upstream.close()
+        default:
+            break
+        }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is HTTPParserError, case .idle = state {
+            closeAfterResponse = true
+            respond(.error(AgentError(.badRequest, "Malformed HTTP request", details: "\(error)")), context: context)
+        } else {
+            services.logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
+        context.close(promise: nil)
+    }
+}
+
+extension ConnectionHandler: UpstreamDelegate {
+    func upstreamDidReceive(_ part: HTTPClientResponsePart) {
+        guard let context, case .relaying(let exchange) = state else { return }
+        switch part {
+        case .head(let head):
+            if head.status == .switchingProtocols {
+                // The decoder still has this response's `.end` to deliver; switch to
+                // raw bytes only after it, or it would reach the raw relay.
+                exchange.upgrade = head
+                return
+            }
+            var headers = head.headers
+            if head.status.code >= 200 {
+                exchange.responseStarted = true
+                AgentHeaders.add(to: &headers)
+                if !head.isKeepAlive || isCloseDelimited(head) { closeAfterResponse = true }
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers))), promise: nil)
+            if head.status.code < 200 { context.flush() }
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            if !context.channel.isWritable {
+                context.flush()
+                exchange.upstream.pauseReading()
+            }
+        case .end(let trailers):
+            if let upgrade = exchange.upgrade {
+                return hijack(exchange, head: upgrade, context: context)
+            }
+            exchange.responseEnded = true
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            if exchange.requestEnded {
+                finishExchange(exchange, context: context)
+            } else {
+                // The engine answered before the request body ended: keep passing the
+                // body on, but this upstream cannot be reused.
+                closeAfterResponse = true
+            }
+        }
+    }
+
+    func upstreamDidFinishRead() {
+        context?.flush()
+    }
+
+    func upstreamDidClose(error: Error?) {
+        guard let context, case .relaying(let exchange) = state else { return }
+        if !exchange.responseStarted {
+            let reason = error.map { "\($0)" } ?? "connection closed before a response"
+            services.logger.warning("engine failed", metadata: ["error": "\(reason)"])
+            respond(.error(AgentError(.badGateway, "The Docker engine closed the connection", details: reason)), context: context)
+            if exchange.requestEnded { state = .idle } else { closeAfterResponse = true }
+            resumeReads(context: context)
+        } else if !exchange.responseEnded {
+            // Half a response cannot be completed honestly: cut the client off too.
+            context.close(promise: nil)
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard let context else { return }
+        if isWritable {
+            resumeReads(context: context)
+        } else {
+            readsPaused = true
+        }
+    }
+
+    /// A response without Content-Length or chunked framing ends when the
+    /// connection does, so the client connection must close after it.
+    private func isCloseDelimited(_ head: HTTPResponseHead) -> Bool {
+        let code = head.status.code
+        if code == 204 || code == 304 { return false }
+        return !head.headers.contains(name: "content-length")
+            && !head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+    }
+}

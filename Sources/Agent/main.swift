@@ -1,4 +1,0 @@
-import Proxy
-import HostFS
-import Hardware
-print("deckhand")

@@ -1,0 +1,192 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an `UpstreamHandler` tells the exchange that currently uses it.
+///
+/// All calls happen on the upstream channel's event loop, which is the client
+/// connection's loop too (upstreams are opened on the loop that asks for them).
+public protocol UpstreamDelegate: AnyObject {
+    /// A response part arrived (1xx and 101 heads included).
+    func upstreamDidReceive(_ part: HTTPClientResponsePart)
+    /// The end of one read from the upstream: a good moment to flush downstream.
+    func upstreamDidFinishRead()
+    /// The upstream went away or failed; `error` is nil for a plain close.
+    func upstreamDidClose(error: Error?)
+    /// The upstream's write buffer filled up or drained.
+    func upstreamWritabilityChanged(isWritable: Bool)
+}
+
+/// The last handler of an upstream HTTP pipeline: hands response parts to the
+/// current delegate, forwards request parts, and holds reads while the client side
+/// cannot take more (back-pressure in the engine → client direction).
+public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPClientResponsePart
+    public typealias OutboundIn = HTTPClientRequestPart
+    public typealias OutboundOut = HTTPClientRequestPart
+
+    /// The exchange using this connection; nil while the connection idles in a pool.
+    public weak var delegate: UpstreamDelegate?
+
+    private var context: ChannelHandlerContext?
+    private var readsPaused = false
+    private var readPending = false
+    private var httpHandlers: [RemovableChannelHandler] = []
+
+    /// True once a complete response arrived and the upstream did not ask to close.
+    public private(set) var isReusable = false
+    private var responseKeepAlive = true
+
+    init() {}
+
+    /// Adds the HTTP client codec and an `UpstreamHandler` to an upstream pipeline.
+    /// Framing headers are left exactly as the client sent them.
+    static func installHTTP(on pipeline: ChannelPipeline.SynchronousOperations) throws {
+        var encoderConfiguration = HTTPRequestEncoder.Configuration()
+        encoderConfiguration.automaticallySetFramingHeaders = false
+        let encoder = HTTPRequestEncoder(configuration: encoderConfiguration)
+        let decoder = ByteToMessageHandler(
+            HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
+        )
+        let handler = UpstreamHandler()
+        handler.httpHandlers = [encoder, decoder]
+        try pipeline.addHandlers([encoder, decoder, handler])
+    }
+
+    /// The handler of a channel made by `UpstreamTransport.connect`. Call on its loop.
+    public static func of(_ channel: Channel) throws -> UpstreamHandler {
+        try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+    }
+
+    // MARK: Used by the exchange
+
+    public var isWritable: Bool { context?.channel.isWritable ?? false }
+    public var channel: Channel? { context?.channel }
+
+    /// Starts a new exchange on this connection.
+    public func begin(delegate: UpstreamDelegate) {
+        self.delegate = delegate
+        self.isReusable = false
+        self.responseKeepAlive = true
+        self.resumeReading()
+    }
+
+    public func write(_ part: HTTPClientRequestPart) {
+        guard let context else { return }
+        context.write(self.wrapOutboundOut(part), promise: nil)
+    }
+
+    public func flush() {
+        context?.flush()
+    }
+
+    /// Half-closes the connection towards the upstream (the client's stdin ended).
+    public func closeOutput() {
+        context?.close(mode: .output, promise: nil)
+    }
+
+    public func close() {
+        context?.close(promise: nil)
+    }
+
+    public func pauseReading() {
+        readsPaused = true
+    }
+
+    public func resumeReading() {
+        guard readsPaused || readPending else { return }
+        readsPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Strips the HTTP codec after a `101` so the connection carries raw bytes.
+    /// Bytes the engine sent right after its 101 are forwarded to whatever handler
+    /// follows, so add the raw relay handler before calling this.
+    public func removeHTTPHandlers() {
+        guard let context else { return }
+        let pipeline = context.pipeline.syncOperations
+        for handler in httpHandlers {
+            _ = pipeline.removeHandler(handler)
+        }
+        httpHandlers = []
+        _ = pipeline.removeHandler(context: context)
+    }
+
+    // MARK: ChannelHandler
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.delegate = nil
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        switch part {
+        case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
+            responseKeepAlive = head.isKeepAlive
+        case .end:
+            isReusable = responseKeepAlive
+        default:
+            break
+        }
+        if let delegate {
+            delegate.upstreamDidReceive(part)
+        } else {
+            // Nobody asked: an idle connection must not talk. Drop it.
+            context.close(promise: nil)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamDidFinishRead()
+        context.fireChannelReadComplete()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        isReusable = false
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamDidClose(error: nil)
+        context.fireChannelInactive()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // An HTTP upstream half-closing mid-exchange cannot finish it.
+            isReusable = false
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        isReusable = false
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamDidClose(error: error)
+        context.close(promise: nil)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamHandler: Sendable {}

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import Agent
+
+/// The `deckhand` executable itself, as an operator runs it.
+@Suite("The deckhand command line")
+struct CommandLineTests {
+    /// The binary SwiftPM built next to the test bundle.
+    static var deckhand: String {
+        get throws {
+            let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            for candidate in [bundle, bundle.deletingLastPathComponent()] {
+                let path = candidate.appendingPathComponent("deckhand").path
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+            }
+            throw TestSetupError("the deckhand binary is not next to \(bundle.path): build with swift build --build-tests")
+        }
+    }
+
+    @Test("an invalid setting stops start-up with one line naming the variable", arguments: [
+        ("AGENT_PORT", "ninety", "AGENT_PORT"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("CAP_HOST_MANAGEMENT", "yes", "CAP_HOST_MANAGEMENT"),
+        ("LOG_MODE", "xml", "LOG_MODE"),
+        ("DECKHAND_ENGINE_SOCKET", "relative/docker.sock", "DECKHAND_ENGINE_SOCKET"),
+    ])
+    func invalidSetting(variable: String, value: String, named: String) throws {
+        let result = try Command.run(try Self.deckhand, ["serve"], environment: [variable: value], timeout: 20)
+        #expect(result.status == 2)
+        let lines = result.errorOutput.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains(named) == true)
+        #expect(lines.first?.contains(value) == true)
+    }
+
+    @Test("a flag wins over its environment variable, and is validated the same way")
+    func flagsOverEnvironment() throws {
+        let configuration = try AgentConfiguration.resolve(
+            flags: [.port: "9100"], environment: ["AGENT_PORT": "9200", "AGENT_HOST": "127.0.0.1", "CAP_HOST_MANAGEMENT": "1", "LOG_MODE": "JSON"])
+        #expect(configuration.port == 9100)
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.hostManagement)
+        #expect(configuration.logFormat == .json)
+        #expect(throws: ConfigurationError.self) {
+            try AgentConfiguration.resolve(flags: [.port: "70000"], environment: [:])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try AgentConfiguration.resolve(flags: [.tlsCertificate: "/tmp/cert.pem"], environment: [:])
+        }
+    }
+
+    @Test("--help documents every setting with its environment variable")
+    func help() throws {
+        let result = try Command.run(try Self.deckhand, ["serve", "--help"], timeout: 20)
+        #expect(result.status == 0)
+        for setting in Setting.allCases {
+            #expect(result.output.contains("--\(setting.flag)"), "missing --\(setting.flag)")
+            #expect(result.output.contains(setting.environmentName), "missing \(setting.environmentName)")
+        }
+        #expect(try Command.run(try Self.deckhand, ["version"]).output.hasPrefix("deckhand \(AgentVersion.deckhand)"))
+    }
+
+    @Test("keygen and sign make headers the agent accepts, in every output format")
+    func keygenAndSign() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keyPath = dir.appendingPathComponent("key.pem").path
+        #expect(try Command.run(try Self.deckhand, ["keygen", "--out", keyPath]).status == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        // keygen never overwrites a key.
+        #expect(try Command.run(try Self.deckhand, ["keygen", "--out", keyPath]).status != 0)
+
+        let config = try Command.run(try Self.deckhand, ["sign", "--key", keyPath, "--format", "docker-config"])
+        let headers = try #require((try JSONSerialization.jsonObject(with: config.stdout) as? [String: [String: String]])?["HttpHeaders"])
+        try await TestAgent.with { agent async throws in
+            #expect(try agent.request("GET", "/_ping", headers: headers).status == 200)
+        }
+        let secretLines = try Command.run(try Self.deckhand, ["sign", "--key", keyPath, "--secret", "abc"]).output
+        var secretHeaders: [String: String] = [:]
+        for line in secretLines.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            secretHeaders[parts[0]] = parts[1]
+        }
+        try await TestAgent.with(secret: "abc") { agent async throws in
+            #expect(try agent.request("GET", "/_ping", headers: secretHeaders).status == 200)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+@testable import Agent
+
+@Suite("The Docker Engine API through the agent, against a real dockerd")
+struct EngineProxyTests {
+    /// The same request straight to the engine's socket.
+    static func direct(_ method: String, _ path: String) throws -> HTTPReply {
+        try Curl.request(method, "http://localhost" + path, extra: ["--unix-socket", try TestEngine.socket])
+    }
+
+    @Test("a versioned path returns what the engine itself returns", arguments: ["/v1.41/version", "/version", "/v1.41/info", "/v1.41/images/json"])
+    func versionedPathMatchesEngine(path: String) async throws {
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            let viaAgent = try agent.request("GET", path, key: key)
+            let direct = try Self.direct("GET", path)
+            #expect(viaAgent.status == direct.status)
+            #expect(viaAgent.headers["api-version"] == direct.headers["api-version"])
+            #expect(viaAgent.headers["content-type"] == direct.headers["content-type"])
+            #expect(viaAgent.headers["portainer-agent"] == AgentVersion.deckhand)
+            if path.hasSuffix("version") || path.hasSuffix("images/json") {
+                #expect(viaAgent.body == direct.body)
+            } else {
+                // /info carries a clock and counters; compare what does not move.
+                let a = try #require(try viaAgent.json() as? [String: Any])
+                let b = try #require(try direct.json() as? [String: Any])
+                #expect(a["ID"] as? String == b["ID"] as? String)
+                #expect(a["Name"] as? String == b["Name"] as? String)
+            }
+        }
+    }
+
+    @Test("the client's API version is kept, not replaced by the engine's newest")
+    func clientVersionIsKept() async throws {
+        try await TestAgent.with { agent async throws in
+            // An engine answers 400 to a version newer than it knows; stripping the
+            // prefix (as the original agent does) would turn this into a 200.
+            let viaAgent = try agent.request("GET", "/v1.99/version", key: SigningKey())
+            let direct = try Self.direct("GET", "/v1.99/version")
+            #expect(direct.status == 400)
+            #expect(viaAgent.status == 400)
+            #expect(viaAgent.body == direct.body)
+        }
+    }
+
+    @Test("request bodies stream through: a container created and removed by JSON body")
+    func requestBodyIsForwarded() async throws {
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            let name = "dh-body-\(UInt32.random(in: 0...UInt32.max))"
+            let created = try agent.request(
+                "POST", "/v1.41/containers/create?name=\(name)", key: key,
+                headers: ["Content-Type": "application/json"],
+                body: Data(#"{"Image":"busybox:local","Cmd":["true"],"Labels":{"deckhand.test":"yes"}}"#.utf8))
+            #expect(created.status == 201)
+            let inspect = try Self.direct("GET", "/v1.41/containers/\(name)/json")
+            let labels = ((try inspect.json() as? [String: Any])?["Config"] as? [String: Any])?["Labels"] as? [String: String]
+            #expect(labels?["deckhand.test"] == "yes")
+            #expect(try agent.request("DELETE", "/v1.41/containers/\(name)", key: key).status == 204)
+        }
+    }
+
+    @Test("an unreachable engine gives a 502 JSON error and the agent keeps serving")
+    func unreachableEngine() async throws {
+        try await TestAgent.with(engineSocket: "/nonexistent/docker.sock") { agent async throws in
+            let key = SigningKey()
+            for _ in 0..<3 {
+                let reply = try agent.request("GET", "/v1.41/containers/json", key: key)
+                #expect(reply.status == 502)
+                let body = try #require(try reply.json() as? [String: String])
+                #expect(body["message"] == "Unable to reach the Docker engine")
+                #expect(body["details"]?.contains("/nonexistent/docker.sock") == true)
+            }
+            #expect(try agent.request("GET", "/ping").status == 204)
+        }
+    }
+
+    @Test("agent routes refuse the wrong method with 405 and JSON")
+    func wrongMethod() async throws {
+        try await TestAgent.with { agent async throws in
+            let reply = try agent.request("POST", "/agents", key: SigningKey())
+            #expect(reply.status == 405)
+            #expect(reply.headers["allow"] == "GET")
+            #expect((try reply.json() as? [String: String])?["message"] != nil)
+        }
+    }
+
+    @Test("/agents on a standalone engine answers 503 as the original does")
+    func agentsOnStandalone() async throws {
+        try await TestAgent.with { agent async throws in
+            let reply = try agent.request("GET", "/v2/agents", key: SigningKey())
+            #expect(reply.status == 503)
+            #expect((try reply.json() as? [String: String])?["message"] == "Agent management is not available when running the agent on a standalone engine")
+        }
+    }
+}
