@@ -66,7 +66,8 @@ public struct DiskInventory: Sendable {
             vendor: vendor(disk, parent: parent, properties: properties, names: names),
             size: sectors(disk) * 512,
             name: disk.sysname,
-            model: parent?.attribute("model") ?? parent?.attribute("name") ?? properties.encoded("ID_MODEL"),
+            // udev's model is the full ATA/NVMe string; SCSI's sysfs `model` is cut at 16 characters.
+            model: properties.encoded("ID_MODEL") ?? parent?.attribute("model") ?? parent?.attribute("name"),
             serial: properties["ID_SERIAL_SHORT"] ?? parent?.attribute("serial") ?? disk.attribute("serial"),
             wwn: properties["ID_WWN_WITH_EXTENSION"] ?? properties["ID_WWN"] ?? disk.attribute("wwid")
                 ?? parent?.attribute("wwid"),
@@ -81,13 +82,14 @@ public struct DiskInventory: Sendable {
             let partitionProperties = DeviceProperties(device: partition, foreignDatabase: foreignDatabase)
             let number = Int(partition.attribute("partition") ?? partitionProperties["PARTN"] ?? "") ?? 0
             let probed = probe?.partitions.first { $0.number == number }
+            // udev stores the GPT entry name escaped (`\x20`), with no `_ENC` twin.
             return DiskPartition(
                 name: partition.sysname,
                 number: number,
                 size: sectors(partition) * 512,
                 filesystem: probed?.filesystem ?? partitionProperties.filesystem,
                 partitionUUID: probed?.partitionUUID ?? partitionProperties["ID_PART_ENTRY_UUID"],
-                partitionLabel: probed?.partitionLabel ?? partitionProperties.encoded("ID_PART_ENTRY_NAME")
+                partitionLabel: probed?.partitionLabel ?? partitionProperties["ID_PART_ENTRY_NAME"].map(decodeUdevEscapes)
             )
         }
         .sorted { $0.number < $1.number }

@@ -1,4 +1,7 @@
 import CPCIShim
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One scan of the PCI bus through libpci's sysfs access, named through a
 /// `PCINameDatabase`. A fresh libpci handle per scan, so hot-plugged devices appear.
@@ -34,11 +37,12 @@ public struct PCIBus: Sendable {
         let vendorID = device.vendor_id
         let deviceID = device.device_id
         // lspci shows a subsystem only when the id is neither 0 nor all ones.
+        let address = "\(hex(UInt(device.domain_16), 4)):\(hex(UInt(device.bus), 2)):\(hex(UInt(device.dev), 2)).\(device.func)"
         let hasSubsystem = device.subsys_vendor_id != 0 && device.subsys_vendor_id != 0xffff
         return PCIDevice(
             vendor: names.vendorName(vendorID: vendorID),
             name: names.deviceName(vendorID: vendorID, deviceID: deviceID),
-            address: "\(hex(UInt(device.domain_16), 4)):\(hex(UInt(device.bus), 2)):\(hex(UInt(device.dev), 2)).\(device.func)",
+            address: address,
             className: names.className(classID: device.device_class),
             classID: hex(UInt(device.device_class), 4),
             vendorID: hex(UInt(vendorID), 4),
@@ -52,8 +56,21 @@ public struct PCIBus: Sendable {
             subsystemVendorID: hasSubsystem ? hex(UInt(device.subsys_vendor_id), 4) : nil,
             subsystemDeviceID: hasSubsystem ? hex(UInt(device.subsys_id), 4) : nil,
             revision: hex(UInt(device.rev_id), 2),
-            driver: driver.map { String(cString: $0) }
+            driver: driver.map { String(cString: $0) } ?? linkedDriver(address: address)
         )
+    }
+}
+
+extension PCIBus {
+    /// libpci resolves the `driver` link with realpath, which fails when the driver
+    /// directory itself is not visible (umockdev trees, some container /sys views);
+    /// the link's last component names the driver all the same.
+    fileprivate func linkedDriver(address: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let length = readlink("\(sysfsDirectory)/devices/\(address)/driver", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        let target = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return target.split(separator: "/").last.map(String.init)
     }
 }
 
