@@ -27,7 +27,7 @@ public struct HostRoot: Sendable, Hashable {
     /// True when reading the real system (no remapping at all).
     var isSystem: Bool { path == "/" }
 
-    /// `relative` under the host root, or nil when the host root lacks it.
+    /// The absolute path `absolute` under the host root, or nil when the host root lacks it.
     func hostPath(_ absolute: String) -> String? {
         if isSystem { return absolute }
         let candidate = path + absolute
