@@ -49,7 +49,9 @@ let package = Package(
         .target(name: "HostFS", dependencies: ["COpenat2"]),
         .target(name: "COpenat2"),
         // PCI and disk inventory. No HTTP.
-        .target(name: "Hardware", dependencies: ["CLibPCI", "CLibUdev", "CLibBlkid"]),
+        .target(name: "Hardware", dependencies: ["CPCIShim", "CLibUdev", "CLibBlkid"]),
+        // libpci's variadic name lookup and its must-not-return error callback need C.
+        .target(name: "CPCIShim", dependencies: ["CLibPCI"]),
         .systemLibrary(name: "CLibPCI", pkgConfig: "libpci", providers: [.apt(["libpci-dev"])]),
         .systemLibrary(name: "CLibUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
         .systemLibrary(name: "CLibBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
@@ -63,7 +65,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS"]),
-        .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
+        // Depends on Agent so that `deckhand` is built before the tests run it under umockdev.
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Agent"]),
     ],
     swiftLanguageModes: [.v6]
 )

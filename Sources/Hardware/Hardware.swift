@@ -1,3 +1,0 @@
-import CLibPCI
-import CLibUdev
-import CLibBlkid

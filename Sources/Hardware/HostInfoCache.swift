@@ -1,0 +1,77 @@
+import Synchronization
+
+/// The last `HostInfo`, kept for a few seconds and dropped as soon as udev reports a
+/// block or PCI change, so a warm request costs a lock and a hot-plugged disk shows up
+/// on the next request. Collection is blocking: call `hostInfo()` off an event loop.
+public final class HostInfoCache: Sendable {
+    private struct State {
+        var value: HostInfo?
+        var collectedAt: ContinuousClock.Instant = .now
+        /// Bumped by every invalidation, so a collection that raced a change is not kept.
+        var generation = 0
+    }
+
+    private let state = Mutex(State())
+    /// Serialises collections so concurrent cold requests do one inventory, not several.
+    private let collecting = Mutex(())
+    private let timeToLive: Duration
+    private let load: @Sendable () -> HostInfo
+    private let monitor = Mutex<HardwareChangeMonitor?>(nil)
+
+    /// A cache over `load`, valid for `timeToLive`.
+    public init(timeToLive: Duration = .seconds(5), load: @escaping @Sendable () -> HostInfo) {
+        self.timeToLive = timeToLive
+        self.load = load
+    }
+
+    /// A cache over a hardware inventory: `HostInfoCache(inventory: try HardwareInventory(hostRoot: .detect()))`.
+    public convenience init(inventory: HardwareInventory, timeToLive: Duration = .seconds(5)) {
+        self.init(timeToLive: timeToLive, load: inventory.collect)
+    }
+
+    /// Invalidates the cache on every udev block or PCI event from now on.
+    /// Returns false when udev events are unavailable (the time to live still applies).
+    @discardableResult
+    public func watchForChanges() -> Bool {
+        do {
+            let watcher = try HardwareChangeMonitor { [weak self] _, _ in self?.invalidate() }
+            monitor.withLock { $0 = watcher }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// The cached answer while fresh, else a new collection.
+    public func hostInfo() -> HostInfo {
+        if let fresh = freshValue() { return fresh }
+        return collecting.withLock { _ in
+            // Another caller may have collected while this one waited.
+            if let fresh = freshValue() { return fresh }
+            let generation = state.withLock { $0.generation }
+            let value = load()
+            state.withLock { state in
+                if state.generation == generation {
+                    state.value = value
+                    state.collectedAt = .now
+                }
+            }
+            return value
+        }
+    }
+
+    /// Forgets the cached answer; the next `hostInfo()` collects anew.
+    public func invalidate() {
+        state.withLock { state in
+            state.value = nil
+            state.generation += 1
+        }
+    }
+
+    private func freshValue() -> HostInfo? {
+        state.withLock { state in
+            guard let value = state.value, state.collectedAt.duration(to: .now) < timeToLive else { return nil }
+            return value
+        }
+    }
+}

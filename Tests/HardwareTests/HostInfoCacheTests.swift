@@ -1,0 +1,59 @@
+import Foundation
+import Hardware
+import Synchronization
+import Testing
+
+/// The cache answers from memory while fresh, and collects again after its time to
+/// live, after `invalidate()`, and after a real udev block event.
+@Suite struct HostInfoCacheTests {
+    final class Counter: Sendable {
+        let loads = Atomic<Int>(0)
+        func load() -> HostInfo {
+            let count = loads.add(1, ordering: .relaxed).newValue
+            return HostInfo(physicalDisks: [PhysicalDisk(vendor: "load \(count)", size: 0, name: "x", rotational: false, removable: false)])
+        }
+        var count: Int { loads.load(ordering: .relaxed) }
+    }
+
+    @Test func freshAnswerIsReused() {
+        let counter = Counter()
+        let cache = HostInfoCache(timeToLive: .seconds(60), load: counter.load)
+        let first = cache.hostInfo()
+        let second = cache.hostInfo()
+        #expect(first == second)
+        #expect(counter.count == 1)
+    }
+
+    @Test func expiredAnswerIsCollectedAgain() throws {
+        let counter = Counter()
+        let cache = HostInfoCache(timeToLive: .milliseconds(50), load: counter.load)
+        _ = cache.hostInfo()
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(cache.hostInfo().physicalDisks.first?.vendor == "load 2")
+    }
+
+    @Test func invalidateForcesACollection() {
+        let counter = Counter()
+        let cache = HostInfoCache(timeToLive: .seconds(60), load: counter.load)
+        _ = cache.hostInfo()
+        cache.invalidate()
+        _ = cache.hostInfo()
+        #expect(counter.count == 2)
+    }
+
+    @Test func udevBlockEventInvalidates() throws {
+        let counter = Counter()
+        let cache = HostInfoCache(timeToLive: .seconds(60), load: counter.load)
+        #expect(cache.watchForChanges())
+        _ = cache.hostInfo()
+        // A synthetic "change" uevent on a real disk: the kernel sends it like a hot-plug.
+        let disk = try #require(try HardwareInventory(hostRoot: .system).collect().physicalDisks.first)
+        try "change".write(toFile: "/sys/block/\(disk.name)/uevent", atomically: false, encoding: .utf8)
+        let deadline = Date().addingTimeInterval(5)
+        while counter.count < 2 && Date() < deadline {
+            _ = cache.hostInfo()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(counter.count == 2)
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Hardware
+import Testing
+
+/// "Where it reads": with a host root, the host's pci.ids and udev database are used,
+/// and what the host root lacks (here its /sys) comes from the agent's own view.
+@Suite struct HostRootTests {
+    @Test func hostPciIdsAndUdevDatabaseAreUsed() throws {
+        let root = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let misc = root.appendingPathComponent("usr/share/misc")
+        let udevData = root.appendingPathComponent("run/udev/data")
+        try FileManager.default.createDirectory(at: misc, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: udevData, withIntermediateDirectories: true)
+        let ids = try String(contentsOfFile: "/usr/share/misc/pci.ids", encoding: .utf8)
+            .replacingOccurrences(of: "\n1af4  Red Hat, Inc.\n", with: "\n1af4  Host Root Vendor\n")
+        try ids.write(to: misc.appendingPathComponent("pci.ids"), atomically: true, encoding: .utf8)
+        try "E:ID_MODEL=Host_Root_Model\nE:ID_MODEL_ENC=Host\\x20Root\\x20Model\nE:ID_WWN=0x5000000000000001\n"
+            .write(to: udevData.appendingPathComponent("b254:0"), atomically: true, encoding: .utf8)
+
+        let tree = TestSupport.fixtures.appendingPathComponent("virtio-vm.umockdev").path
+        let output = try TestSupport.output([
+            "umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info", "--host-root", root.path,
+        ])
+        let host = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))
+        #expect(host.pciDevices.count == 6)
+        #expect(host.pciDevices.first { $0.address == "0000:00:02.0" }?.vendor == "Host Root Vendor")
+        let disk = try #require(host.physicalDisks.first)
+        #expect(disk.vendor == "Host Root Vendor")
+        #expect(disk.model == "Host Root Model")
+        #expect(disk.wwn == "0x5000000000000001")
+    }
+
+    @Test func trailingSlashIsIgnored() {
+        #expect(HostRoot(path: "/host/").path == "/host")
+        #expect(HostRoot(path: "/").path == "/")
+    }
+}

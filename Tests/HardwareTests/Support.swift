@@ -1,0 +1,99 @@
+import Foundation
+import Hardware
+
+/// Runs external commands and finds the package's fixtures and the built `deckhand`.
+enum TestSupport {
+    /// `fixtures/hardware` at the package root.
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/hardware")
+
+    /// The `deckhand` executable built next to this test bundle (e.g. `.build/debug/deckhand`).
+    static var deckhand: String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
+        // The bundle may be a directory (`X.xctest/...`) or a file in the build directory.
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("deckhand").path),
+            directory.path != "/"
+        {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("deckhand").path
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `arguments` (looked up on PATH) and returns its status and output.
+    static func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = (environment["PATH"] ?? "") + ":/usr/sbin:/sbin"
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting, so a large output cannot fill the pipe and stall the child.
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Runs a command that must succeed, returning its standard output.
+    static func output(_ arguments: [String]) throws -> String {
+        let result = try run(arguments)
+        guard result.status == 0 else {
+            throw CommandFailed(arguments: arguments, status: result.status, stderr: result.stderr)
+        }
+        return result.stdout
+    }
+
+    struct CommandFailed: Error, CustomStringConvertible {
+        var arguments: [String]
+        var status: Int32
+        var stderr: String
+        var description: String { "\(arguments.joined(separator: " ")) exited \(status): \(stderr)" }
+    }
+
+    /// `lspci -mm` lines split into their fields (quoted strings and bare options).
+    static func machineFields(_ line: String) -> [String] {
+        var fields: [String] = []
+        var current = ""
+        var quoted = false
+        var escaped = false
+        for character in line {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" && quoted {
+                escaped = true
+            } else if character == "\"" {
+                if quoted { fields.append(current); current = "" }
+                quoted.toggle()
+            } else if character == " " && !quoted {
+                if !current.isEmpty { fields.append(current); current = "" }
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { fields.append(current) }
+        return fields
+    }
+
+    /// A fresh temporary directory, removed by the caller.
+    static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-hw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
