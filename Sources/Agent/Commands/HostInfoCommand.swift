@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Hardware
 
 /// `deckhand host-info`: the `GET /host/info` answer printed without starting the
@@ -24,9 +23,7 @@ struct HostInfoCommand: ParsableCommand {
         if table {
             print(HostInfoTable(hostInfo).render(), terminator: "")
         } else {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(hostInfo), as: UTF8.self))
+            print(String(decoding: try AgentJSON.encode(hostInfo, pretty: true), as: UTF8.self))
         }
     }
 }

@@ -1,24 +1,65 @@
+import Hardware
+import NIOCore
 import NIOHTTP1
+import NIOPosix
+
+/// One request to an agent route: its head and, for routes that take a small
+/// JSON body, that body (bounded by `AgentEndpoints.maxBodySize`).
+struct AgentRequest {
+    var route: Route
+    var head: HTTPRequestHead
+    var body: ByteBuffer?
+}
 
 /// The agent's own routes: the thin layer that turns a routed request into a call
 /// on the modules below and the result into a response.
 struct AgentEndpoints: Sendable {
-    let configuration: AgentConfiguration
+    /// Agent routes take small JSON bodies at most; uploads stream instead.
+    static let maxBodySize = 64 * 1024
 
-    func respond(to route: Route, head: HTTPRequestHead) -> AgentResponse {
-        switch route {
+    let configuration: AgentConfiguration
+    /// Present only with `CAP_HOST_MANAGEMENT=1`.
+    let hostInfo: HostInfoCache?
+    let threadPool: NIOThreadPool
+
+    init(configuration: AgentConfiguration, threadPool: NIOThreadPool = .singleton) throws {
+        self.configuration = configuration
+        self.threadPool = threadPool
+        if configuration.hostManagement {
+            // pci.ids is parsed once here, not on the first request.
+            let inventory = try HardwareInventory(hostRoot: HostRoot(path: configuration.hostRoot))
+            let cache = HostInfoCache(inventory: inventory)
+            _ = cache.watchForChanges()
+            self.hostInfo = cache
+        } else {
+            self.hostInfo = nil
+        }
+    }
+
+    static let hostManagementDisabled = AgentError(.serviceUnavailable, "Host management capability disabled")
+
+    func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
+        switch request.route {
         case .ping:
-            return .empty(.noContent)
+            return eventLoop.makeSucceededFuture(.empty(.noContent))
         case .agents:
-            return .error(AgentError(
+            return eventLoop.makeSucceededFuture(.error(AgentError(
                 .serviceUnavailable,
-                "Agent management is not available when running the agent on a standalone engine"))
-        case .hostInfo, .browse, .console:
-            return .error(AgentError(.notImplemented, "This agent route is not available in this Deckhand version"))
+                "Agent management is not available when running the agent on a standalone engine")))
+        case .hostInfo:
+            guard let hostInfo else { return eventLoop.makeSucceededFuture(.error(Self.hostManagementDisabled)) }
+            // A cache miss walks sysfs and udev: keep it off the event loop.
+            return threadPool.runIfActive(eventLoop: eventLoop) {
+                AgentResponse.json(.ok, try AgentJSON.encode(hostInfo.hostInfo()))
+            }.recover { error in
+                .error(AgentError(.internalServerError, "Unable to read the host's hardware", details: "\(error)"))
+            }
+        case .browse, .console:
+            return eventLoop.makeSucceededFuture(.error(AgentError(.notImplemented, "This agent route is not available in this Deckhand version")))
         case .methodNotAllowed(let allowed):
             var response = AgentResponse.error(AgentError(.methodNotAllowed, "Method not allowed, use \(allowed.rawValue)"))
             response.headers.add(name: "Allow", value: allowed.rawValue)
-            return response
+            return eventLoop.makeSucceededFuture(response)
         case .engine:
             preconditionFailure("engine routes are relayed, not answered")
         }

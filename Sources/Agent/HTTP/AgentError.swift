@@ -1,4 +1,3 @@
-import Foundation
 import NIOHTTP1
 
 /// The agent's one HTTP error: a status and the JSON body Portainer understands,
@@ -17,9 +16,13 @@ struct AgentError: Error, Sendable {
     static let missingSignature = AgentError(.forbidden, "Missing request signature headers", details: "Unauthorized")
     static let invalidSignature = AgentError(.forbidden, "Invalid request signature", details: "Unauthorized")
 
+    private struct Body: Encodable {
+        var message: String
+        var details: String
+    }
+
     var jsonBody: [UInt8] {
-        let object = ["message": message, "details": details]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return Array(data)
+        // Two strings always encode.
+        (try? AgentJSON.encode(Body(message: message, details: details))) ?? []
     }
 }

@@ -43,7 +43,7 @@ final class AgentServer: Sendable {
             configuration: configuration,
             verifier: SignatureVerifier(secret: configuration.secret),
             engine: UpstreamPool(transport: .unixSocket(path: configuration.engineSocket)),
-            endpoints: AgentEndpoints(configuration: configuration),
+            endpoints: try AgentEndpoints(configuration: configuration),
             logger: logger
         )
         let sslContext = try identity.serverContext()

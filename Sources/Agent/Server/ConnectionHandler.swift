@@ -29,9 +29,25 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// One request answered by the agent itself.
+    private final class AgentExchange {
+        var request: AgentRequest
+        /// Collecting a small body before answering (e.g. a rename's JSON).
+        var collecting: Bool
+        var requestEnded = false
+        var responded = false
+
+        init(request: AgentRequest, collecting: Bool) {
+            self.request = request
+            self.collecting = collecting
+        }
+    }
+
     private enum State {
         case idle
-        /// Answered already; the rest of the request body is dropped.
+        /// Answered, or answering, by the agent; body parts not collected are dropped.
+        case agent(AgentExchange)
+        /// Refused or failed before reaching anyone; the rest of the body is dropped.
         case draining
         /// Waiting for an upstream connection; request parts are held meanwhile
         /// (reads are paused, so at most one read's worth).
@@ -79,7 +95,21 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if !exchange.upstream.isWritable {
                     readsPaused = true
                 }
-            case .idle, .draining, .upgraded:
+            case .agent(let exchange) where exchange.collecting:
+                var body = body
+                let size = (exchange.request.body?.readableBytes ?? 0) + body.readableBytes
+                if size > AgentEndpoints.maxBodySize {
+                    exchange.collecting = false
+                    exchange.request.body = nil
+                    closeAfterResponse = true
+                    exchange.responded = true
+                    respond(.error(AgentError(.payloadTooLarge, "Request body too large", details: "at most \(AgentEndpoints.maxBodySize) bytes")), context: context)
+                } else if exchange.request.body == nil {
+                    exchange.request.body = body
+                } else {
+                    exchange.request.body!.writeBuffer(&body)
+                }
+            case .idle, .agent, .draining, .upgraded:
                 break
             }
         case .end(let trailers):
@@ -92,9 +122,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.upstream.write(.end(trailers))
                 exchange.upstream.flush()
                 if exchange.responseEnded { finishExchange(exchange, context: context) }
+            case .agent(let exchange):
+                exchange.requestEnded = true
+                if exchange.collecting {
+                    exchange.collecting = false
+                    answer(exchange, context: context)
+                } else if exchange.responded {
+                    finishAnswered(context: context)
+                }
             case .draining:
-                state = .idle
-                if closeAfterResponse || inputClosed { context.close(promise: nil) }
+                finishAnswered(context: context)
             case .idle, .upgraded:
                 break
             }
@@ -117,8 +154,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     publicKey: head.headers.first(name: SignatureVerifier.publicKeyHeader),
                     signature: head.headers.first(name: SignatureVerifier.signatureHeader))
             } catch .missingHeaders {
+                state = .draining
                 return respond(.error(.missingSignature), context: context)
             } catch {
+                state = .draining
                 return respond(.error(.invalidSignature), context: context)
             }
         }
@@ -126,12 +165,34 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .engine:
             startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
         default:
-            respond(services.endpoints.respond(to: route, head: head), context: context)
+            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: route.takesJSONBody)
+            state = .agent(exchange)
+            if !exchange.collecting { answer(exchange, context: context) }
         }
     }
 
     // MARK: Agent answers
 
+    private func answer(_ exchange: AgentExchange, context: ChannelHandlerContext) {
+        services.endpoints.respond(to: exchange.request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            guard let context = self.context, case .agent(let current) = self.state, current === exchange, !exchange.responded else { return }
+            exchange.responded = true
+            switch result {
+            case .success(let response): self.respond(response, context: context)
+            case .failure(let error): self.respond(.error(AgentError(.internalServerError, "Internal error", details: "\(error)")), context: context)
+            }
+            if exchange.requestEnded { self.finishAnswered(context: context) }
+        }
+    }
+
+    /// The agent's answer is written and the request has ended: ready for the next.
+    private func finishAnswered(context: ChannelHandlerContext) {
+        state = .idle
+        if closeAfterResponse || inputClosed { context.close(promise: nil) }
+    }
+
+    /// Writes a whole agent response. The request may still be streaming in; its
+    /// remaining body is dropped.
     private func respond(_ response: AgentResponse, context: ChannelHandlerContext) {
         var headers = response.headers
         AgentHeaders.add(to: &headers)
@@ -142,7 +203,6 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        state = .draining
     }
 
     // MARK: Relay
@@ -169,7 +229,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } catch {
             services.logger.warning("engine unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
             respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)")), context: context)
-            if ended { state = .idle }
+            state = ended ? .idle : .draining
             resumeReads(context: context)
             return
         }
@@ -350,7 +410,7 @@ extension ConnectionHandler: UpstreamDelegate {
             let reason = error.map { "\($0)" } ?? "connection closed before a response"
             services.logger.warning("engine failed", metadata: ["error": "\(reason)"])
             respond(.error(AgentError(.badGateway, "The Docker engine closed the connection", details: reason)), context: context)
-            if exchange.requestEnded { state = .idle } else { closeAfterResponse = true }
+            state = exchange.requestEnded ? .idle : .draining
             resumeReads(context: context)
         } else if !exchange.responseEnded {
             // Half a response cannot be completed honestly: cut the client off too.

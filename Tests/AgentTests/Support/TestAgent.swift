@@ -36,12 +36,13 @@ final class TestAgent: Sendable {
         self.port = server.port
     }
 
-    static func start(secret: String? = nil, engineSocket: String? = nil, hostManagement: Bool = false) async throws -> TestAgent {
+    static func start(secret: String? = nil, engineSocket: String? = nil, hostManagement: Bool = false, hostRoot: String? = nil) async throws -> TestAgent {
         var configuration = AgentConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.secret = secret
         configuration.hostManagement = hostManagement
+        if let hostRoot { configuration.hostRoot = hostRoot }
         configuration.engineSocket = try engineSocket ?? TestEngine.socket
         var logger = Logger(label: "deckhand-test")
         logger.logLevel = .error
@@ -54,9 +55,10 @@ final class TestAgent: Sendable {
         secret: String? = nil,
         engineSocket: String? = nil,
         hostManagement: Bool = false,
+        hostRoot: String? = nil,
         _ body: (TestAgent) async throws -> T
     ) async throws -> T {
-        let agent = try await start(secret: secret, engineSocket: engineSocket, hostManagement: hostManagement)
+        let agent = try await start(secret: secret, engineSocket: engineSocket, hostManagement: hostManagement, hostRoot: hostRoot)
         do {
             let result = try await body(agent)
             await agent.stop()
