@@ -1,5 +1,6 @@
 import CLibUdev
-import Foundation
+import Dispatch
+import Glibc
 import Synchronization
 
 /// Watches udev for block and PCI devices coming, going or changing, and calls
@@ -18,8 +19,9 @@ public final class HardwareChangeMonitor: Sendable {
         let ready = DispatchSemaphore(value: 0)
         let failed = Atomic<Bool>(false)
         let stopReader = fds[0]
-        // The udev handles are created and used only on the monitor thread.
-        let thread = Thread {
+        // The udev handles are created and used only on the monitor's own queue,
+        // which the blocking poll keeps for itself until stop().
+        DispatchQueue(label: "deckhand-udev-monitor").async {
             guard let udev = udev_new() else {
                 failed.store(true, ordering: .relaxed)
                 ready.signal()
@@ -44,8 +46,6 @@ public final class HardwareChangeMonitor: Sendable {
             Self.run(monitor: monitor, stopReader: stopReader, onChange: onChange)
             close(stopReader)
         }
-        thread.name = "deckhand-udev-monitor"
-        thread.start()
         ready.wait()
         stopWriter = fds[1]
         if failed.load(ordering: .relaxed) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `deckhand keygen`: a P-256 key of the kind Portainer signs with, for scripts,
 /// `curl` and the `docker` CLI.
@@ -20,8 +21,10 @@ struct KeygenCommand: ParsableCommand {
         guard fd >= 0 else {
             throw ValidationError("cannot create \(out): \(String(cString: strerror(errno)))")
         }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        handle.write(Data(pem.utf8))
+        defer { close(fd) }
+        guard StandardError.writeAll(Array(pem.utf8), to: fd) else {
+            throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))")
+        }
         print("\(SignatureVerifier.publicKeyHeader): \(HexEncoding.encode(key.publicKey.derRepresentation))")
     }
 }
@@ -50,7 +53,7 @@ struct SignCommand: ParsableCommand {
         do {
             pem = try String(contentsOfFile: key, encoding: .utf8)
         } catch {
-            throw ValidationError("cannot read \(key): \(error.localizedDescription)")
+            throw ValidationError("cannot read \(key): \(error)")
         }
         let privateKey: P256.Signing.PrivateKey
         do {
@@ -66,8 +69,7 @@ struct SignCommand: ParsableCommand {
             print(headers.map { "-H '\($0.0): \($0.1)'" }.joined(separator: " "))
         case .dockerConfig:
             let object = ["HttpHeaders": Dictionary(uniqueKeysWithValues: headers)]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            print(String(decoding: try AgentJSON.encode(object, pretty: true), as: UTF8.self))
         }
     }
 }

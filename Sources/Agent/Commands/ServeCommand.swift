@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOPosix
@@ -51,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             configuration = try AgentConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {
-            FileHandle.standardError.write(Data("deckhand: \(error)\n".utf8))
+            StandardError.write(Array("deckhand: \(error)\n".utf8))
             throw ExitCode(2)
         }
         LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)

@@ -1,10 +1,11 @@
-import Foundation
+import FoundationEssentials
 
 /// The agent's one JSON set-up, for every body it writes and reads.
 enum AgentJSON {
-    static func encode<Value: Encodable>(_ value: Value, pretty: Bool = false) throws -> [UInt8] {
+    static func encode<Value: Encodable>(_ value: Value, pretty: Bool = false, sortedKeys: Bool = false) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+        if sortedKeys { encoder.outputFormatting.insert(.sortedKeys) }
         return Array(try encoder.encode(value))
     }
 

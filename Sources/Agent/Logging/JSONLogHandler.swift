@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// Writes each log record as one JSON object per line on standard error
@@ -20,7 +20,7 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var fields: [String: String] = [
-            "time": ISO8601DateFormatter().string(from: Date()),
+            "time": Date.now.formatted(.iso8601),
             "level": event.level.rawValue,
             "logger": label,
             "message": "\(event.message)",
@@ -28,9 +28,9 @@ struct JSONLogHandler: LogHandler {
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             fields[key] = "\(value)"
         }
-        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
+        guard var line = try? AgentJSON.encode(fields, sortedKeys: true) else { return }
         line.append(0x0A)
-        FileHandle.standardError.write(line)
+        StandardError.write(line)
     }
 }
 

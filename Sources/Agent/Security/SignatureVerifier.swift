@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import NIOConcurrencyHelpers
 
 /// Portainer's request signature: an ECDSA P-256 signature over `MD5(message)`,
