@@ -145,6 +145,10 @@ public final class ConfinedRoot: Sendable {
         let result = deckhand_renameat2(sourceParent, sourceName.value, destinationParent, destinationName.value, flags)
         if result < 0 {
             let code = errno
+            if code == EINVAL {
+                // The one EINVAL a valid request can get: a folder moved into itself.
+                throw .invalidArgument("cannot move \(source) into itself (\(destination))")
+            }
             // Which path to blame: the source if it is missing, else the destination.
             let blamed = (code == ENOENT) ? source : destination
             throw HostFSError.from(errno: code, path: blamed.description, operation: "rename")

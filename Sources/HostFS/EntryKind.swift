@@ -13,6 +13,20 @@ public enum EntryKind: String, Sendable, Hashable, Codable {
     case blockDevice
     case unknown
 
+    /// The kind in words, for messages ("a FIFO", "a character device").
+    public var displayName: String {
+        switch self {
+        case .file: "regular file"
+        case .directory: "directory"
+        case .symlink: "symbolic link"
+        case .fifo: "FIFO"
+        case .socket: "socket"
+        case .characterDevice: "character device"
+        case .blockDevice: "block device"
+        case .unknown: "file of unknown type"
+        }
+    }
+
     /// The kind of the file whose `st_mode` is `mode`.
     init(mode: mode_t) {
         switch mode & S_IFMT {

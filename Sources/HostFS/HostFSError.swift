@@ -46,7 +46,7 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .isADirectory(let path):
             return "\(path): is a directory"
         case .specialFile(let path, let kind):
-            return "\(path): is a \(kind.rawValue), only regular files can be read"
+            return "\(path): is a \(kind.displayName), only regular files can be read"
         case .permissionDenied(let path):
             return "\(path): permission denied"
         case .io(let path, let operation, let code):
@@ -72,6 +72,8 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
             return .unfollowableLink(path: path)
         case EXDEV:
             return .forbidden(path: path, reason: "resolves outside the root or across a boundary the agent does not cross")
+        case EBUSY:
+            return .forbidden(path: path, reason: "is in use (a mount point?)")
         case ENAMETOOLONG:
             return .invalidArgument("\(path): name too long")
         case EINVAL:

@@ -6,6 +6,9 @@ public struct HostPathMapping: Sendable, Hashable {
     /// The prefix Portainer puts before host paths, `/host` unless configured otherwise.
     public let mountPoint: ConfinedPath
 
+    /// Portainer's own convention: host paths under `/host`.
+    public static let portainer = try! HostPathMapping(mountPoint: "/host") // a valid literal
+
     /// A mapping that drops `mountPoint` (`/host` by default) from the paths it maps.
     public init(mountPoint: String = "/host") throws(HostFSError) {
         self.mountPoint = try ConfinedPath(mountPoint)

@@ -29,7 +29,10 @@ struct PathResolver: Sendable {
                 attempts += 1
                 // EAGAIN: a concurrent rename raced the ".." checks; the kernel asks for a retry.
                 if code == EINTR || (code == EAGAIN && attempts < 16) { continue }
-                if code == ENOSYS { break }
+                // ENOSYS: a kernel older than 5.6. EPERM: also what seccomp profiles older
+                // than openat2 answer for it (Docker's before 20.10). The walk is confined
+                // too, and a real EPERM comes back from it all the same.
+                if code == ENOSYS || code == EPERM { break }
                 throw SystemError(code: code, operation: "open")
             }
         }

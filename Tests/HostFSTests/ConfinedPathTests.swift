@@ -37,7 +37,7 @@ import Testing
         ("etc", "/etc"), ("host/etc", "/etc"), ("/host/../../host/x", "/x"), ("/var/host/x", "/var/host/x"),
     ])
     func dropsThePortainerPrefix(input: String, expected: String) throws {
-        #expect(try HostPathMapping().confinedPath(for: input).description == expected)
+        #expect(try HostPathMapping.portainer.confinedPath(for: input).description == expected)
     }
 
     @Test func aConfiguredMountPoint() throws {

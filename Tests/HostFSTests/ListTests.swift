@@ -71,4 +71,13 @@ import Testing
         #expect(try root.entry(at: .root).kind == .directory)
         #expect(failure { try root.entry(at: path("outside-dir/secret.txt")) } == .notFound)
     }
+
+    @Test func theRootMustBeAnExistingFolder() throws {
+        let tree = try HostileTree()
+        #expect(failure { try ConfinedRoot(path: tree.base + "/missing") } == .notFound)
+        #expect(failure { try ConfinedRoot(path: tree.rootPath + "/dir/file.txt") } == .notADirectory)
+        #expect(failure { try ConfinedRoot(path: tree.rootPath + "\0/x") } == .invalidArgument)
+        // The configured root itself may be a link: it is the agent's own setting.
+        #expect(try ConfinedRoot(path: tree.rootPath + "/reldir").list(.root).map(\.name) == ["file.txt", "sub"])
+    }
 }

@@ -66,7 +66,7 @@ import Testing
             Issue.record("opening a FIFO succeeded")
         } catch {
             #expect(error == .specialFile(path: "/fifo", kind: .fifo))
-            #expect(error.description == "/fifo: is a fifo, only regular files can be read")
+            #expect(error.description == "/fifo: is a FIFO, only regular files can be read")
             #expect(!error.description.contains(tree.base))
         }
     }
