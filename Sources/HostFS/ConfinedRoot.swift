@@ -67,7 +67,7 @@ public final class ConfinedRoot: Sendable {
             }
             let parent = try resolver.open(path.parent, flags: deckhand_O_PATH | O_DIRECTORY)
             defer { close(parent) }
-            return try Self.entry(named: name.value, in: parent)
+            return try Self.entry(named: Array(name.value.utf8CString), in: parent)
         }
     }
 
@@ -117,10 +117,10 @@ public final class ConfinedRoot: Sendable {
             throw .forbidden(path: path.description, reason: "the root cannot be removed")
         }
         let parent = try mappingErrors(to: path) { () throws(SystemError) in
-            try resolver.open(path.parent, flags: O_RDONLY | O_DIRECTORY)
+            try resolver.open(path.parent, flags: deckhand_O_PATH | O_DIRECTORY)
         }
         defer { close(parent) }
-        try Self.removeEntry(named: name.value, in: parent, path: path)
+        try Self.removeEntry(named: Array(name.value.utf8CString), in: parent, path: path)
     }
 
     /// Renames `source` to `destination`, both inside the root. Moves the entry itself (a
@@ -232,10 +232,14 @@ public final class ConfinedRoot: Sendable {
         }
     }
 
-    private static func entry(named name: String, in directory: Int32) throws(SystemError) -> DirectoryEntry {
+    /// The entry `name` (NUL-terminated, as stored) in `directory`, not followed.
+    private static func entry(named name: [CChar], in directory: Int32) throws(SystemError) -> DirectoryEntry {
         let status = try linkStatus(in: directory, name: name)
-        let isLink = EntryKind(mode: status.st_mode) == .symlink
-        return entry(name: name, status: status, target: isLink ? try? linkTarget(in: directory, name: name) : nil)
+        var target: String?
+        if EntryKind(mode: status.st_mode) == .symlink, let bytes = try? linkTarget(in: directory, name: name) {
+            target = String(decoding: bytes, as: UTF8.self)
+        }
+        return entry(name: name.displayString, status: status, target: target)
     }
 
     private static func entry(name: String, status: stat, target: String?) -> DirectoryEntry {
@@ -252,7 +256,8 @@ public final class ConfinedRoot: Sendable {
     /// Removes `name` in `directory` without following it: unlink for anything but a
     /// directory; a directory is emptied through a descriptor opened O_NOFOLLOW (so a link
     /// swapped in fails with ELOOP rather than being followed), then removed.
-    private static func removeEntry(named name: String, in directory: Int32, path: ConfinedPath) throws(HostFSError) {
+    /// `name` is NUL-terminated bytes as stored, so names that are not UTF-8 are removed too.
+    private static func removeEntry(named name: [CChar], in directory: Int32, path: ConfinedPath) throws(HostFSError) {
         let status: stat
         do {
             status = try linkStatus(in: directory, name: name)
@@ -268,16 +273,15 @@ public final class ConfinedRoot: Sendable {
         let child = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if child < 0 { throw HostFSError.from(errno: errno, path: path.description, operation: "open") }
         do throws(HostFSError) {
-            let names: [String]
+            let names: [[CChar]]
             do {
                 names = try directoryNames(of: child)
             } catch {
                 throw error.mapped(to: path)
             }
             for childName in names {
-                // Names read from the disk may be anything but "/" and NUL-free, so they
-                // are valid components; the fallback only shapes the error message.
-                let childPath = (try? FileName(childName)).map { path.appending($0) } ?? path
+                // Only for messages: a name that is not UTF-8 is shown with U+FFFD.
+                let childPath = (try? FileName(childName.displayString)).map { path.appending($0) } ?? path
                 try removeEntry(named: childName, in: child, path: childPath)
             }
         } catch {

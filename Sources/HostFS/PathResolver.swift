@@ -12,6 +12,8 @@ struct PathResolver: Sendable {
 
     /// The most links one resolution follows, as the kernel's own limit (MAXSYMLINKS).
     static let maximumLinks = 40
+    private static let dot: [CChar] = [46, 0]
+    private static let dotDot: [CChar] = [46, 46, 0]
 
     /// Opens `path` with `flags` (O_CLOEXEC is added). A final symbolic link is followed,
     /// inside the root, unless `flags` has O_NOFOLLOW; with O_PATH|O_NOFOLLOW the link
@@ -49,18 +51,20 @@ struct PathResolver: Sendable {
         defer { directories.forEach { _ = close($0) } }
 
         // Pending components, last one first, so targets of links can be pushed in front.
-        var pending: [String] = path.components.reversed().map(\.value)
+        // NUL-terminated bytes: link targets need not be UTF-8 and must reach the kernel as
+        // they are.
+        var pending: [[CChar]] = path.components.reversed().map { Array($0.value.utf8CString) }
         var linksFollowed = 0
         let followFinalLink = flags & O_NOFOLLOW == 0
 
         while let component = pending.popLast() {
-            if component.isEmpty || component == "." { continue }
-            if component == ".." {
+            if component == Self.dot { continue }
+            if component == Self.dotDot {
                 if directories.count > 1 { close(directories.removeLast()) }
                 continue
             }
             let current = directories[directories.count - 1]
-            let isFinal = pending.allSatisfy { $0.isEmpty || $0 == "." }
+            let isFinal = pending.allSatisfy { $0 == Self.dot }
             let probe = try retryingInterrupts("open") {
                 openat(current, component, deckhand_O_PATH | O_NOFOLLOW | O_CLOEXEC)
             }
@@ -78,12 +82,14 @@ struct PathResolver: Sendable {
                 linksFollowed += 1
                 if linksFollowed > Self.maximumLinks { throw SystemError(code: ELOOP, operation: "open") }
                 let target = try linkTarget(in: current, name: component)
-                if target.hasPrefix("/") {
+                if target.first == UInt8(ascii: "/") {
                     // Absolute targets mean the root's "/", as in a chroot.
                     directories[1...].forEach { _ = close($0) }
                     directories.removeSubrange(1...)
                 }
-                pending.append(contentsOf: target.split(separator: "/").reversed().map(String.init))
+                pending.append(contentsOf: target.split(separator: UInt8(ascii: "/")).reversed().map {
+                    $0.map { CChar(bitPattern: $0) } + [0]
+                })
                 continue
             }
             if isFinal {

@@ -33,25 +33,27 @@ func fileStatus(of descriptor: Int32) throws(SystemError) -> stat {
 }
 
 /// `fstatat(directory, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, never a link's target.
-func linkStatus(in directory: Int32, name: String) throws(SystemError) -> stat {
+/// Names are C strings so that names read from the disk, which need not be UTF-8, are
+/// passed back to the kernel byte for byte.
+func linkStatus(in directory: Int32, name: UnsafePointer<CChar>) throws(SystemError) -> stat {
     var status = stat()
     try retryingInterrupts("lstat") { fstatat(directory, name, &status, AT_SYMLINK_NOFOLLOW) }
     return status
 }
 
 /// The target of the symbolic link `name` in `directory`, as the bytes it holds.
-func linkTarget(in directory: Int32, name: String) throws(SystemError) -> String {
+func linkTarget(in directory: Int32, name: UnsafePointer<CChar>) throws(SystemError) -> [UInt8] {
     // PATH_MAX bounds what the kernel stores in a link.
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let count = readlinkat(directory, name, &buffer, buffer.count - 1)
+    var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+    let count = buffer.withUnsafeMutableBytes { readlinkat(directory, name, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count) }
     if count < 0 { throw SystemError(code: errno, operation: "readlink") }
-    buffer[count] = 0
-    return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return Array(buffer[..<count])
 }
 
-/// The names in the directory open as `descriptor` (without `.` and `..`), unsorted.
+/// The names in the directory open as `descriptor` (without `.` and `..`), unsorted, as
+/// NUL-terminated bytes exactly as stored (not necessarily UTF-8).
 /// Reads through a duplicate so the caller keeps ownership of `descriptor`.
-func directoryNames(of descriptor: Int32) throws(SystemError) -> [String] {
+func directoryNames(of descriptor: Int32) throws(SystemError) -> [[CChar]] {
     let copy = try retryingInterrupts("dup") { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
     guard let stream = fdopendir(copy) else {
         let code = errno
@@ -61,7 +63,7 @@ func directoryNames(of descriptor: Int32) throws(SystemError) -> [String] {
     defer { closedir(stream) }
     // A duplicate shares the offset: start from the beginning whatever was read before.
     rewinddir(stream)
-    var names: [String] = []
+    var names: [[CChar]] = []
     while true {
         errno = 0
         guard let entry = readdir(stream) else {
@@ -70,10 +72,20 @@ func directoryNames(of descriptor: Int32) throws(SystemError) -> [String] {
         }
         let name = withUnsafePointer(to: entry.pointee.d_name) { tuple in
             tuple.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: tuple.pointee)) {
-                String(cString: $0)
+                Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1))
             }
         }
-        if name != "." && name != ".." { names.append(name) }
+        if !name.isDotOrDotDot { names.append(name) }
+    }
+}
+
+extension Array where Element == CChar {
+    /// Whether this NUL-terminated name is `.` or `..`.
+    var isDotOrDotDot: Bool { self == [46, 0] || self == [46, 46, 0] }
+
+    /// The name for display: invalid UTF-8 is shown with U+FFFD (as Go's JSON does).
+    var displayString: String {
+        String(decoding: dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
