@@ -189,25 +189,35 @@ public final class ConfinedRoot: Sendable {
     /// leaves no partial file and any old file intact. An existing directory named `name`
     /// throws `isADirectory` now, before any byte is received.
     public func makeAtomicWriter(in directory: ConfinedPath, named name: FileName) throws(HostFSError) -> AtomicFileWriter {
-        try makeAtomicWriter(in: directory, named: name, temporaryFile: .automatic)
+        try makeAtomicWriter(in: directory, named: name, kind: .automatic)
+    }
+
+    /// Starts writing a file whose destination is not known yet (Portainer sends the file
+    /// before the `Path` field): the temporary file is made in the root folder, and
+    /// `commit(in:named:)` moves it (or copies it, across filesystems) into place.
+    public func makeAtomicWriter() throws(HostFSError) -> AtomicFileWriter {
+        try makeAtomicWriter(kind: .automatic)
     }
 
     /// As above, with the kind of temporary file forced (tests cover both).
-    func makeAtomicWriter(
-        in directory: ConfinedPath, named name: FileName, temporaryFile: AtomicFileWriter.TemporaryFile
-    ) throws(HostFSError) -> AtomicFileWriter {
-        let destination = directory.appending(name)
-        let folder = try mappingErrors(to: directory) { () throws(SystemError) in
-            try resolver.open(directory, flags: O_RDONLY | O_DIRECTORY)
-        }
-        do throws(HostFSError) {
-            if let existing = try? linkStatus(in: folder, name: name.value), EntryKind(mode: existing.st_mode) == .directory {
-                throw .isADirectory(path: destination.description)
-            }
-            return try AtomicFileWriter(directory: folder, name: name, destination: destination, temporaryFile: temporaryFile)
-        } catch {
+    func makeAtomicWriter(in directory: ConfinedPath, named name: FileName, kind: TemporaryFile.Kind) throws(HostFSError) -> AtomicFileWriter {
+        let folder = try openDirectory(directory)
+        if let existing = try? linkStatus(in: folder, name: name.value), EntryKind(mode: existing.st_mode) == .directory {
             close(folder)
-            throw error
+            throw .isADirectory(path: directory.appending(name).description)
+        }
+        return try AtomicFileWriter(root: self, folder: folder, folderPath: directory, plannedName: name, kind: kind)
+    }
+
+    /// As above, with the kind of temporary file forced (tests cover both).
+    func makeAtomicWriter(kind: TemporaryFile.Kind) throws(HostFSError) -> AtomicFileWriter {
+        try AtomicFileWriter(root: self, folder: openDirectory(.root), folderPath: .root, plannedName: nil, kind: kind)
+    }
+
+    /// The directory at `path`, opened O_RDONLY (so it can be fsynced); the caller closes it.
+    func openDirectory(_ path: ConfinedPath) throws(HostFSError) -> Int32 {
+        try mappingErrors(to: path) { () throws(SystemError) in
+            try resolver.open(path, flags: O_RDONLY | O_DIRECTORY)
         }
     }
 
