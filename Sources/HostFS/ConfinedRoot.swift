@@ -199,7 +199,7 @@ public final class ConfinedRoot: Sendable {
         try makeAtomicWriter(kind: .automatic)
     }
 
-    /// As above, with the kind of temporary file forced (tests cover both).
+    /// `makeAtomicWriter(in:named:)` with the kind of temporary file forced (tests cover both).
     func makeAtomicWriter(in directory: ConfinedPath, named name: FileName, kind: TemporaryFile.Kind) throws(HostFSError) -> AtomicFileWriter {
         let folder = try openDirectory(directory)
         if let existing = try? linkStatus(in: folder, name: name.value), EntryKind(mode: existing.st_mode) == .directory {
@@ -209,7 +209,7 @@ public final class ConfinedRoot: Sendable {
         return try AtomicFileWriter(root: self, folder: folder, folderPath: directory, plannedName: name, kind: kind)
     }
 
-    /// As above, with the kind of temporary file forced (tests cover both).
+    /// `makeAtomicWriter()` with the kind of temporary file forced (tests cover both).
     func makeAtomicWriter(kind: TemporaryFile.Kind) throws(HostFSError) -> AtomicFileWriter {
         try AtomicFileWriter(root: self, folder: openDirectory(.root), folderPath: .root, plannedName: nil, kind: kind)
     }
