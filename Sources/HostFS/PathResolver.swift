@@ -1,0 +1,111 @@
+import COpenat2
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Opens paths beneath a root descriptor so that nothing outside the root is reached:
+/// absolute links and `..` stop at the root, /proc magic links are refused.
+/// Does not own `rootDescriptor`; the `ConfinedRoot` holding it does.
+struct PathResolver: Sendable {
+    let rootDescriptor: Int32
+    let resolution: PathResolution
+
+    /// The most links one resolution follows, as the kernel's own limit (MAXSYMLINKS).
+    static let maximumLinks = 40
+    private static let dot: [CChar] = [46, 0]
+    private static let dotDot: [CChar] = [46, 46, 0]
+
+    /// Opens `path` with `flags` (O_CLOEXEC is added). A final symbolic link is followed,
+    /// inside the root, unless `flags` has O_NOFOLLOW; with O_PATH|O_NOFOLLOW the link
+    /// itself is opened. Returns a descriptor the caller owns.
+    func open(_ path: ConfinedPath, flags: Int32) throws(SystemError) -> Int32 {
+        let flags = flags | O_CLOEXEC
+        if resolution == .automatic {
+            let how = deckhand_RESOLVE_IN_ROOT | deckhand_RESOLVE_NO_MAGICLINKS
+            let openFlags = UInt64(UInt32(bitPattern: flags))
+            var attempts = 0
+            while true {
+                let descriptor = deckhand_openat2(rootDescriptor, path.relativeString, openFlags, 0, how)
+                if descriptor >= 0 { return descriptor }
+                let code = errno
+                attempts += 1
+                // EAGAIN: a concurrent rename raced the ".." checks; the kernel asks for a retry.
+                if code == EINTR || (code == EAGAIN && attempts < 16) { continue }
+                // ENOSYS: a kernel older than 5.6. EPERM: also what seccomp profiles older
+                // than openat2 answer for it (Docker's before 20.10). The walk is confined
+                // too, and a real EPERM comes back from it all the same.
+                if code == ENOSYS || code == EPERM { break }
+                throw SystemError(code: code, operation: "open")
+            }
+        }
+        return try walk(path, flags: flags)
+    }
+
+    /// The fallback: one component at a time, each opened with O_PATH|O_NOFOLLOW relative
+    /// to the directory before it, so the kernel never follows a link or `..` for us.
+    /// Links are read and their targets pushed back onto the walk (absolute ones restart
+    /// at the root); `..` pops the stack of open directories and stops at the root.
+    func walk(_ path: ConfinedPath, flags: Int32) throws(SystemError) -> Int32 {
+        let root = try retryingInterrupts("dup") { fcntl(rootDescriptor, F_DUPFD_CLOEXEC, 0) }
+        var directories: [Int32] = [root]
+        defer { directories.forEach { _ = close($0) } }
+
+        // Pending components, last one first, so targets of links can be pushed in front.
+        // NUL-terminated bytes: link targets need not be UTF-8 and must reach the kernel as
+        // they are.
+        var pending: [[CChar]] = path.components.reversed().map { Array($0.value.utf8CString) }
+        var linksFollowed = 0
+        let followFinalLink = flags & O_NOFOLLOW == 0
+
+        while let component = pending.popLast() {
+            if component == Self.dot { continue }
+            if component == Self.dotDot {
+                if directories.count > 1 { close(directories.removeLast()) }
+                continue
+            }
+            let current = directories[directories.count - 1]
+            let isFinal = pending.allSatisfy { $0 == Self.dot }
+            let probe = try retryingInterrupts("open") {
+                openat(current, component, deckhand_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+            }
+            let status: stat
+            do {
+                status = try fileStatus(of: probe)
+            } catch {
+                close(probe)
+                throw error
+            }
+            let kind = EntryKind(mode: status.st_mode)
+
+            if kind == .symlink && (!isFinal || followFinalLink) {
+                close(probe)
+                linksFollowed += 1
+                if linksFollowed > Self.maximumLinks { throw SystemError(code: ELOOP, operation: "open") }
+                let target = try linkTarget(in: current, name: component)
+                if target.first == UInt8(ascii: "/") {
+                    // Absolute targets mean the root's "/", as in a chroot.
+                    directories[1...].forEach { _ = close($0) }
+                    directories.removeSubrange(1...)
+                }
+                pending.append(contentsOf: target.split(separator: UInt8(ascii: "/")).reversed().map {
+                    $0.map { CChar(bitPattern: $0) } + [0]
+                })
+                continue
+            }
+            if isFinal {
+                close(probe)
+                // O_NOFOLLOW again: if the entry became a link since the probe, fail
+                // (ELOOP) instead of following it.
+                return try retryingInterrupts("open") { openat(current, component, flags | O_NOFOLLOW) }
+            }
+            guard kind == .directory else {
+                close(probe)
+                throw SystemError(code: ENOTDIR, operation: "open")
+            }
+            directories.append(probe)
+        }
+        // Nothing left, or only `..` and links leading to a directory on the stack.
+        let last = directories[directories.count - 1]
+        return try retryingInterrupts("open") { openat(last, ".", flags) }
+    }
+}

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where Docker keeps named volumes, and how to open one as a `ConfinedRoot`: the
+/// volume's content is `<volumes root>/<name>/_data`. The name is checked the way Docker
+/// checks it, so it is a single plain component before it reaches the filesystem.
+public struct VolumeRoot: Sendable, Hashable {
+    /// The folder holding the volumes, `/var/lib/docker/volumes` by default.
+    public let path: String
+    /// How the opened roots resolve paths.
+    public let resolution: PathResolution
+
+    /// Volumes under `path`, their roots resolving paths with `resolution`.
+    public init(path: String = "/var/lib/docker/volumes", resolution: PathResolution = .automatic) {
+        self.path = path
+        self.resolution = resolution
+    }
+
+    /// Whether `name` is a valid Docker volume name: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+    public static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.count >= 2, isAlphanumeric(bytes[0]) else { return false }
+        return bytes.dropFirst().allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// The confined root of volume `name`'s content. Throws `invalidArgument` for a name
+    /// Docker would refuse and `notFound` when there is no such volume (or no volumes root).
+    public func open(volume name: String) throws(HostFSError) -> ConfinedRoot {
+        guard Self.isValidName(name) else {
+            throw .invalidArgument("invalid volume name \"\(name)\": it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+")
+        }
+        let volumes: ConfinedRoot
+        do {
+            volumes = try ConfinedRoot(path: path, resolution: resolution)
+        } catch .notFound {
+            throw .notFound(path: "volume \(name)")
+        }
+        // The name is one valid component, so this cannot throw; `_data` is resolved
+        // confined beneath the volumes root like any other path.
+        let data = ConfinedPath(components: [try FileName(name), try FileName("_data")])
+        do throws(SystemError) {
+            let descriptor = try volumes.resolver.open(data, flags: O_RDONLY | O_DIRECTORY)
+            return ConfinedRoot(adopting: descriptor, resolution: resolution)
+        } catch where error.code == ENOENT {
+            throw .notFound(path: "volume \(name)")
+        } catch {
+            throw HostFSError.from(errno: error.code, path: "volume \(name)", operation: error.operation)
+        }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+}

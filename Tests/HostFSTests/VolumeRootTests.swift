@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+@testable import HostFS
+
+@Suite struct VolumeRootTests {
+    /// base/root plays the volumes folder: a good volume, one whose _data is a link out,
+    /// and a link named like a volume pointing at the outside folder.
+    func volumes(_ tree: HostileTree) throws -> VolumeRoot {
+        let files = FileManager.default
+        try files.createDirectory(atPath: tree.rootPath + "/my_vol-1.0/_data/sub", withIntermediateDirectories: true)
+        try tree.write("in the volume", to: tree.rootPath + "/my_vol-1.0/_data/sub/f.txt")
+        try files.createDirectory(atPath: tree.rootPath + "/evil", withIntermediateDirectories: true)
+        try tree.link("_data", to: tree.outsidePath, in: tree.rootPath + "/evil")
+        try tree.link("linked", to: tree.outsidePath)
+        return VolumeRoot(path: tree.rootPath)
+    }
+
+    @Test func opensTheDataFolderOfAVolume() throws {
+        let tree = try HostileTree()
+        let root = try volumes(tree).open(volume: "my_vol-1.0")
+        #expect(try root.list(.root).map(\.name) == ["sub"])
+        #expect(contents(try root.openForReading(path("/sub/f.txt"))) == "in the volume")
+        // The volume is its own root: ".." cannot reach the other volumes.
+        #expect(try root.list(path("../..")).map(\.name) == ["sub"])
+    }
+
+    @Test(arguments: ["", "a", "-x", ".x", "_x", "../etc", "a/b", "my vol", "x\0y", "ü1"])
+    func namesDockerRefusesAreInvalid(name: String) throws {
+        let tree = try HostileTree()
+        #expect(!VolumeRoot.isValidName(name))
+        #expect(failure { try volumes(tree).open(volume: name) } == .invalidArgument)
+    }
+
+    @Test(arguments: ["ab", "0x", "my_vol-1.0", "A.b_c-d"])
+    func namesDockerAcceptsAreValid(name: String) {
+        #expect(VolumeRoot.isValidName(name))
+    }
+
+    @Test func missingVolumesAreNotFound() throws {
+        let tree = try HostileTree()
+        let volumes = try volumes(tree)
+        #expect(failure { try volumes.open(volume: "missing") } == .notFound)
+        #expect(failure { try VolumeRoot(path: tree.base + "/nowhere").open(volume: "ab") } == .notFound)
+        // Links planted where a volume would be resolve inside the volumes folder only.
+        #expect(failure { try volumes.open(volume: "evil") } == .notFound)
+        #expect(failure { try volumes.open(volume: "linked") } == .notFound)
+    }
+
+    @Test func theDefaultIsDockersFolder() {
+        #expect(VolumeRoot().path == "/var/lib/docker/volumes")
+    }
+}
