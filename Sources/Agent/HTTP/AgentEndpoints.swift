@@ -18,6 +18,7 @@ struct AgentEndpoints: Sendable {
     static let maxBodySize = 64 * 1024
 
     let configuration: AgentConfiguration
+    let browser: FileBrowser
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
     let threadPool: NIOThreadPool
@@ -25,6 +26,7 @@ struct AgentEndpoints: Sendable {
     init(configuration: AgentConfiguration, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
         self.threadPool = threadPool
+        self.browser = FileBrowser(configuration: configuration)
         if configuration.hostManagement {
             // pci.ids is parsed once here, not on the first request.
             let inventory = try HardwareInventory(hostRoot: HostRoot(path: configuration.hostRoot))
@@ -54,7 +56,24 @@ struct AgentEndpoints: Sendable {
             }.recover { error in
                 .error(AgentError(.internalServerError, "Unable to read the host's hardware", details: "\(error)"))
             }
-        case .browse, .console:
+        case .browse(let operation, let legacyVolumeID):
+            guard let query = QueryParameters(uri: request.head.uri) else {
+                return eventLoop.makeSucceededFuture(.error(AgentError(.badRequest, "Malformed query string")))
+            }
+            let volumeID = legacyVolumeID ?? query["volumeID"]
+            let (browser, head, body) = (self.browser, request.head, request.body.map { Array($0.readableBytesView) } ?? [])
+            return threadPool.runIfActive(eventLoop: eventLoop) { () throws(AgentError) -> AgentResponse in
+                switch operation {
+                case .ls: return try browser.list(volumeID: volumeID, path: query["path"])
+                case .get: return try browser.download(volumeID: volumeID, path: query["path"], requestHeaders: head.headers)
+                case .delete: return try browser.delete(volumeID: volumeID, path: query["path"])
+                case .rename: return try browser.rename(volumeID: volumeID, body: body)
+                case .put: preconditionFailure("uploads stream through UploadSession")
+                }
+            }.recover { error in
+                .error(error as? AgentError ?? AgentError(.internalServerError, "\(error)"))
+            }
+        case .console:
             return eventLoop.makeSucceededFuture(.error(AgentError(.notImplemented, "This agent route is not available in this Deckhand version")))
         case .methodNotAllowed(let allowed):
             var response = AgentResponse.error(AgentError(.methodNotAllowed, "Method not allowed, use \(allowed.rawValue)"))

@@ -1,16 +1,37 @@
+import HostFS
 import NIOCore
 import NIOHTTP1
 
-/// A complete answer from one of the agent's own routes.
+/// An answer from one of the agent's own routes: bytes in memory, or a byte range
+/// of an open file that is streamed from disk.
 struct AgentResponse: Sendable {
+    enum Body: Sendable {
+        case bytes([UInt8])
+        /// The response owns the descriptor and closes it once streamed (or dropped).
+        case file(ReadableFile, Range<Int64>)
+    }
+
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
-    var body: [UInt8]
+    var body: Body
 
     init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.body = .bytes(body)
+    }
+
+    init(status: HTTPResponseStatus, headers: HTTPHeaders, file: ReadableFile, range: Range<Int64>) {
+        self.status = status
+        self.headers = headers
+        self.body = .file(file, range)
+    }
+
+    var contentLength: Int64 {
+        switch body {
+        case .bytes(let bytes): return Int64(bytes.count)
+        case .file(_, let range): return Int64(range.count)
+        }
     }
 
     static func empty(_ status: HTTPResponseStatus) -> AgentResponse {

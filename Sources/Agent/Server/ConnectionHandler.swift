@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -43,8 +44,20 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// One streaming upload (`POST /browse/put`).
+    private final class UploadExchange {
+        let session: UploadSession
+        /// Bumped per chunk, so only the newest chunk's completion resumes reads.
+        var generation = 0
+
+        init(session: UploadSession) {
+            self.session = session
+        }
+    }
+
     private enum State {
         case idle
+        case upload(UploadExchange)
         /// Answered, or answering, by the agent; body parts not collected are dropped.
         case agent(AgentExchange)
         /// Refused or failed before reaching anyone; the rest of the body is dropped.
@@ -64,6 +77,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private var closeAfterResponse = false
     private var inputClosed = false
+    /// The descriptor of a file being streamed to the client, closed once done or on close.
+    private var streamingFile: Int32?
+    /// Continues a file stream once the client can take more.
+    private var whenWritable: (() -> Void)?
+
+    /// Bytes read from disk per step of a download.
+    static let fileChunkSize: Int64 = 256 * 1024
 
     /// `httpHandlers` are the HTTP codec handlers in front of this one, removed on a hijack.
     init(services: AgentServices, httpHandlers: [RemovableChannelHandler]) {
@@ -109,6 +129,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 } else {
                     exchange.request.body!.writeBuffer(&body)
                 }
+            case .upload(let upload):
+                upload.generation += 1
+                let generation = upload.generation
+                readsPaused = true
+                upload.session.consume(body).assumeIsolated().whenComplete { result in
+                    guard let context = self.context, case .upload(let current) = self.state, current === upload else { return }
+                    switch result {
+                    case .success:
+                        if upload.generation == generation { self.resumeReads(context: context) }
+                    case .failure(let error):
+                        self.uploadFailed(error, context: context)
+                    }
+                }
             case .idle, .agent, .draining, .upgraded:
                 break
             }
@@ -132,6 +165,17 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             case .draining:
                 finishAnswered(context: context)
+            case .upload(let upload):
+                upload.session.finish().assumeIsolated().whenComplete { result in
+                    guard let context = self.context, case .upload(let current) = self.state, current === upload else { return }
+                    switch result {
+                    case .success:
+                        self.respond(.empty(.noContent), context: context)
+                        self.finishAnswered(context: context)
+                    case .failure(let error):
+                        self.uploadFailed(error, context: context)
+                    }
+                }
             case .idle, .upgraded:
                 break
             }
@@ -164,6 +208,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch route {
         case .engine:
             startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
+        case .browse(.put, let volumeID):
+            startUpload(head: head, legacyVolumeID: volumeID, context: context)
         default:
             let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: route.takesJSONBody)
             state = .agent(exchange)
@@ -175,13 +221,54 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func answer(_ exchange: AgentExchange, context: ChannelHandlerContext) {
         services.endpoints.respond(to: exchange.request, on: context.eventLoop).assumeIsolated().whenComplete { result in
-            guard let context = self.context, case .agent(let current) = self.state, current === exchange, !exchange.responded else { return }
-            exchange.responded = true
-            switch result {
-            case .success(let response): self.respond(response, context: context)
-            case .failure(let error): self.respond(.error(AgentError(.internalServerError, "Internal error", details: "\(error)")), context: context)
+            guard let context = self.context, case .agent(let current) = self.state, current === exchange, !exchange.responded else {
+                // Nobody to answer any more: an opened download must still be closed.
+                if case .success(let response) = result, case .file(let file, _) = response.body { Glibc.close(file.descriptor) }
+                return
             }
-            if exchange.requestEnded { self.finishAnswered(context: context) }
+            let response: AgentResponse
+            switch result {
+            case .success(let success): response = success
+            case .failure(let error): response = .error(AgentError(.internalServerError, "Internal error", details: "\(error)"))
+            }
+            self.respond(response, context: context) {
+                exchange.responded = true
+                if exchange.requestEnded { self.finishAnswered(context: context) }
+            }
+        }
+    }
+
+    private func startUpload(head: HTTPRequestHead, legacyVolumeID: String?, context: ChannelHandlerContext) {
+        let session: UploadSession
+        do {
+            guard let query = QueryParameters(uri: head.uri) else { throw AgentError(.badRequest, "Malformed query string") }
+            // Opening the root is one or two openat calls: fine on the loop.
+            let location = try services.endpoints.browser.locate(volumeID: legacyVolumeID ?? query["volumeID"])
+            session = try UploadSession(
+                contentType: head.headers.first(name: "Content-Type"), location: location,
+                threadPool: services.endpoints.threadPool, eventLoop: context.eventLoop)
+        } catch let error as AgentError {
+            state = .draining
+            return respond(.error(error), context: context)
+        } catch {
+            state = .draining
+            return respond(.error(AgentError(.internalServerError, "\(error)")), context: context)
+        }
+        state = .upload(UploadExchange(session: session))
+        if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+    }
+
+    /// A refused or failed upload: nothing was written, say why and hang up rather
+    /// than read the rest of a possibly huge body.
+    private func uploadFailed(_ error: Error, context: ChannelHandlerContext) {
+        if case .upload(let upload) = state { upload.session.abort() }
+        let agentError = error as? AgentError ?? AgentError(.internalServerError, "Upload failed", details: "\(error)")
+        state = .draining
+        closeAfterResponse = true
+        respond(.error(agentError), context: context) {
+            context.close(promise: nil)
         }
     }
 
@@ -191,18 +278,72 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if closeAfterResponse || inputClosed { context.close(promise: nil) }
     }
 
-    /// Writes a whole agent response. The request may still be streaming in; its
-    /// remaining body is dropped.
-    private func respond(_ response: AgentResponse, context: ChannelHandlerContext) {
+    /// Writes an agent response, streaming a file body from disk; `then` runs once
+    /// all of it is written. The request may still be streaming in; its remaining
+    /// body is dropped.
+    private func respond(_ response: AgentResponse, context: ChannelHandlerContext, then done: @escaping () -> Void = {}) {
         var headers = response.headers
         AgentHeaders.add(to: &headers)
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.contentLength))
         if closeAfterResponse { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
-        if !response.body.isEmpty {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        switch response.body {
+        case .bytes(let bytes):
+            if !bytes.isEmpty {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            done()
+        case .file(let file, let range):
+            context.flush()
+            streamingFile = file.descriptor
+            streamFile(file.descriptor, from: range.lowerBound, remaining: Int64(range.count), context: context, then: done)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// Reads the next chunk on the thread pool and writes it, then goes on as soon as
+    /// the client can take more: memory stays at a chunk or two whatever the size.
+    private func streamFile(_ fd: Int32, from offset: Int64, remaining: Int64, context: ChannelHandlerContext, then done: @escaping () -> Void) {
+        guard remaining > 0 else {
+            closeStreamingFile()
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return done()
+        }
+        let size = Int(min(remaining, Self.fileChunkSize))
+        let allocator = context.channel.allocator
+        services.endpoints.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
+            var buffer = allocator.buffer(capacity: size)
+            let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
+                let count = pread(fd, bytes.baseAddress, size, off_t(offset))
+                guard count > 0 else { throw IOError(errnoCode: count < 0 ? errno : EIO, reason: "pread") }
+                return count
+            }
+            _ = count
+            return buffer
+        }.assumeIsolated().whenComplete { result in
+            guard let context = self.context, self.streamingFile == fd else { return }
+            switch result {
+            case .success(let buffer):
+                let count = Int64(buffer.readableBytes)
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                let next = { self.streamFile(fd, from: offset + count, remaining: remaining - count, context: context, then: done) }
+                if context.channel.isWritable { next() } else { self.whenWritable = next }
+            case .failure(let error):
+                // The file shrank or cannot be read: the promised length cannot be
+                // delivered, and only closing tells the client so.
+                self.services.logger.warning("download failed", metadata: ["error": "\(error)"])
+                self.closeStreamingFile()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func closeStreamingFile() {
+        if let fd = streamingFile {
+            Glibc.close(fd)
+            streamingFile = nil
+        }
+        whenWritable = nil
     }
 
     // MARK: Relay
@@ -308,6 +449,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let next = whenWritable {
+            whenWritable = nil
+            next()
+        }
         if case .relaying(let exchange) = state {
             if context.channel.isWritable {
                 exchange.upstream.resumeReading()
@@ -341,9 +486,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .relaying(let exchange):
             exchange.upstream.delegate = nil
             exchange.upstream.close()
+        case .upload(let upload):
+            upload.session.abort()
         default:
             break
         }
+        closeStreamingFile()
         state = .idle
         context.fireChannelInactive()
     }

@@ -37,12 +37,14 @@ final class TestAgent: Sendable {
     }
 
     static func start(secret: String? = nil, engineSocket: String? = nil, hostManagement: Bool = false, hostRoot: String? = nil) async throws -> TestAgent {
+        let volumesRoot = try TestVolume.volumesRoot
         var configuration = AgentConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.secret = secret
         configuration.hostManagement = hostManagement
         if let hostRoot { configuration.hostRoot = hostRoot }
+        configuration.volumesRoot = volumesRoot
         configuration.engineSocket = try engineSocket ?? TestEngine.socket
         var logger = Logger(label: "deckhand-test")
         logger.logLevel = .error

@@ -1,0 +1,246 @@
+import Foundation
+import Testing
+@testable import Agent
+
+/// The file browser over real volumes of the test engine, populated with hostile
+/// entries by a real container, and over a real host tree in a temporary folder.
+@Suite("The /browse routes")
+struct BrowseRouteTests {
+    /// What a container can plant in its volume to reach outside it.
+    static let hostileScript = """
+        echo hello > /data/a.txt
+        busybox mkdir -p /data/sub/deeper
+        echo nested > /data/sub/deeper/n.txt
+        busybox ln -s /etc/hosts /data/hosts
+        busybox ln -s /etc/passwd /data/passwd
+        busybox ln -s / /data/root
+        busybox ln -s ../../../../../../etc/hosts /data/up
+        busybox ln -s /proc/self/environ /data/environ
+        busybox ln -s loop2 /data/loop1
+        busybox ln -s loop1 /data/loop2
+        busybox mkfifo /data/fifo
+        """
+
+    static func withVolume(_ body: (TestAgent, SigningKey, TestVolume) async throws -> Void) async throws {
+        let volume = try TestVolume.create(populatedBy: hostileScript)
+        defer { volume.remove() }
+        try await TestAgent.with { agent async throws in
+            try await body(agent, SigningKey(), volume)
+        }
+    }
+
+    @Test("ls lists a volume with the original's fields and says what links are")
+    func list() async throws {
+        try await Self.withVolume { agent, key, volume in
+            for path in ["/browse/ls?volumeID=\(volume.name)&path=/", "/v2/browse/ls?volumeID=\(volume.name)&path=%2F", "/v1/browse/\(volume.name)/ls?path=/"] {
+                let reply = try agent.request("GET", path, key: key)
+                #expect(reply.status == 200, "\(path): \(reply.text)")
+                let entries = try #require(try reply.json() as? [[String: Any]])
+                let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0["Name"] as! String, $0) })
+                #expect(Set(byName.keys) == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo"])
+                #expect(byName["a.txt"]?["Size"] as? Int == 6)
+                #expect(byName["a.txt"]?["Dir"] as? Bool == false)
+                #expect(byName["sub"]?["Dir"] as? Bool == true)
+                #expect((byName["a.txt"]?["ModTime"] as? Int ?? 0) > 1_600_000_000)
+                #expect(byName["hosts"]?["Kind"] as? String == "symlink")
+                #expect(byName["hosts"]?["SymlinkTarget"] as? String == "/etc/hosts")
+                #expect(byName["fifo"]?["Kind"] as? String == "fifo")
+            }
+        }
+    }
+
+    @Test("links planted in a volume never reach the agent's or the host's files (the original serves /etc/hosts)")
+    func plantedLinksStayInside() async throws {
+        // This machine may have no /etc/hosts; /etc/passwd is always there to leak.
+        let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
+        try await Self.withVolume { agent, key, volume in
+            for name in ["hosts", "passwd", "up", "root/etc/passwd", "sub/../../../../etc/passwd", "%2E%2E/%2E%2E/%2E%2E/etc/passwd", "//etc/passwd"] {
+                let reply = try agent.request("GET", "/browse/get?volumeID=\(volume.name)&path=\(name)", key: key)
+                #expect(reply.status == 404, "\(name) gave \(reply.status)")
+                #expect(!reply.text.contains(passwd.prefix(20)))
+            }
+            // /proc magic links are refused outright, loops are reported, FIFOs never opened.
+            for (name, status) in [("environ", 404), ("loop1", 400), ("fifo", 400), ("sub", 400)] {
+                let reply = try agent.request("GET", "/browse/get?volumeID=\(volume.name)&path=\(name)", key: key)
+                #expect(reply.status == status, "\(name) gave \(reply.status): \(reply.text)")
+                #expect((try reply.json() as? [String: String])?["message"] != nil)
+            }
+            // Listing through a link to / lists the volume's own root.
+            let listed = try agent.request("GET", "/browse/ls?volumeID=\(volume.name)&path=/root", key: key)
+            let names = (try listed.json() as? [[String: Any]])?.compactMap { $0["Name"] as? String }
+            #expect(names?.contains("a.txt") == true)
+            // A NUL byte is a bad request, not a truncated path.
+            #expect(try agent.request("GET", "/browse/get?volumeID=\(volume.name)&path=a.txt%00.png", key: key).status == 400)
+        }
+    }
+
+    @Test("get serves a file like http.ServeContent: length, dates, ranges, conditional")
+    func download() async throws {
+        try await Self.withVolume { agent, key, volume in
+            let base = "/browse/get?volumeID=\(volume.name)&path=a.txt"
+            let whole = try agent.request("GET", base, key: key)
+            #expect(whole.status == 200)
+            #expect(whole.text == "hello\n")
+            #expect(whole.headers["content-length"] == "6")
+            #expect(whole.headers["content-type"] == "text/plain; charset=utf-8")
+            #expect(whole.headers["content-disposition"] == "attachment; filename=\"a.txt\"")
+            #expect(whole.headers["accept-ranges"] == "bytes")
+            let lastModified = try #require(whole.headers["last-modified"])
+            #expect(lastModified.hasSuffix(" GMT"))
+
+            let part = try agent.request("GET", base, key: key, headers: ["Range": "bytes=1-3"])
+            #expect(part.status == 206)
+            #expect(part.text == "ell")
+            #expect(part.headers["content-range"] == "bytes 1-3/6")
+            let suffix = try agent.request("GET", base, key: key, headers: ["Range": "bytes=-2"])
+            #expect(suffix.text == "o\n")
+            let beyond = try agent.request("GET", base, key: key, headers: ["Range": "bytes=100-"])
+            #expect(beyond.status == 416)
+            #expect(beyond.headers["content-range"] == "bytes */6")
+
+            let notModified = try agent.request("GET", base, key: key, headers: ["If-Modified-Since": lastModified])
+            #expect(notModified.status == 304)
+            #expect(notModified.body.isEmpty)
+            let modified = try agent.request("GET", base, key: key, headers: ["If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"])
+            #expect(modified.status == 200)
+        }
+    }
+
+    @Test("delete removes a link itself, never what it points to")
+    func delete() async throws {
+        try await Self.withVolume { agent, key, volume in
+            let data = try volume.dataPath
+            #expect(try agent.request("DELETE", "/browse/delete?volumeID=\(volume.name)&path=passwd", key: key).status == 204)
+            #expect(try agent.request("DELETE", "/browse/delete?volumeID=\(volume.name)&path=root", key: key).status == 204)
+            #expect(FileManager.default.fileExists(atPath: "/etc/passwd"))
+            #expect(FileManager.default.fileExists(atPath: data + "/a.txt"))
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: data + "/passwd")) == nil)
+            #expect(try agent.request("DELETE", "/browse/delete?volumeID=\(volume.name)&path=sub", key: key).status == 204)
+            #expect(!FileManager.default.fileExists(atPath: data + "/sub"))
+            #expect(try agent.request("DELETE", "/browse/delete?volumeID=\(volume.name)&path=missing", key: key).status == 404)
+            #expect(try agent.request("DELETE", "/browse/delete?volumeID=\(volume.name)&path=/", key: key).status == 403)
+        }
+    }
+
+    @Test("rename moves within the root, refuses to overwrite, and cannot leave")
+    func rename() async throws {
+        try await Self.withVolume { agent, key, volume in
+            let data = try volume.dataPath
+            func rename(_ from: String, _ to: String) throws -> HTTPReply {
+                try agent.request("PUT", "/browse/rename?volumeID=\(volume.name)", key: key,
+                                  headers: ["Content-Type": "application/json"],
+                                  body: try JSONSerialization.data(withJSONObject: ["CurrentFilePath": from, "NewFilePath": to]))
+            }
+            #expect(try rename("a.txt", "b.txt").status == 204)
+            #expect(try String(contentsOfFile: data + "/b.txt", encoding: .utf8) == "hello\n")
+            #expect(try rename("b.txt", "sub/deeper/n.txt").status == 409)
+            #expect(try String(contentsOfFile: data + "/sub/deeper/n.txt", encoding: .utf8) == "nested\n")
+            // ".." stops at the volume's root, like a chroot.
+            #expect(try rename("b.txt", "../../../escaped.txt").status == 204)
+            #expect(FileManager.default.fileExists(atPath: data + "/escaped.txt"))
+            #expect(!FileManager.default.fileExists(atPath: data + "/../escaped.txt"))
+            #expect(try rename("missing", "x").status == 404)
+            let bad = try agent.request("PUT", "/browse/rename?volumeID=\(volume.name)", key: key, body: Data("{nope".utf8))
+            #expect(bad.status == 400)
+            let large = try agent.request("PUT", "/browse/rename?volumeID=\(volume.name)", key: key, body: Data(count: 200_000))
+            #expect(large.status == 413)
+        }
+    }
+
+    @Test("put uploads atomically, creating the folder, with mode 0644")
+    func upload() async throws {
+        try await Self.withVolume { agent, key, volume in
+            let data = try volume.dataPath
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("up-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let payload = Data((0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            try payload.write(to: dir.appendingPathComponent("big.bin"))
+            try Data().write(to: dir.appendingPathComponent("empty.txt"))
+
+            func put(_ file: String, path: String) throws -> HTTPReply {
+                try Curl.request("POST", agent.baseURL + "/browse/put?volumeID=\(volume.name)",
+                                 headers: key.headers(), extra: ["-F", "file=@\(dir.appendingPathComponent(file).path)", "-F", "Path=\(path)"])
+            }
+            #expect(try put("big.bin", path: "/new/folder").status == 204)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: data + "/new/folder/big.bin")) == payload)
+            let mode = try FileManager.default.attributesOfItem(atPath: data + "/new/folder/big.bin")[.posixPermissions] as? Int
+            #expect(mode == 0o644)
+            let folderMode = try FileManager.default.attributesOfItem(atPath: data + "/new/folder")[.posixPermissions] as? Int
+            #expect(folderMode == 0o755)
+            #expect(try put("empty.txt", path: "/").status == 204)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: data + "/empty.txt")).isEmpty)
+            // Replacing an existing file swaps it whole.
+            try Data("replaced".utf8).write(to: dir.appendingPathComponent("a.txt"))
+            #expect(try put("a.txt", path: "/").status == 204)
+            #expect(try String(contentsOfFile: data + "/a.txt", encoding: .utf8) == "replaced")
+            // Through a planted link, the upload lands inside the volume.
+            #expect(try put("empty.txt", path: "/root/etc").status == 204)
+            #expect(FileManager.default.fileExists(atPath: data + "/etc/empty.txt"))
+        }
+    }
+
+    @Test("a broken or refused upload leaves no partial file and the old file intact")
+    func brokenUpload() async throws {
+        try await Self.withVolume { agent, key, volume in
+            let data = try volume.dataPath
+            let boundary = "deckhandboundary"
+            let head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            var truncated = Data(head.utf8)
+            truncated.append(Data(repeating: 0x41, count: 300_000))  // no closing boundary, no Path
+            let reply = try agent.request("POST", "/browse/put?volumeID=\(volume.name)", key: key,
+                                          headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"], body: truncated)
+            #expect(reply.status == 400)
+            #expect(try String(contentsOfFile: data + "/a.txt", encoding: .utf8) == "hello\n")
+
+            for (name, status) in [("..", 400), ("a/b", 400), (".", 400)] {
+                let body = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(name)\"\r\n\r\nx\r\n--\(boundary)\r\nContent-Disposition: form-data; name=\"Path\"\r\n\r\n/\r\n--\(boundary)--\r\n"
+                let refused = try agent.request("POST", "/browse/put?volumeID=\(volume.name)", key: key,
+                                                headers: ["Content-Type": "multipart/form-data; boundary=\(boundary)"], body: Data(body.utf8))
+                #expect(refused.status == status, "\(name): \(refused.text)")
+            }
+            #expect(try agent.request("POST", "/browse/put?volumeID=\(volume.name)", key: key,
+                                      headers: ["Content-Type": "application/json"], body: Data("{}".utf8)).status == 400)
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasPrefix(".deckhand") }
+            #expect(leftovers.isEmpty)
+            let names = Set(try FileManager.default.contentsOfDirectory(atPath: data))
+            #expect(names == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo"])
+        }
+    }
+
+    @Test("volume names are checked and missing volumes are 404")
+    func volumeNames() async throws {
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            #expect(try agent.request("GET", "/browse/ls?volumeID=..&path=/", key: key).status == 400)
+            #expect(try agent.request("GET", "/browse/ls?volumeID=a%2Fb&path=/", key: key).status == 400)
+            #expect(try agent.request("GET", "/browse/ls?volumeID=dh-no-such-volume&path=/", key: key).status == 404)
+            #expect(try agent.request("GET", "/browse/ls?volumeID=x&path=%zz", key: key).status == 400)
+        }
+    }
+
+    @Test("the host browser needs CAP_HOST_MANAGEMENT and maps /host onto the host root")
+    func hostBrowser() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hostroot-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("etc"), withIntermediateDirectories: true)
+        try Data("host file\n".utf8).write(to: root.appendingPathComponent("etc/motd"))
+        try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("abs").path, withDestinationPath: "/etc/motd")
+        defer { try? FileManager.default.removeItem(at: root) }
+
+        try await TestAgent.with { agent async throws in
+            let reply = try agent.request("GET", "/browse/ls?path=/host", key: SigningKey())
+            #expect(reply.status == 503)
+            #expect((try reply.json() as? [String: String])?["message"] == "Host management capability disabled")
+        }
+        try await TestAgent.with(hostManagement: true, hostRoot: root.path) { agent async throws in
+            let key = SigningKey()
+            let listed = try agent.request("GET", "/browse/ls?path=/host/etc", key: key)
+            #expect(listed.status == 200)
+            #expect((try listed.json() as? [[String: Any]])?.map { $0["Name"] as? String } == ["motd"])
+            // An absolute link means what it means to the host: the host root's /etc/motd.
+            let viaLink = try agent.request("GET", "/browse/get?path=/host/abs", key: key)
+            #expect(viaLink.text == "host file\n")
+            #expect(try agent.request("GET", "/browse/get?path=/host/../../etc/passwd", key: key).status == 404)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// The real `deckhand serve` binary in its own process, for what only a separate
+/// process shows: its memory, its signals, its exit.
+final class AgentProcess {
+    let process = Process()
+    let port: Int
+    var baseURL: String { "https://127.0.0.1:\(port)" }
+    var pid: Int32 { process.processIdentifier }
+
+    init(environment: [String: String]) throws {
+        port = try Self.freePort()
+        process.executableURL = URL(fileURLWithPath: try CommandLineTests.deckhand)
+        process.arguments = ["serve"]
+        var env = ProcessInfo.processInfo.environment
+        env["AGENT_HOST"] = "127.0.0.1"
+        env["AGENT_PORT"] = String(port)
+        env["LOG_LEVEL"] = "ERROR"
+        process.environment = env.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<200 {
+            if let reply = try? Curl.request("GET", baseURL + "/ping"), reply.status == 204 { return }
+            usleep(50_000)
+        }
+        stop()
+        throw TestSetupError("deckhand did not start on port \(port)")
+    }
+
+    /// Peak and current resident memory, in KiB, from /proc.
+    func memory() throws -> (peak: Int, current: Int) {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        func field(_ name: String) -> Int {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? -1
+        }
+        return (field("VmHWM"), field("VmRSS"))
+    }
+
+    func openDescriptorCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+
+    /// A port that was free a moment ago (bound to port 0 and released).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw TestSetupError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
