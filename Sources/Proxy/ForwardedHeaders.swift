@@ -21,8 +21,15 @@ public enum ForwardedHeaders {
         return forwarded
     }
 
+    /// Case-insensitive prefix test without allocating: this runs for every header
+    /// of every proxied request.
     static func isAgentHeader(_ name: String) -> Bool {
-        name.utf8.count >= agentPrefix.utf8.count
-            && name.lowercased().hasPrefix(agentPrefix)
+        var prefix = agentPrefix.utf8.makeIterator()
+        for byte in name.utf8 {
+            guard let expected = prefix.next() else { return true }
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            guard lower == expected else { return false }
+        }
+        return prefix.next() == nil
     }
 }

@@ -24,8 +24,20 @@ final class UploadSession {
     private var fileName: FileName?
     private var pathField: [UInt8] = []
     private var sawPath = false
-    /// The disk work queued so far; each chunk's writes run after the previous ones.
-    private var pending: EventLoopFuture<Void>
+    /// File bytes parsed but not yet handed to the disk, and whether a batch is being written.
+    private var queue: [[UInt8]] = []
+    private var queuedBytes = 0
+    private var writing = false
+    private var failure: AgentError?
+    /// Completed when the backlog drops below `lowWater` (the caller then reads on).
+    private var drained: EventLoopPromise<Void>?
+    /// Completed when every queued byte is written (`finish` waits for it).
+    private var idle: EventLoopPromise<Void>?
+
+    /// Network and disk overlap: the next batch is parsed while the previous one is
+    /// written, and reading stops only when this much is waiting.
+    static let highWater = 8 << 20
+    static let lowWater = 2 << 20
 
     init(contentType: String?, location: FileBrowser.Location, threadPool: NIOThreadPool, eventLoop: EventLoop) throws(AgentError) {
         guard let contentType, contentType.lowercased().hasPrefix("multipart/form-data") else {
@@ -39,20 +51,20 @@ final class UploadSession {
         self.location = location
         self.threadPool = threadPool
         self.eventLoop = eventLoop
-        self.pending = eventLoop.makeSucceededVoidFuture()
     }
 
-    /// Feeds one chunk of the body. The returned future completes when its bytes are
-    /// on disk (the caller holds further reads until then) and fails with an
-    /// `AgentError` for a bad body or a failed write.
-    func consume(_ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+    /// Feeds one chunk of the body: parsed now, its file bytes queued for the disk.
+    /// Returns nil when the caller may keep reading, or a future that completes once
+    /// the backlog has drained (and fails with an `AgentError` for a bad body or a
+    /// failed write).
+    func consume(_ buffer: ByteBuffer) -> EventLoopFuture<Void>? {
+        if let failure { return eventLoop.makeFailedFuture(failure) }
         let events: [MultipartEvent]
         do {
             events = try buffer.withUnsafeReadableBytes { bytes throws(MultipartError) in try parser.feed(bytes) }
         } catch {
             return fail(AgentError(.badRequest, "Invalid multipart body: \(error)"))
         }
-        var chunks: [[UInt8]] = []
         for event in events {
             switch event {
             case .partBegin(let headers):
@@ -79,7 +91,9 @@ final class UploadSession {
                 }
             case .body(let bytes):
                 switch part {
-                case .file: chunks.append(bytes)
+                case .file:
+                    queue.append(bytes)
+                    queuedBytes += bytes.count
                 case .path:
                     pathField += bytes
                     if pathField.count > Self.maxPathFieldSize {
@@ -93,23 +107,49 @@ final class UploadSession {
                 break
             }
         }
-        if let writer, !chunks.isEmpty {
-            pending = pending.flatMap { [threadPool, eventLoop] in
-                threadPool.runIfActive(eventLoop: eventLoop) {
-                    do {
-                        for chunk in chunks { try writer.write(chunk) }
-                    } catch let error as HostFSError {
-                        throw AgentError(error)
-                    }
-                }
-            }
-        }
-        return pending
+        writeNextBatch()
+        guard queuedBytes > Self.highWater else { return nil }
+        let promise = drained ?? eventLoop.makePromise()
+        drained = promise
+        return promise.futureResult
     }
 
-    /// The body ended: checks it was complete, then makes the folder and moves the
-    /// file into place (fsync, rename).
+    /// Hands everything queued to the thread pool as one batch, if none is in flight.
+    private func writeNextBatch() {
+        guard !writing, !queue.isEmpty, failure == nil, let writer else { return }
+        let batch = queue
+        queue = []
+        queuedBytes = 0
+        writing = true
+        threadPool.runIfActive(eventLoop: eventLoop) {
+            do {
+                for chunk in batch { try writer.write(chunk) }
+            } catch let error as HostFSError {
+                throw AgentError(error)
+            }
+        }.assumeIsolated().whenComplete { result in
+            self.writing = false
+            switch result {
+            case .success:
+                if self.queuedBytes <= Self.lowWater, let drained = self.drained {
+                    self.drained = nil
+                    drained.succeed()
+                }
+                self.writeNextBatch()
+                if !self.writing, let idle = self.idle {
+                    self.idle = nil
+                    idle.succeed()
+                }
+            case .failure(let error):
+                _ = self.fail(error as? AgentError ?? AgentError(.internalServerError, "\(error)"))
+            }
+        }
+    }
+
+    /// The body ended: checks it was complete, waits for the queued bytes, then makes
+    /// the folder and moves the file into place (fsync, rename).
     func finish() -> EventLoopFuture<Void> {
+        if let failure { return eventLoop.makeFailedFuture(failure) }
         do {
             try parser.finish()
         } catch {
@@ -123,8 +163,16 @@ final class UploadSession {
         } catch {
             return fail(error)
         }
+        let written: EventLoopFuture<Void>
+        if writing || !queue.isEmpty {
+            let promise = idle ?? eventLoop.makePromise()
+            idle = promise
+            written = promise.futureResult
+        } else {
+            written = eventLoop.makeSucceededVoidFuture()
+        }
         let root = location.root
-        return pending.flatMap { [threadPool, eventLoop] in
+        return written.flatMap { [threadPool, eventLoop] in
             threadPool.runIfActive(eventLoop: eventLoop) {
                 do {
                     try root.makeDirectories(directory)
@@ -137,17 +185,23 @@ final class UploadSession {
         }
     }
 
-    /// Drops the staged file (a broken or refused upload), after queued writes.
+    /// Drops the staged file (a broken or refused upload) once no write is in flight.
     func abort() {
+        queue = []
+        queuedBytes = 0
         guard let writer else { return }
-        pending.whenComplete { [threadPool] _ in
-            threadPool.submit { _ in writer.abort() }
-        }
+        threadPool.submit { _ in writer.abort() }
     }
 
     private func fail(_ error: AgentError) -> EventLoopFuture<Void> {
-        abort()
-        pending = eventLoop.makeFailedFuture(error)
-        return pending
+        if failure == nil {
+            failure = error
+            abort()
+            drained?.fail(error)
+            idle?.fail(error)
+            drained = nil
+            idle = nil
+        }
+        return eventLoop.makeFailedFuture(error)
     }
 }

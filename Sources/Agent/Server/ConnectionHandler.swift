@@ -47,8 +47,6 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// One streaming upload (`POST /browse/put`).
     private final class UploadExchange {
         let session: UploadSession
-        /// Bumped per chunk, so only the newest chunk's completion resumes reads.
-        var generation = 0
 
         init(session: UploadSession) {
             self.session = session
@@ -77,6 +75,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private var closeAfterResponse = false
     private var inputClosed = false
+    /// The last signature pair verified on this connection.
+    private var verifiedPair: (publicKey: String, signature: String)?
     /// The descriptor of a file being streamed to the client, closed once done or on close.
     private var streamingFile: Int32?
     /// Continues a file stream once the client can take more.
@@ -130,16 +130,14 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     exchange.request.body!.writeBuffer(&body)
                 }
             case .upload(let upload):
-                upload.generation += 1
-                let generation = upload.generation
+                // Reading goes on while the disk keeps up; only a backlog pauses it.
+                guard let backlog = upload.session.consume(body) else { break }
                 readsPaused = true
-                upload.session.consume(body).assumeIsolated().whenComplete { result in
+                backlog.assumeIsolated().whenComplete { result in
                     guard let context = self.context, case .upload(let current) = self.state, current === upload else { return }
                     switch result {
-                    case .success:
-                        if upload.generation == generation { self.resumeReads(context: context) }
-                    case .failure(let error):
-                        self.uploadFailed(error, context: context)
+                    case .success: self.resumeReads(context: context)
+                    case .failure(let error): self.uploadFailed(error, context: context)
                     }
                 }
             case .idle, .agent, .draining, .upgraded:
@@ -193,10 +191,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         closeAfterResponse = !head.isKeepAlive
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature {
+            let publicKey = head.headers.first(name: SignatureVerifier.publicKeyHeader)
+            let signature = head.headers.first(name: SignatureVerifier.signatureHeader)
             do {
-                try services.verifier.verify(
-                    publicKey: head.headers.first(name: SignatureVerifier.publicKeyHeader),
-                    signature: head.headers.first(name: SignatureVerifier.signatureHeader))
+                // A keep-alive connection repeats the same pair: remembered here, it
+                // costs neither the shared cache's lock nor its hashing. Only a pair
+                // the verifier accepted is remembered, and association never changes.
+                if publicKey == nil || publicKey != verifiedPair?.publicKey || signature != verifiedPair?.signature {
+                    try services.verifier.verify(publicKey: publicKey, signature: signature)
+                    verifiedPair = (publicKey!, signature!)
+                }
             } catch .missingHeaders {
                 state = .draining
                 return respond(.error(.missingSignature), context: context)
