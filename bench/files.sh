@@ -62,6 +62,9 @@ hwm() { awk '/VmHWM/ {print $2}' "/proc/$agent/status"; }
 mbps() { awk -v bytes="$1" -v secs="$2" 'BEGIN { printf "%.0f", bytes / secs / 1e6 }'; }
 bytes=$((size_mib * 1048576))
 
+# What this disk can do at best for a durable write of the same size.
+dd_secs=$( { /usr/bin/time -f '%e' dd if=/dev/zero of="$work/dd.bin" bs=1M count="$size_mib" conv=fsync status=none; } 2>&1 )
+rm -f "$work/dd.bin"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%F); file: $size_mib MiB"
 before=$(hwm)
 upload_secs=$(curl -sk -o /dev/null -w '%{time_total}' -H "${headers[0]}" -H "${headers[1]}" \
@@ -69,6 +72,7 @@ upload_secs=$(curl -sk -o /dev/null -w '%{time_total}' -H "${headers[0]}" -H "${
 after=$(hwm)
 cmp "$work/payload.bin" "$work/volumes/bench/_data/in/uploaded.bin"
 echo "upload   deckhand  $(mbps $bytes "$upload_secs") MB/s  (${upload_secs}s, peak RSS growth $(( (after - before) / 1024 )) MB, file verified)"
+echo "upload   reference $(mbps $bytes "$dd_secs") MB/s  (dd bs=1M conv=fsync of the same size on the same disk: ${dd_secs}s)"
 
 # Page cache warm for both readers.
 cat "$work/www/served.bin" "$work/volumes/bench/_data/served.bin" >/dev/null

@@ -21,3 +21,7 @@ int deckhand_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
 int deckhand_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
 }
+
+int deckhand_start_writeback(int fd, int64_t offset, int64_t count) {
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+}

@@ -1,3 +1,4 @@
+import COpenat2
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +29,8 @@ public final class AtomicFileWriter: Sendable {
     private struct State {
         var phase: Phase
         var bytesWritten: Int64
+        /// Where the part not yet handed to write-back starts.
+        var writeBackStart: Int64 = 0
     }
 
     /// The destination given at creation, if any: what `commit()` uses.
@@ -84,8 +87,17 @@ public final class AtomicFileWriter: Sendable {
                 offset += written
             }
             state.bytesWritten += Int64(bytes.count)
+            // Start writing back what has piled up, so the fsync at commit finds little
+            // left to do and a large upload's disk time overlaps its network time.
+            if state.bytesWritten - state.writeBackStart >= Self.writeBackStep {
+                _ = deckhand_start_writeback(temporary.descriptor, state.writeBackStart, state.bytesWritten - state.writeBackStart)
+                state.writeBackStart = state.bytesWritten
+            }
         }
     }
+
+    /// How much is written before asking the kernel to start writing it back.
+    static let writeBackStep: Int64 = 8 << 20
 
     /// Appends `bytes` to the temporary file; see `write(_: UnsafeRawBufferPointer)`.
     public func write(_ bytes: [UInt8]) throws(HostFSError) {

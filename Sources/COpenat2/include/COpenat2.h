@@ -23,3 +23,8 @@ extern const unsigned int deckhand_RENAME_NOREPLACE;
 extern const int deckhand_O_PATH;
 extern const int deckhand_O_TMPFILE;
 extern const int deckhand_AT_EMPTY_PATH;
+
+/// Starts asynchronous write-back of [offset, offset+count) of `fd`
+/// (sync_file_range with SYNC_FILE_RANGE_WRITE), which Swift's Glibc module hides
+/// behind _GNU_SOURCE. 0, or -1 with errno.
+int deckhand_start_writeback(int fd, int64_t offset, int64_t count);
