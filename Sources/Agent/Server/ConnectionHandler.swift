@@ -75,6 +75,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private var closeAfterResponse = false
     private var inputClosed = false
+    /// The engine connection of this client's previous exchange, idle, kept for its next.
+    private var keptUpstream: Channel?
     /// The last signature pair verified on this connection.
     private var verifiedPair: (publicKey: String, signature: String)?
     /// The descriptor of a file being streamed to the client, closed once done or on close.
@@ -355,6 +357,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startRelay(head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext) {
         state = .connecting(head: head, parts: [], ended: false)
         readsPaused = true
+        if let kept = keptUpstream {
+            keptUpstream = nil
+            if kept.isActive { return upstreamAcquired(.success(kept), pool: pool) }
+            kept.close(promise: nil)
+        }
         pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in
             self.upstreamAcquired(result, pool: pool)
         }
@@ -395,11 +402,18 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.upstream.delegate = nil
-        services.engine.release(exchange.channel, reusable: exchange.upstream.isReusable)
         state = .idle
         if closeAfterResponse || inputClosed {
+            services.engine.release(exchange.channel, reusable: exchange.upstream.isReusable)
             context.close(promise: nil)
         } else {
+            // Keep-alive clients mostly send the next request soon: keeping the upstream
+            // saves a pool round trip; it goes back to the pool when this connection ends.
+            if exchange.upstream.isReusable {
+                keptUpstream = exchange.channel
+            } else {
+                exchange.channel.close(promise: nil)
+            }
             resumeReads(context: context)
         }
     }
@@ -496,6 +510,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
         closeStreamingFile()
+        if let kept = keptUpstream {
+            keptUpstream = nil
+            services.engine.release(kept, reusable: true)
+        }
         state = .idle
         context.fireChannelInactive()
     }
