@@ -76,16 +76,24 @@ measure() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%F)"
-echo "wrk: 1 thread, $connections connections, ${duration}s per run; HAProxy: 1 thread; Deckhand: $(nproc) event loops"
+echo "wrk: 1 thread, $connections connections, ${duration}s per run, ${ROUNDS:-3} alternating rounds; HAProxy: 1 thread; Deckhand: $(nproc) event loops"
 printf '%-18s %-9s %10s %9s %9s\n' path proxy req/s p50_ms p99_ms
+rounds=${ROUNDS:-3}
 for path in /_ping /containers/json; do
-    # Warm both (TLS session set-up, engine caches), then measure.
+    # Warm both (TLS sessions, engine caches), then alternate the two proxies for
+    # several rounds and keep each one's median, so drift on a shared machine
+    # (other processes, the engine's own state) hits both alike.
     wrk -t1 -c"$connections" -d2s "https://127.0.0.1:19101$path" >/dev/null
     wrk -t1 -c"$connections" -d2s -H "${headers[0]}" -H "${headers[1]}" "https://127.0.0.1:19102$path" >/dev/null
-    read -r h_rps h_p50 h_p99 < <(measure "https://127.0.0.1:19101$path")
-    read -r d_rps d_p50 d_p99 < <(measure "https://127.0.0.1:19102$path")
-    printf '%-18s %-9s %10s %9s %9s\n' "$path" haproxy "$h_rps" "$h_p50" "$h_p99"
-    printf '%-18s %-9s %10s %9s %9s\n' "$path" deckhand "$d_rps" "$d_p50" "$d_p99"
-    awk -v d="$d_rps" -v h="$h_rps" -v p="$path" 'BEGIN { printf "%-18s ratio     %10.2fx of HAProxy requests/s\n", p, d/h }'
+    : > "$work/h"; : > "$work/d"
+    for _ in $(seq 1 "$rounds"); do
+        measure "https://127.0.0.1:19101$path" >> "$work/h"
+        measure "https://127.0.0.1:19102$path" >> "$work/d"
+    done
+    read -r h_rps h_p50 h_p99 < <(sort -n "$work/h" | awk -v n="$rounds" 'NR == int((n + 1) / 2)')
+    read -r d_rps d_p50 d_p99 < <(sort -n "$work/d" | awk -v n="$rounds" 'NR == int((n + 1) / 2)')
+    printf '%-18s %-9s %10s %9s %9s   (rounds: %s)\n' "$path" haproxy "$h_rps" "$h_p50" "$h_p99" "$(cut -d' ' -f1 "$work/h" | tr '\n' ' ')"
+    printf '%-18s %-9s %10s %9s %9s   (rounds: %s)\n' "$path" deckhand "$d_rps" "$d_p50" "$d_p99" "$(cut -d' ' -f1 "$work/d" | tr '\n' ' ')"
+    awk -v d="$d_rps" -v h="$h_rps" -v p="$path" 'BEGIN { printf "%-18s ratio     %10.2fx of HAProxy requests/s (medians)\n", p, d/h }'
 done
 echo "deckhand RSS: idle $idle_rss, after load $(rss "$deckhand_pid")"
