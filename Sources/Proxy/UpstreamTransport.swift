@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Where an upstream lives and how to open a byte stream to it.
 ///
@@ -10,29 +11,48 @@ import NIOPosix
 public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// The Docker engine's unix socket, e.g. `/var/run/docker.sock`.
     case unixSocket(path: String)
+    /// A peer agent's HTTPS port. Peers use throw-away self-signed certificates, so
+    /// the context does not verify them; callers are authenticated per request.
+    case tls(host: String, port: Int, context: NIOSSLContext)
 
     public var description: String {
         switch self {
         case .unixSocket(let path): return "unix://\(path)"
+        case .tls(let host, let port, _): return "https://\(host):\(port)"
         }
     }
 
     /// Opens a channel on `eventLoop` with the HTTP client handlers and an
     /// `UpstreamHandler` at the end of its pipeline.
+    /// A client context for talking to peer agents: TLS 1.2+, no certificate check.
+    public static func peerTLSContext() throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     func connect(on eventLoop: EventLoop, connectTimeout: TimeAmount) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             // The hijacked streams need half-close: the engine finishing its output
             // must not tear down stdin that is still flowing the other way.
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .channelInitializer { channel in
+            .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try UpstreamHandler.installHTTP(on: channel.pipeline.syncOperations)
+                    let pipeline = channel.pipeline.syncOperations
+                    if case .tls(_, _, let context) = self {
+                        try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
+                    try UpstreamHandler.installHTTP(on: pipeline)
                 }
             }
         switch self {
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
+        case .tls(let host, let port, _):
+            return bootstrap.connect(host: host, port: port)
         }
     }
 }

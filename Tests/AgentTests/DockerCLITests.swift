@@ -8,14 +8,20 @@ import Testing
 struct DockerCLITests {
     /// A docker CLI configured for one agent: config dir with HttpHeaders, a ca.pem.
     struct DockerClient {
-        let agent: TestAgent
+        let address: String
         let configDirectory: URL
 
         init(agent: TestAgent, key: SigningKey = SigningKey()) throws {
-            self.agent = agent
+            try self.init(address: "127.0.0.1:\(agent.port)", key: key)
+        }
+
+        /// A CLI for the agent at `address`; `headers` are added to every request
+        /// (e.g. `X-PortainerAgent-Target`), as Portainer users do in HttpHeaders.
+        init(address: String, key: SigningKey, headers: [String: String] = [:]) throws {
+            self.address = address
             configDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("docker-cli-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
-            let config = ["HttpHeaders": key.headers()]
+            let config = ["HttpHeaders": key.headers().merging(headers) { $1 }]
             try JSONSerialization.data(withJSONObject: config).write(to: configDirectory.appendingPathComponent("config.json"))
             // docker wants a ca.pem even with verification off; any certificate will do.
             let identity = try TLSIdentity.selfSigned()
@@ -27,7 +33,7 @@ struct DockerCLITests {
         func run(_ arguments: [String], input: Data? = nil, timeout: TimeInterval = 60) throws -> CommandResult {
             try Command.run(
                 "docker",
-                ["--config", configDirectory.path, "-H", "tcp://127.0.0.1:\(agent.port)", "--tls"] + arguments,
+                ["--config", configDirectory.path, "-H", "tcp://\(address)", "--tls"] + arguments,
                 environment: ["DOCKER_CERT_PATH": configDirectory.path, "DOCKER_CLI_HINTS": "false"],
                 input: input, timeout: timeout)
         }

@@ -7,6 +7,8 @@ struct RouterTests {
     static let table: [(HTTPMethod, String, Route)] = [
         (.GET, "/ping", .ping),
         (.GET, "/v2/ping", .ping),
+        (.HEAD, "/ping", .ping),
+        (.POST, "/ping", .methodNotAllowed(allowed: .GET)),
         (.GET, "/_ping", .engine),
         (.GET, "/v1.41/_ping", .engine),
         (.GET, "/agents", .agents),

@@ -37,12 +37,17 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert (DECKHAND_TLS_KEY).")
     var tlsKey: String?
+    @Option(name: .customLong("probe-interval"), help: "Seconds between cluster membership rounds (DECKHAND_PROBE_INTERVAL, default 5); a member silent for three rounds is dropped.")
+    var probeInterval: String?
+    @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
+    var memberTimeout: String?
 
     var flags: [Setting: String] {
         let pairs: [(Setting, String?)] = [
             (.host, host), (.port, port), (.logLevel, logLevel), (.logMode, logMode), (.secret, secret),
             (.hostManagement, hostManagement), (.clusterAddress, clusterAddress), (.engineSocket, engineSocket),
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
+            (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }

@@ -1,4 +1,5 @@
 import Logging
+import Proxy
 
 /// Everything the agent is told at start-up, validated. Built once, by
 /// `AgentConfiguration.resolve`, from command-line flags and the environment.
@@ -11,7 +12,11 @@ struct AgentConfiguration: Sendable {
     var secret: String?
     /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
     var hostManagement = false
-    var clusterAddress: String?
+    var clusterAddress: ClusterAddress?
+    /// How often the cluster address is resolved and its agents probed.
+    var probeInterval: Double = 5
+    /// How long one member may take: a probe, or its part of an aggregated list.
+    var memberTimeout: Double = 5
     var engineSocket = "/var/run/docker.sock"
     var hostRoot = "/host"
     var volumesRoot = "/var/lib/docker/volumes"
@@ -41,7 +46,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 /// The single table that ties the CLI and the environment together.
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
-    case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey
+    case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
 
     var environmentName: String {
         switch self {
@@ -57,6 +62,8 @@ enum Setting: String, CaseIterable, Sendable {
         case .volumesRoot: return "DECKHAND_VOLUMES_ROOT"
         case .tlsCertificate: return "DECKHAND_TLS_CERT"
         case .tlsKey: return "DECKHAND_TLS_KEY"
+        case .probeInterval: return "DECKHAND_PROBE_INTERVAL"
+        case .memberTimeout: return "DECKHAND_MEMBER_TIMEOUT"
         }
     }
 
@@ -74,6 +81,8 @@ enum Setting: String, CaseIterable, Sendable {
         case .volumesRoot: return "volumes-root"
         case .tlsCertificate: return "tls-cert"
         case .tlsKey: return "tls-key"
+        case .probeInterval: return "probe-interval"
+        case .memberTimeout: return "member-timeout"
         }
     }
 }
@@ -132,7 +141,20 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .hostManagement, value: management, accepted: "1 to enable or 0 to disable")
             }
         }
-        configuration.clusterAddress = value(.clusterAddress)
+        if let address = value(.clusterAddress) {
+            guard let parsed = ClusterAddress(address) else {
+                throw ConfigurationError(setting: .clusterAddress, value: address, accepted: "a DNS name such as tasks.agent, or a comma-separated list of host[:port]")
+            }
+            configuration.clusterAddress = parsed
+        }
+        for (setting, keyPath) in [(Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout)] {
+            if let text = value(setting) {
+                guard let seconds = Double(text), seconds >= 0.1, seconds <= 3600 else {
+                    throw ConfigurationError(setting: setting, value: text, accepted: "a number of seconds from 0.1 to 3600")
+                }
+                configuration[keyPath: keyPath] = seconds
+            }
+        }
         for (setting, keyPath) in [
             (Setting.engineSocket, \AgentConfiguration.engineSocket),
             (.hostRoot, \.hostRoot),

@@ -2,6 +2,7 @@ import Hardware
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Proxy
 
 /// One request to an agent route: its head and, for routes that take a small
 /// JSON body, that body (bounded by `AgentEndpoints.maxBodySize`).
@@ -19,12 +20,14 @@ struct AgentEndpoints: Sendable {
 
     let configuration: AgentConfiguration
     let browser: FileBrowser
+    let cluster: ClusterMembership?
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
     let threadPool: NIOThreadPool
 
-    init(configuration: AgentConfiguration, threadPool: NIOThreadPool = .singleton) throws {
+    init(configuration: AgentConfiguration, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
+        self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
         if configuration.hostManagement {
@@ -45,9 +48,25 @@ struct AgentEndpoints: Sendable {
         case .ping:
             return eventLoop.makeSucceededFuture(.empty(.noContent))
         case .agents:
-            return eventLoop.makeSucceededFuture(.error(AgentError(
-                .serviceUnavailable,
-                "Agent management is not available when running the agent on a standalone engine")))
+            guard let cluster, cluster.localNode?.isSwarmMember == true else {
+                return eventLoop.makeSucceededFuture(.error(AgentError(
+                    .serviceUnavailable,
+                    "Agent management is not available when running the agent on a standalone engine")))
+            }
+            struct Agent: Encodable {
+                var IPAddress: String
+                var Port: String
+                var NodeName: String
+                var NodeRole: String
+            }
+            let agents = cluster.members.map { Agent(IPAddress: $0.host, Port: String($0.port), NodeName: $0.nodeName, NodeRole: $0.role) }
+            return eventLoop.makeCompletedFuture { .json(.ok, try AgentJSON.encode(agents)) }
+        case .memberInfo:
+            guard let node = cluster?.localNode else {
+                return eventLoop.makeSucceededFuture(.error(AgentError(.serviceUnavailable, "This agent is not part of a cluster")))
+            }
+            let info = MemberInfo(NodeName: node.name, NodeRole: node.role, Version: AgentVersion.deckhand)
+            return eventLoop.makeCompletedFuture { .json(.ok, try AgentJSON.encode(info)) }
         case .hostInfo:
             guard let hostInfo else { return eventLoop.makeSucceededFuture(.error(Self.hostManagementDisabled)) }
             // A cache miss walks sysfs and udev: keep it off the event loop.

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import Proxy
 
 /// Where one request goes, decided from its head alone (method and target).
 enum Route: Equatable, Sendable {
@@ -6,6 +7,8 @@ enum Route: Equatable, Sendable {
     case ping
     /// `GET /agents`: the cluster's members.
     case agents
+    /// `GET /v2/cluster/member`: who this agent is, for peers probing it (public).
+    case memberInfo
     /// `GET /host/info`: hardware inventory.
     case hostInfo
     /// `/browse/<operation>`; `volumeID` comes from the legacy `/v1/browse/{volumeID}/…` path.
@@ -23,8 +26,16 @@ enum Route: Equatable, Sendable {
         return false
     }
 
-    /// Everything but `/ping` needs Portainer's signature.
-    var requiresSignature: Bool { self != .ping }
+    /// Everything but `/ping` and the peer probe needs Portainer's signature.
+    var requiresSignature: Bool { self != .ping && self != .memberInfo }
+
+    /// Routes that `X-PortainerAgent-Target` can send to another node.
+    var isTargetable: Bool {
+        switch self {
+        case .engine, .browse, .hostInfo, .console: return true
+        case .ping, .agents, .memberInfo, .methodNotAllowed: return false
+        }
+    }
 }
 
 enum BrowseOperation: String, Sendable, CaseIterable {
@@ -42,4 +53,16 @@ enum BrowseOperation: String, Sendable, CaseIterable {
 
 enum ConsoleKind: String, Sendable {
     case exec, attach
+}
+
+/// Which node or nodes a request is for, in a cluster.
+enum ClusterScope: Equatable, Sendable {
+    /// This node.
+    case local
+    /// The node `X-PortainerAgent-Target` names (maybe this one).
+    case node(String)
+    /// Any manager: Swarm-wide resources, or `X-PortainerAgent-ManagerOperation`.
+    case manager
+    /// Every node, merged.
+    case aggregate(AggregatedList)
 }

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import Proxy
 
 /// The one place that maps a request head to a `Route`, with Portainer's rules:
 /// a leading Docker API version (`/v1.41`) is ignored for routing (but kept when
@@ -25,9 +26,12 @@ enum Router {
         let parts = Array(segments)
         switch parts.count {
         case 1 where parts[0] == "ping":
-            return check(method, .ping, allowed: .GET)
+            // HEAD is what docker's own client sends to a ping: answered like GET, without a body.
+            return method == .HEAD ? .ping : check(method, .ping, allowed: .GET)
         case 1 where parts[0] == "agents":
             return check(method, .agents, allowed: .GET)
+        case 2 where parts[0] == "cluster" && parts[1] == "member":
+            return check(method, .memberInfo, allowed: .GET)
         case 2 where parts[0] == "host" && parts[1] == "info":
             return check(method, .hostInfo, allowed: .GET)
         case 2 where parts[0] == "browse":
@@ -38,6 +42,37 @@ enum Router {
             return check(method, .console(kind), allowed: .GET)
         default:
             return .engine
+        }
+    }
+
+    static let targetHeader = "X-PortainerAgent-Target"
+    static let managerOperationHeader = "X-PortainerAgent-ManagerOperation"
+    /// Swarm-wide resources: only a manager's engine can answer them.
+    static let managerPaths: Set<Substring> = ["services", "tasks", "secrets", "configs", "swarm", "info", "nodes"]
+
+    /// The cluster half of routing: the target header first, then manager-only
+    /// resources, then the lists every node contributes to.
+    static func scope(for route: Route, method: HTTPMethod, uri: String, headers: HTTPHeaders) -> ClusterScope {
+        if route.isTargetable, let target = headers.first(name: targetHeader), !target.isEmpty {
+            return .node(target)
+        }
+        guard route == .engine else { return .local }
+        if let flag = headers.first(name: managerOperationHeader), !flag.isEmpty {
+            return .manager
+        }
+        var path = Substring(uri)
+        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
+        path = stripDockerVersion(path)
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let first = segments.first else { return .local }
+        if managerPaths.contains(first) { return .manager }
+        guard method == .GET else { return .local }
+        switch (segments.count, first) {
+        case (1, "volumes"): return .aggregate(.volumes)
+        case (1, "networks"): return .aggregate(.array)
+        case (2, "containers") where segments[1] == "json": return .aggregate(.array)
+        case (2, "images") where segments[1] == "json": return .aggregate(.array)
+        default: return .local
         }
     }
 

@@ -13,6 +13,15 @@ struct AgentServices: Sendable {
     let engine: UpstreamPool
     let endpoints: AgentEndpoints
     let logger: Logger
+    /// Present when a cluster address is configured.
+    let cluster: ClusterMembership?
+    let aggregator: Aggregator?
+
+    /// The cluster, when this node is an active Swarm member of one.
+    var activeCluster: ClusterMembership? {
+        guard let cluster, cluster.localNode?.isSwarmMember == true else { return nil }
+        return cluster
+    }
 }
 
 /// The HTTPS listener: TLS, the HTTP/1.1 codec and a `ConnectionHandler` per
@@ -39,12 +48,23 @@ final class AgentServer: Sendable {
         logger: Logger,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> AgentServer {
+        let engine = UpstreamPool(transport: .unixSocket(path: configuration.engineSocket))
+        var cluster: ClusterMembership?
+        if let address = configuration.clusterAddress {
+            let settings = ClusterMembership.Settings(
+                address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
+                probeInterval: .nanoseconds(Int64(configuration.probeInterval * 1e9)),
+                memberTimeout: .nanoseconds(Int64(configuration.memberTimeout * 1e9)))
+            cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
+        }
         let services = AgentServices(
             configuration: configuration,
             verifier: SignatureVerifier(secret: configuration.secret),
-            engine: UpstreamPool(transport: .unixSocket(path: configuration.engineSocket)),
-            endpoints: try AgentEndpoints(configuration: configuration),
-            logger: logger
+            engine: engine,
+            endpoints: try AgentEndpoints(configuration: configuration, cluster: cluster),
+            logger: logger,
+            cluster: cluster,
+            aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }
         )
         let sslContext = try identity.serverContext()
         let listener = try await ServerBootstrap(group: group)
@@ -59,6 +79,8 @@ final class AgentServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
+        // Listening first: peers probing this agent during its first round find it.
+        try await cluster?.start().get()
         return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener)
     }
 
@@ -82,6 +104,7 @@ final class AgentServer: Sendable {
     /// Stops accepting connections and drops idle engine connections.
     func stop() async {
         try? await listener.close()
+        services.cluster?.stop()
         services.engine.closeIdle()
     }
 }

@@ -17,15 +17,17 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private final class Exchange {
         let upstream: UpstreamHandler
         let channel: Channel
+        let pool: UpstreamPool
         var requestEnded: Bool
         var responseStarted = false
         var responseEnded = false
         /// The engine's 101, held until its `.end` has passed the HTTP decoder.
         var upgrade: HTTPResponseHead?
 
-        init(upstream: UpstreamHandler, channel: Channel, requestEnded: Bool) {
+        init(upstream: UpstreamHandler, channel: Channel, pool: UpstreamPool, requestEnded: Bool) {
             self.upstream = upstream
             self.channel = channel
+            self.pool = pool
             self.requestEnded = requestEnded
         }
     }
@@ -76,7 +78,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeAfterResponse = false
     private var inputClosed = false
     /// The engine connection of this client's previous exchange, idle, kept for its next.
-    private var keptUpstream: Channel?
+    private var keptUpstream: (pool: UpstreamPool, channel: Channel)?
+    /// A HEAD request's answer carries headers only (docker's client starts with HEAD /_ping).
+    private var isHeadRequest = false
     /// The last signature pair verified on this connection.
     private var verifiedPair: (publicKey: String, signature: String)?
     /// The descriptor of a file being streamed to the client, closed once done or on close.
@@ -191,6 +195,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         closeAfterResponse = !head.isKeepAlive
+        isHeadRequest = head.method == .HEAD
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature {
             let publicKey = head.headers.first(name: SignatureVerifier.publicKeyHeader)
@@ -211,6 +216,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return respond(.error(.invalidSignature), context: context)
             }
         }
+        if let cluster = services.activeCluster, let local = cluster.localNode,
+           dispatchInCluster(head, route: route, cluster: cluster, local: local, context: context) {
+            return
+        }
         switch route {
         case .engine:
             startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
@@ -223,10 +232,69 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    // MARK: Cluster
+
+    /// Sends the request where its cluster scope says, unless that is this node.
+    /// Returns false when the request is this node's to serve.
+    private func dispatchInCluster(
+        _ head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, context: ChannelHandlerContext
+    ) -> Bool {
+        // A request another agent sent here is served here, never sent on again.
+        let forwarded = head.headers.contains(name: Aggregator.hopHeader)
+        var onward = head
+        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+        switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
+        case .node(let name) where name != local.name:
+            guard !forwarded else {
+                state = .draining
+                respond(.error(AgentError(.badGateway, "This agent runs on node \(local.name), not on \(name)", details: "cluster membership changed")), context: context)
+                return true
+            }
+            guard let member = cluster.member(named: name) else {
+                state = .draining
+                respond(.error(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))")), context: context)
+                return true
+            }
+            startRelay(head: onward, pool: cluster.pool(for: member), context: context)
+            return true
+        case .manager where !local.isManager && !forwarded:
+            guard let manager = cluster.remoteManager() else {
+                state = .draining
+                respond(.error(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)")), context: context)
+                return true
+            }
+            startRelay(head: onward, pool: cluster.pool(for: manager), context: context)
+            return true
+        case .aggregate(let kind) where !forwarded:
+            guard let aggregator = services.aggregator else { return false }
+            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: false)
+            state = .agent(exchange)
+            let answer = aggregator.aggregate(head, kind: kind, on: context.eventLoop).map { merged -> AgentResponse in
+                guard merged.status == .ok else {
+                    return .error(AgentError(.badGateway, "No node answered", details: "unreachable: \(merged.unreachableNodes.joined(separator: ","))"))
+                }
+                var headers = merged.headers
+                if !merged.unreachableNodes.isEmpty {
+                    headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
+                }
+                return AgentResponse(status: .ok, headers: headers, body: merged.body)
+            }
+            deliver(answer, for: exchange, context: context)
+            return true
+        default:
+            return false
+        }
+    }
+
     // MARK: Agent answers
 
     private func answer(_ exchange: AgentExchange, context: ChannelHandlerContext) {
-        services.endpoints.respond(to: exchange.request, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        deliver(services.endpoints.respond(to: exchange.request, on: context.eventLoop), for: exchange, context: context)
+    }
+
+    /// Writes the response `future` brings once it completes, if the exchange is still current.
+    private func deliver(_ future: EventLoopFuture<AgentResponse>, for exchange: AgentExchange, context: ChannelHandlerContext) {
+        future.assumeIsolated().whenComplete { result in
             guard let context = self.context, case .agent(let current) = self.state, current === exchange, !exchange.responded else {
                 // Nobody to answer any more: an opened download must still be closed.
                 if case .success(let response) = result, case .file(let file, _) = response.body { Glibc.close(file.descriptor) }
@@ -293,6 +361,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers.replaceOrAdd(name: "Content-Length", value: String(response.contentLength))
         if closeAfterResponse { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        if isHeadRequest {
+            if case .file(let file, _) = response.body { Glibc.close(file.descriptor) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return done()
+        }
         switch response.body {
         case .bytes(let bytes):
             if !bytes.isEmpty {
@@ -359,8 +432,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         readsPaused = true
         if let kept = keptUpstream {
             keptUpstream = nil
-            if kept.isActive { return upstreamAcquired(.success(kept), pool: pool) }
-            kept.close(promise: nil)
+            if kept.pool === pool, kept.channel.isActive { return upstreamAcquired(.success(kept.channel), pool: pool) }
+            kept.pool.release(kept.channel, reusable: true)
         }
         pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in
             self.upstreamAcquired(result, pool: pool)
@@ -385,7 +458,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             resumeReads(context: context)
             return
         }
-        let exchange = Exchange(upstream: upstream, channel: channel, requestEnded: ended)
+        let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
         state = .relaying(exchange)
         upstream.begin(delegate: self)
         upstream.write(.head(head))
@@ -404,13 +477,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.upstream.delegate = nil
         state = .idle
         if closeAfterResponse || inputClosed {
-            services.engine.release(exchange.channel, reusable: exchange.upstream.isReusable)
+            exchange.pool.release(exchange.channel, reusable: exchange.upstream.isReusable)
             context.close(promise: nil)
         } else {
             // Keep-alive clients mostly send the next request soon: keeping the upstream
             // saves a pool round trip; it goes back to the pool when this connection ends.
             if exchange.upstream.isReusable {
-                keptUpstream = exchange.channel
+                keptUpstream = (exchange.pool, exchange.channel)
             } else {
                 exchange.channel.close(promise: nil)
             }
@@ -512,7 +585,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         closeStreamingFile()
         if let kept = keptUpstream {
             keptUpstream = nil
-            services.engine.release(kept, reusable: true)
+            kept.pool.release(kept.channel, reusable: true)
         }
         state = .idle
         context.fireChannelInactive()

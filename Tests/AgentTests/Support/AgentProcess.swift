@@ -3,22 +3,16 @@ import Foundation
 /// The real `deckhand serve` binary in its own process, for what only a separate
 /// process shows: its memory, its signals, its exit.
 final class AgentProcess {
-    let process = Process()
+    let process: ChildProcess
     let port: Int
     var baseURL: String { "https://127.0.0.1:\(port)" }
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
 
     init(environment: [String: String]) throws {
         port = try Self.freePort()
-        process.executableURL = URL(fileURLWithPath: try CommandLineTests.deckhand)
-        process.arguments = ["serve"]
-        var env = ProcessInfo.processInfo.environment
-        env["AGENT_HOST"] = "127.0.0.1"
-        env["AGENT_PORT"] = String(port)
-        env["LOG_LEVEL"] = "ERROR"
-        process.environment = env.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        process = try Command.spawn(try CommandLineTests.deckhand, ["serve"], environment: [
+            "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(port), "LOG_LEVEL": "ERROR",
+        ].merging(environment) { $1 })
         for _ in 0..<200 {
             if let reply = try? Curl.request("GET", baseURL + "/ping"), reply.status == 204 { return }
             usleep(50_000)
@@ -42,10 +36,7 @@ final class AgentProcess {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process.stop()
     }
 
     deinit { stop() }

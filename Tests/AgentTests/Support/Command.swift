@@ -9,9 +9,14 @@ struct CommandResult {
     var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
 }
 
+/// posix_spawn and waitpid directly: Foundation's Process on Linux was seen to miss a
+/// child's exit (leaving a zombie and a test waiting forever), and this harness runs
+/// hundreds of children.
 enum Command {
     /// Runs `executable` with `arguments`, feeding `input` to its stdin and closing it,
-    /// and gives up after `timeout` seconds (the process is killed, status -1).
+    /// and gives up after `timeout` seconds (the child is killed, status -1). Output
+    /// is collected until the child exits; what its own background children keep
+    /// writing afterwards is not waited for.
     static func run(
         _ executable: String,
         _ arguments: [String],
@@ -19,38 +24,102 @@ enum Command {
         input: Data? = nil,
         timeout: TimeInterval = 60
     ) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe(), inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = inPipe
-        try process.run()
+        let path = executable.hasPrefix("/") ? executable : try which(executable)
+        var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
+        guard pipe(&stdinPipe) == 0, pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
+            throw TestSetupError("pipe failed")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        for fd in stdinPipe + stdoutPipe + stderrPipe { posix_spawn_file_actions_addclose(&actions, fd) }
+
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
+        guard spawned == 0 else {
+            close(stdinPipe[1]); close(stdoutPipe[0]); close(stderrPipe[0])
+            throw TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")
+        }
+
         let collected = CollectedOutput()
-        let group = DispatchGroup()
-        for (pipe, isOut) in [(out, true), (err, false)] {
-            group.enter()
-            DispatchQueue.global().async {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let readers = DispatchGroup()
+        for (fd, isOut) in [(stdoutPipe[0], true), (stderrPipe[0], false)] {
+            readers.enter()
+            Thread.detachNewThread {
+                var data = Data()
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count > 0 { data.append(contentsOf: buffer[0..<count]); continue }
+                    if count < 0 && errno == EINTR { continue }
+                    break
+                }
+                close(fd)
                 collected.set(data, isOut: isOut)
-                group.leave()
+                readers.leave()
             }
         }
-        if let input { inPipe.fileHandleForWriting.write(input) }
-        try inPipe.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        var timedOut = false
-        if process.isRunning {
-            timedOut = true
-            process.terminate()
-            kill(process.processIdentifier, SIGKILL)
+        let stdinWriter = stdinPipe[1]
+        let writer = Thread {
+            if let input {
+                input.withUnsafeBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let written = write(stdinWriter, bytes.baseAddress! + offset, bytes.count - offset)
+                        if written < 0 { if errno == EINTR { continue }; break }
+                        offset += written
+                    }
+                }
+            }
+            close(stdinWriter)
         }
-        process.waitUntilExit()
-        group.wait()
-        return CommandResult(status: timedOut ? -1 : process.terminationStatus, stdout: collected.out, stderr: collected.err)
+        signal(SIGPIPE, SIG_IGN)
+        writer.start()
+
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        var timedOut = false
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { break }
+            if result < 0 && errno != EINTR { break }
+            if Date() >= deadline, !timedOut {
+                timedOut = true
+                kill(pid, SIGKILL)
+            }
+            usleep(5_000)
+        }
+        // A background child that inherited the pipes may keep them open: give the
+        // readers a moment, then take what they have.
+        _ = readers.wait(timeout: .now() + 5)
+        let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return CommandResult(status: timedOut ? -1 : exitStatus, stdout: collected.out, stderr: collected.err)
+    }
+
+    /// Starts a long-running child (an agent) with its output discarded; see `ChildProcess`.
+    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+        let path = executable.hasPrefix("/") ? executable : try which(executable)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup($0) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard spawned == 0 else { throw TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))") }
+        return ChildProcess(pid: pid)
     }
 
     static func which(_ name: String) throws -> String {
@@ -63,12 +132,46 @@ enum Command {
 }
 
 private final class CollectedOutput: @unchecked Sendable {
-    // Written once per stream from its reader thread; read after both are done (DispatchGroup).
-    var out = Data()
-    var err = Data()
+    // Each stream is written once by its reader thread under the lock; read after
+    // the readers are done or given up on.
+    private var outData = Data()
+    private var errData = Data()
     private let lock = NSLock()
+    var out: Data { lock.lock(); defer { lock.unlock() }; return outData }
+    var err: Data { lock.lock(); defer { lock.unlock() }; return errData }
     func set(_ data: Data, isOut: Bool) {
         lock.lock(); defer { lock.unlock() }
-        if isOut { out = data } else { err = data }
+        if isOut { outData = data } else { errData = data }
     }
+}
+
+/// A child started by `Command.spawn`, reaped by `stop()`.
+final class ChildProcess {
+    let pid: pid_t
+    private var exited = false
+
+    init(pid: pid_t) { self.pid = pid }
+
+    var isRunning: Bool {
+        guard !exited else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        return !exited
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` seconds; always reaps the child.
+    func stop(grace: TimeInterval = 5) {
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while isRunning && Date() < deadline { usleep(20_000) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            exited = true
+        }
+    }
+
+    deinit { stop() }
 }

@@ -1,0 +1,55 @@
+import FoundationEssentials
+import NIOCore
+import NIOHTTP1
+
+/// What the local engine says about the node this agent runs on.
+public struct NodeIdentity: Sendable, Equatable {
+    /// The engine's `docker info` Name: the node name Portainer targets.
+    public var name: String
+    /// The engine is an active Swarm node.
+    public var isSwarmMember: Bool
+    /// The engine is a Swarm manager (`Swarm.ControlAvailable`).
+    public var isManager: Bool
+
+    public init(name: String, isSwarmMember: Bool, isManager: Bool) {
+        self.name = name
+        self.isSwarmMember = isSwarmMember
+        self.isManager = isManager
+    }
+
+    public var role: String { isManager ? "manager" : "worker" }
+
+    private struct EngineInfo: Decodable {
+        struct SwarmInfo: Decodable {
+            var LocalNodeState: String?
+            var ControlAvailable: Bool?
+        }
+        var Name: String
+        var Swarm: SwarmInfo?
+    }
+
+    /// Asks the engine (`GET /info`).
+    public static func fetch(from engine: UpstreamPool, on eventLoop: EventLoop, timeout: TimeAmount = .seconds(5)) -> EventLoopFuture<NodeIdentity> {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/info", headers: ["Host": "docker"])
+        return engine.collect(head, on: eventLoop, limit: 4 << 20, timeout: timeout).flatMapThrowing { response in
+            guard response.head.status == .ok else { throw ClusterError.engineAnswered(response.head.status.code) }
+            let info = try JSONDecoder().decode(EngineInfo.self, from: Data(response.body.readableBytesView))
+            return NodeIdentity(
+                name: info.Name,
+                isSwarmMember: info.Swarm?.LocalNodeState == "active",
+                isManager: info.Swarm?.ControlAvailable ?? false)
+        }
+    }
+}
+
+public enum ClusterError: Error, Sendable, CustomStringConvertible {
+    case engineAnswered(UInt)
+    case peerAnswered(UInt)
+
+    public var description: String {
+        switch self {
+        case .engineAnswered(let code): return "the engine answered \(code)"
+        case .peerAnswered(let code): return "the agent answered \(code)"
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import NIOCore
+import NIOHTTP1
+
+/// A whole response read into memory: only for the agent's own small exchanges
+/// (engine info, member probes) and for aggregation, which must merge whole lists.
+public struct CollectedResponse: Sendable {
+    public var head: HTTPResponseHead
+    public var body: ByteBuffer
+}
+
+public enum CollectError: Error, Sendable, CustomStringConvertible {
+    case tooLarge(limit: Int)
+    case closedEarly
+    case timedOut
+
+    public var description: String {
+        switch self {
+        case .tooLarge(let limit): return "response larger than \(limit) bytes"
+        case .closedEarly: return "connection closed before the response ended"
+        case .timedOut: return "no complete response in time"
+        }
+    }
+}
+
+extension UpstreamPool {
+    /// Sends one bodiless request and reads the whole response, up to `limit` bytes,
+    /// within `timeout`. The connection goes back to the pool when it can be reused.
+    public func collect(
+        _ head: HTTPRequestHead,
+        on eventLoop: EventLoop,
+        limit: Int,
+        timeout: TimeAmount
+    ) -> EventLoopFuture<CollectedResponse> {
+        let promise = eventLoop.makePromise(of: CollectedResponse.self)
+        acquire(on: eventLoop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .failure(let error):
+                promise.fail(error)
+            case .success(let channel):
+                do {
+                    let upstream = try UpstreamHandler.of(channel)
+                    let collector = ResponseCollector(pool: self, channel: channel, upstream: upstream, limit: limit, promise: promise)
+                    collector.start(head, timeout: timeout)
+                } catch {
+                    channel.close(promise: nil)
+                    promise.fail(error)
+                }
+            }
+        }
+        return promise.futureResult
+    }
+}
+
+/// The delegate of one collected exchange.
+private final class ResponseCollector: UpstreamDelegate {
+    private let pool: UpstreamPool
+    private let channel: Channel
+    private let upstream: UpstreamHandler
+    private let limit: Int
+    private let promise: EventLoopPromise<CollectedResponse>
+    private var head: HTTPResponseHead?
+    private var body: ByteBuffer
+    private var done = false
+    private var timer: Scheduled<Void>?
+
+    init(pool: UpstreamPool, channel: Channel, upstream: UpstreamHandler, limit: Int, promise: EventLoopPromise<CollectedResponse>) {
+        self.pool = pool
+        self.channel = channel
+        self.upstream = upstream
+        self.limit = limit
+        self.promise = promise
+        self.body = channel.allocator.buffer(capacity: 0)
+    }
+
+    func start(_ request: HTTPRequestHead, timeout: TimeAmount) {
+        // The upstream holds its delegate weakly; the timer keeps this collector alive.
+        timer = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.finish(.failure(CollectError.timedOut), reusable: false)
+        }
+        upstream.begin(delegate: self)
+        upstream.write(.head(request))
+        upstream.write(.end(nil))
+        upstream.flush()
+    }
+
+    private func finish(_ result: Result<CollectedResponse, Error>, reusable: Bool) {
+        guard !done else { return }
+        done = true
+        timer?.cancel()
+        upstream.delegate = nil
+        pool.release(channel, reusable: reusable)
+        promise.completeWith(result)
+    }
+
+    func upstreamDidReceive(_ part: HTTPClientResponsePart) {
+        switch part {
+        case .head(let responseHead):
+            if responseHead.status.code >= 200 { head = responseHead }
+        case .body(var chunk):
+            if body.readableBytes + chunk.readableBytes > limit {
+                finish(.failure(CollectError.tooLarge(limit: limit)), reusable: false)
+            } else {
+                body.writeBuffer(&chunk)
+            }
+        case .end:
+            if let head {
+                finish(.success(CollectedResponse(head: head, body: body)), reusable: upstream.isReusable)
+            }
+        }
+    }
+
+    func upstreamDidFinishRead() {}
+
+    func upstreamDidClose(error: Error?) {
+        finish(.failure(error ?? CollectError.closedEarly), reusable: false)
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {}
+}
