@@ -16,6 +16,8 @@ final class LabCluster {
     static var swarmLab: String { repositoryRoot.appendingPathComponent("scripts/swarm-lab").path }
 
     let nodes: [Node]
+    /// The lab's folder, for `scripts/swarm-lab` (SWARM_LAB_DIR).
+    let labDirectory: String
     /// The key every request of the test signs with: the agents associate the first
     /// valid key they see, and the start-up check below is the first.
     let key = SigningKey()
@@ -34,6 +36,7 @@ final class LabCluster {
             let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }
+        labDirectory = values["LAB_DIR"] ?? ""
         let count = Int(values["LAB_NODES"] ?? "") ?? 0
         nodes = try (1...max(count, 1)).map { index in
             guard let name = values["NODE\(index)_NAME"], let address = values["NODE\(index)_ADDR"], let socket = values["NODE\(index)_SOCK"] else {
@@ -52,7 +55,7 @@ final class LabCluster {
             let process = try Command.spawn(Self.swarmLab, ["exec", String(node.index), "env",
                                  "AGENT_HOST=\(node.address)", "AGENT_PORT=9001", "AGENT_CLUSTER_ADDR=\(seeds)",
                                  "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)",
-                                 "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": values["LAB_DIR"] ?? ""])
+                                 "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": labDirectory])
             agents.append(process)
         }
         // Up once every agent lists every node.
@@ -78,7 +81,7 @@ final class LabCluster {
 
     /// `scripts/swarm-lab engine|link N …` for fault tests.
     func lab(_ arguments: [String]) throws -> CommandResult {
-        try Command.run(Self.swarmLab, arguments, timeout: 60)
+        try Command.run(Self.swarmLab, arguments, environment: ["SWARM_LAB_DIR": labDirectory], timeout: 60)
     }
 
     func stop() {
