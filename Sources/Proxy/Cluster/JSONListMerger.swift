@@ -68,8 +68,10 @@ public enum JSONListMerger {
             out += element
             return
         }
-        out += element.dropLast()
-        let inner = element.dropFirst().dropLast()
+        // Index ranges, not dropLast(): Sequence.dropLast copies into a new array.
+        let closing = element.endIndex - 1
+        out += element[element.startIndex..<closing]
+        let inner = element[(element.startIndex + 1)..<closing]
         if inner.contains(where: { !isWhitespace($0) }) { out.append(UInt8(ascii: ",")) }
         out += Array(#""Portainer":{"Agent":{"NodeName":"#.utf8)
         appendString(nodeName, to: &out)
