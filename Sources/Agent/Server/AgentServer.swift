@@ -50,7 +50,14 @@ final class AgentServer: Sendable {
     ) async throws -> AgentServer {
         let engine = UpstreamPool(transport: .unixSocket(path: configuration.engineSocket))
         var cluster: ClusterMembership?
-        if let address = configuration.clusterAddress {
+        var clusterAddress = configuration.clusterAddress
+        if clusterAddress == nil {
+            clusterAddress = try await ServiceDiscovery.clusterAddress(from: engine, on: group.next()).get()
+            if let clusterAddress {
+                logger.info("cluster address derived from this container's service", metadata: ["address": "\(clusterAddress)"])
+            }
+        }
+        if let address = clusterAddress {
             let settings = ClusterMembership.Settings(
                 address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
                 probeInterval: .nanoseconds(Int64(configuration.probeInterval * 1e9)),
