@@ -37,16 +37,15 @@ enum Command {
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
         for fd in stdinPipe + stdoutPipe + stderrPipe { posix_spawn_file_actions_addclose(&actions, fd) }
 
-        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let spawned = spawnChild(path, arguments, environment: environment, actions: &actions)
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
-        guard spawned == 0 else {
+        let pid: pid_t
+        switch spawned {
+        case .success(let child):
+            pid = child
+        case .failure(let error):
             close(stdinPipe[1]); close(stdoutPipe[0]); close(stderrPipe[0])
-            throw TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")
+            throw error
         }
 
         let collected = CollectedOutput()
@@ -112,14 +111,21 @@ enum Command {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        return ChildProcess(pid: try spawnChild(path, arguments, environment: environment, actions: &actions).get())
+    }
+
+    /// posix_spawn with the test's environment plus `environment`.
+    private static func spawnChild(
+        _ path: String, _ arguments: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t
+    ) -> Result<pid_t, TestSetupError> {
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))") }
-        return ChildProcess(pid: pid)
+        guard spawned == 0 else { return .failure(TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")) }
+        return .success(pid)
     }
 
     static func which(_ name: String) throws -> String {
