@@ -56,6 +56,10 @@ enum Router {
         if route.isTargetable, let target = headers.first(name: targetHeader), !target.isEmpty {
             return .node(target)
         }
+        // Portainer's console may name the node in the query instead.
+        if case .console = route, let node = QueryParameters(uri: uri)?["nodeName"], !node.isEmpty {
+            return .node(node)
+        }
         guard route == .engine else { return .local }
         if let flag = headers.first(name: managerOperationHeader), !flag.isEmpty {
             return .manager

@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import Proxy
 
 /// One client connection's requests, one at a time: authenticate and route from
@@ -23,6 +24,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var responseEnded = false
         /// The engine's 101, held until its `.end` has passed the HTTP decoder.
         var upgrade: HTTPResponseHead?
+        /// Set for a console: its 101 becomes a websocket, not a raw relay.
+        var console: ConsoleRequest?
 
         init(upstream: UpstreamHandler, channel: Channel, pool: UpstreamPool, requestEnded: Bool) {
             self.upstream = upstream
@@ -62,6 +65,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case agent(AgentExchange)
         /// Refused or failed before reaching anyone; the rest of the body is dropped.
         case draining
+        /// A console being checked with the engine before its upgrade.
+        case console
         /// Waiting for an upstream connection; request parts are held meanwhile
         /// (reads are paused, so at most one read's worth).
         case connecting(head: HTTPRequestHead, parts: [HTTPServerRequestPart], ended: Bool)
@@ -77,6 +82,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private var closeAfterResponse = false
     private var inputClosed = false
+    /// A validated console waiting for its engine connection.
+    private var pendingConsole: ConsoleRequest?
     /// The engine connection of this client's previous exchange, idle, kept for its next.
     private var keptUpstream: (pool: UpstreamPool, channel: Channel)?
     /// A HEAD request's answer carries headers only (docker's client starts with HEAD /_ping).
@@ -146,7 +153,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     case .failure(let error): self.uploadFailed(error, context: context)
                     }
                 }
-            case .idle, .agent, .draining, .upgraded:
+            case .idle, .agent, .draining, .upgraded, .console:
                 break
             }
         case .end(let trailers):
@@ -180,7 +187,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                         self.uploadFailed(error, context: context)
                     }
                 }
-            case .idle, .upgraded:
+            case .idle, .upgraded, .console:
                 break
             }
         }
@@ -225,11 +232,78 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
         case .browse(.put, let volumeID):
             startUpload(head: head, legacyVolumeID: volumeID, context: context)
+        case .console(let kind):
+            startConsole(head: head, kind: kind, context: context)
         default:
             let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: route.takesJSONBody)
             state = .agent(exchange)
             if !exchange.collecting { answer(exchange, context: context) }
         }
+    }
+
+    // MARK: Console
+
+    /// Checks the id with the engine, then asks it for a hijacked stream; the engine's
+    /// 101 is answered with the websocket handshake (`bridgeConsole`).
+    private func startConsole(head: HTTPRequestHead, kind: ConsoleKind, context: ChannelHandlerContext) {
+        let console: ConsoleRequest
+        do {
+            console = try ConsoleRequest(kind: kind, head: head)
+        } catch {
+            state = .draining
+            return respond(.error(error), context: context)
+        }
+        state = .console
+        readsPaused = true
+        let engine = services.engine
+        engine.collect(console.inspectHead, on: context.eventLoop, limit: 1 << 20, timeout: .seconds(10)).assumeIsolated().whenComplete { result in
+            guard let context = self.context, case .console = self.state else { return }
+            switch result {
+            case .success(let response) where response.head.status == .ok:
+                let (engineHead, body) = console.engineRequest(allocator: context.channel.allocator)
+                self.pendingConsole = console
+                self.startRelay(head: engineHead, pool: engine, context: context, parts: [.body(body), .end(nil)], ended: true)
+            case .success(let response) where response.head.status == .notFound:
+                self.state = .idle
+                self.respond(.error(AgentError(.notFound, "No such \(kind == .exec ? "exec instance" : "container"): \(console.id)")), context: context)
+                self.resumeReads(context: context)
+            case .success(let response):
+                self.state = .idle
+                self.respond(.error(AgentError(.badGateway, "The Docker engine answered \(response.head.status.code)")), context: context)
+                self.resumeReads(context: context)
+            case .failure(let error):
+                self.state = .idle
+                self.respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(error)")), context: context)
+                self.resumeReads(context: context)
+            }
+        }
+    }
+
+    /// The engine hijacked its side: finish the browser's websocket handshake and
+    /// swap both pipelines for the console bridge.
+    private func bridgeConsole(_ console: ConsoleRequest, exchange: Exchange, context: ChannelHandlerContext) {
+        state = .upgraded
+        exchange.upstream.delegate = nil
+        context.write(wrapOutboundOut(.head(console.upgradeResponse)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let (browserSide, engineSide) = ConsoleBridge.makePair()
+        let clientPipeline = context.pipeline.syncOperations
+        do {
+            try clientPipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), browserSide])
+            try exchange.channel.pipeline.syncOperations.addHandler(engineSide)
+        } catch {
+            context.close(promise: nil)
+            exchange.channel.close(promise: nil)
+            return
+        }
+        let clientChannel = context.channel
+        clientPipeline.removeHandler(context: context, promise: nil)
+        for handler in httpHandlers {
+            clientPipeline.removeHandler(handler, promise: nil)
+        }
+        exchange.upstream.removeHTTPHandlers()
+        clientChannel.read()
+        exchange.channel.read()
     }
 
     // MARK: Cluster
@@ -427,8 +501,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Relay
 
-    private func startRelay(head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext) {
-        state = .connecting(head: head, parts: [], ended: false)
+    private func startRelay(
+        head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext,
+        parts: [HTTPServerRequestPart] = [], ended: Bool = false
+    ) {
+        state = .connecting(head: head, parts: parts, ended: ended)
         readsPaused = true
         if let kept = keptUpstream {
             keptUpstream = nil
@@ -459,6 +536,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
+        exchange.console = pendingConsole
+        pendingConsole = nil
         state = .relaying(exchange)
         upstream.begin(delegate: self)
         upstream.write(.head(head))
@@ -492,6 +571,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func hijack(_ exchange: Exchange, head: HTTPResponseHead, context: ChannelHandlerContext) {
+        if let console = exchange.console {
+            return bridgeConsole(console, exchange: exchange, context: context)
+        }
         state = .upgraded
         var headers = head.headers
         AgentHeaders.add(to: &headers)

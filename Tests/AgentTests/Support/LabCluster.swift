@@ -70,8 +70,8 @@ final class LabCluster {
         }
     }
 
-    func request(_ node: Node, _ method: String, _ path: String, key: SigningKey, headers: [String: String] = [:]) throws -> HTTPReply {
-        try Curl.request(method, "https://\(node.address):9001" + path, headers: key.headers().merging(headers) { $1 })
+    func request(_ node: Node, _ method: String, _ path: String, key: SigningKey, headers: [String: String] = [:], body: Data? = nil) throws -> HTTPReply {
+        try Curl.request(method, "https://\(node.address):9001" + path, headers: key.headers().merging(headers) { $1 }, body: body)
     }
 
     /// The node's engine directly (set-up that is not under test).

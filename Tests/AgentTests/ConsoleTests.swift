@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// Portainer's container console: a websocket bridged to a hijacked exec or attach
+/// on the real test engine.
+@Suite("The console websockets")
+struct ConsoleTests {
+    static func engineJSON(_ method: String, _ path: String, body: String? = nil) throws -> [String: Any] {
+        var extra = ["--unix-socket", try TestEngine.socket, "-H", "Content-Type: application/json"]
+        if let body { extra += ["--data-binary", body] }
+        let reply = try Curl.request(method, "http://localhost" + path, extra: extra)
+        return (try? reply.json() as? [String: Any]) ?? [:]
+    }
+
+    static func container(_ arguments: [String]) throws -> String {
+        let name = "dh-console-\(UInt32.random(in: 0...UInt32.max))"
+        let run = try DockerCLITests.engine(["run", "-d", "--name", name] + arguments)
+        guard run.status == 0 else { throw TestSetupError("docker run failed: \(run.errorOutput)") }
+        return name
+    }
+
+    @Test("exec: type a command, read its output, and get a close frame when the shell exits")
+    func exec() async throws {
+        let name = try Self.container(["busybox:local", "sleep", "300"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let exec = try Self.engineJSON("POST", "/v1.41/containers/\(name)/exec",
+                                       body: #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#)
+        let id = try #require(exec["Id"] as? String)
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            for path in ["/websocket/exec?id=\(id)", ] {
+                let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: path, headers: key.headers())
+                #expect(status == 101)
+                let console = try #require(client)
+                defer { console.close() }
+                // Resizing is the ordinary proxied engine call.
+                let resized = try agent.request("POST", "/v1.41/exec/\(id)/resize?h=40&w=120", key: key)
+                #expect(resized.status == 200 || resized.status == 201, "\(resized.text)")
+                // The TTY echoes what is typed; only the shell's output joins the quotes.
+                try console.send("echo hel\"\"lo; exit\n")
+                let result = console.wait { text, closed in closed }
+                #expect(result.text.contains("hello"))
+                #expect(result.closed)
+            }
+        }
+    }
+
+    @Test("attach: what is sent to a container running cat comes back")
+    func attach() async throws {
+        let name = try Self.container(["-i", "busybox:local", "cat"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        try await TestAgent.with { agent async throws in
+            let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/v2/websocket/attach?id=\(name)", headers: SigningKey().headers())
+            #expect(status == 101)
+            let console = try #require(client)
+            defer { console.close() }
+            try console.send("round trip one\n")
+            try console.send("round trip two\n", opcode: .text)
+            let result = console.wait { text, _ in text.contains("round trip two") }
+            #expect(result.text.contains("round trip one"))
+            #expect(result.text.contains("round trip two"))
+        }
+    }
+
+    @Test("ids are checked before any upgrade: 400 when malformed, 404 when unknown")
+    func badIds() async throws {
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            for (path, expected) in [
+                ("/websocket/exec?id=not-hex!", 400),
+                ("/websocket/exec", 400),
+                ("/websocket/attach?id=..%2Fetc", 400),
+                ("/websocket/exec?id=" + String(repeating: "0", count: 64), 404),
+                ("/websocket/attach?id=dh-no-such-container", 404),
+            ] {
+                let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: path, headers: key.headers())
+                #expect(status == expected, "\(path)")
+                #expect(client == nil)
+            }
+            // Not a websocket request at all.
+            let plain = try agent.request("GET", "/websocket/attach?id=abc", key: key)
+            #expect(plain.status == 400)
+            // Unsigned: refused before anything else.
+            let (unsigned, _) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/attach?id=abc", headers: [:])
+            #expect(unsigned == 403)
+        }
+    }
+
+    @Test("2,000 consoles opened and closed leave the agent's descriptors where they were")
+    func noLeaks() throws {
+        let name = try Self.container(["-i", "busybox:local", "cat"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
+        defer { agent.stop() }
+        let key = SigningKey()
+        func session() throws {
+            let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/attach?id=\(name)", headers: key.headers())
+            #expect(status == 101)
+            client?.close()
+        }
+        try session()
+        usleep(300_000)
+        let before = agent.openDescriptorCount()
+        for _ in 0..<2000 { try session() }
+        var after = agent.openDescriptorCount()
+        for _ in 0..<50 where after > before + 4 {
+            usleep(100_000)
+            after = agent.openDescriptorCount()
+        }
+        #expect(after <= before + 4, "descriptors: \(before) before, \(after) after 2,000 consoles")
+    }
+}
