@@ -287,23 +287,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(console.upgradeResponse)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         let (browserSide, engineSide) = ConsoleBridge.makePair()
-        let clientPipeline = context.pipeline.syncOperations
-        do {
-            try clientPipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), browserSide])
-            try exchange.channel.pipeline.syncOperations.addHandler(engineSide)
-        } catch {
-            context.close(promise: nil)
-            exchange.channel.close(promise: nil)
-            return
-        }
-        let clientChannel = context.channel
-        clientPipeline.removeHandler(context: context, promise: nil)
-        for handler in httpHandlers {
-            clientPipeline.removeHandler(handler, promise: nil)
-        }
-        exchange.upstream.removeHTTPHandlers()
-        clientChannel.read()
-        exchange.channel.read()
+        leaveHTTP(
+            exchange,
+            clientHandlers: [WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), browserSide],
+            engineHandler: engineSide, context: context)
     }
 
     // MARK: Cluster
@@ -582,18 +569,26 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.upstream.delegate = nil
 
         let (clientSide, engineSide) = RawRelayHandler.makePair()
+        leaveHTTP(exchange, clientHandlers: [clientSide], engineHandler: engineSide, context: context)
+    }
+
+    /// After a 101: puts `clientHandlers` and `engineHandler` at the ends of the two
+    /// pipelines, then takes the HTTP handlers (this one first) out of both, so bytes
+    /// the HTTP decoders still hold (sent right behind the request or the 101) reach
+    /// the new handlers, not us.
+    private func leaveHTTP(
+        _ exchange: Exchange, clientHandlers: [ChannelHandler], engineHandler: ChannelHandler, context: ChannelHandlerContext
+    ) {
         let clientPipeline = context.pipeline.syncOperations
         do {
-            try clientPipeline.addHandler(clientSide)
-            try exchange.channel.pipeline.syncOperations.addHandler(engineSide)
+            try clientPipeline.addHandlers(clientHandlers)
+            try exchange.channel.pipeline.syncOperations.addHandler(engineHandler)
         } catch {
             context.close(promise: nil)
             exchange.channel.close(promise: nil)
             return
         }
         let clientChannel = context.channel
-        // This handler leaves first so that bytes the HTTP decoders still hold (sent
-        // right behind the request or the 101) reach the raw relay, not us.
         clientPipeline.removeHandler(context: context, promise: nil)
         for handler in httpHandlers {
             clientPipeline.removeHandler(handler, promise: nil)
