@@ -1,5 +1,7 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -31,15 +33,17 @@ final class AgentServer: Sendable {
     private let sslContext: NIOSSLContext
     private let group: EventLoopGroup
     private let listener: Channel
+    private let quiescing: ServerQuiescingHelper
 
     /// The port actually bound (useful when configured with port 0).
     var port: Int { listener.localAddress?.port ?? 0 }
 
-    private init(services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel) {
+    private init(services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel, quiescing: ServerQuiescingHelper) {
         self.services = services
         self.sslContext = sslContext
         self.group = group
         self.listener = listener
+        self.quiescing = quiescing
     }
 
     static func start(
@@ -74,7 +78,13 @@ final class AgentServer: Sendable {
             aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }
         )
         let sslContext = try identity.serverContext()
+        let quiescing = ServerQuiescingHelper(group: group)
         let listener = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
             .serverChannelOption(ChannelOptions.backlog, value: 512)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -88,7 +98,7 @@ final class AgentServer: Sendable {
             .get()
         // Listening first: peers probing this agent during its first round find it.
         try await cluster?.start().get()
-        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener)
+        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing)
     }
 
     private static func configureConnection(
@@ -108,8 +118,22 @@ final class AgentServer: Sendable {
         try pipeline.addHandlers([encoder, decoder, pipelining, handler])
     }
 
-    /// Stops accepting connections and drops idle engine connections.
-    func stop() async {
+    /// Stops accepting, lets requests in flight finish (idle keep-alive connections
+    /// close at once, busy ones after their response) for at most `grace`, then
+    /// drops idle engine connections.
+    func stop(grace: TimeAmount = .seconds(10)) async {
+        let drained = group.next().makePromise(of: Void.self)
+        let bounded = group.next().makePromise(of: Void.self)
+        // Whichever comes first, the drain or the deadline, settles `bounded` once.
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable () -> Void = {
+            if settled.withLockedValue({ done in defer { done = true }; return !done }) { bounded.succeed() }
+        }
+        drained.futureResult.whenComplete { _ in settle() }
+        let deadline = group.next().scheduleTask(in: grace) { settle() }
+        quiescing.initiateShutdown(promise: drained)
+        try? await bounded.futureResult.get()
+        deadline.cancel()
         try? await listener.close()
         services.cluster?.stop()
         services.engine.closeIdle()
