@@ -24,6 +24,10 @@ struct BrowseRouteTests {
     static func withVolume(_ body: (TestAgent, SigningKey, TestVolume) async throws -> Void) async throws {
         let volume = try TestVolume.create(populatedBy: hostileScript)
         defer { volume.remove() }
+        // busybox cannot bind a unix socket; a bound one is made from the host side.
+        let socketPath = try volume.dataPath + "/sock"
+        let bound = try Command.run("python3", ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", socketPath])
+        guard bound.status == 0 else { throw TestSetupError("cannot make a socket: \(bound.errorOutput)") }
         try await TestAgent.with { agent async throws in
             try await body(agent, SigningKey(), volume)
         }
@@ -37,7 +41,7 @@ struct BrowseRouteTests {
                 #expect(reply.status == 200, "\(path): \(reply.text)")
                 let entries = try #require(try reply.json() as? [[String: Any]])
                 let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0["Name"] as! String, $0) })
-                #expect(Set(byName.keys) == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo"])
+                #expect(Set(byName.keys) == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo", "sock"])
                 #expect(byName["a.txt"]?["Size"] as? Int == 6)
                 #expect(byName["a.txt"]?["Dir"] as? Bool == false)
                 #expect(byName["sub"]?["Dir"] as? Bool == true)
@@ -45,6 +49,7 @@ struct BrowseRouteTests {
                 #expect(byName["hosts"]?["Kind"] as? String == "symlink")
                 #expect(byName["hosts"]?["SymlinkTarget"] as? String == "/etc/hosts")
                 #expect(byName["fifo"]?["Kind"] as? String == "fifo")
+                #expect(byName["sock"]?["Kind"] as? String == "socket")
             }
         }
     }
@@ -60,7 +65,7 @@ struct BrowseRouteTests {
                 #expect(!reply.text.contains(passwd.prefix(20)))
             }
             // /proc magic links are refused outright, loops are reported, FIFOs never opened.
-            for (name, status) in [("environ", 404), ("loop1", 400), ("fifo", 400), ("sub", 400)] {
+            for (name, status) in [("environ", 404), ("loop1", 400), ("fifo", 400), ("sock", 400), ("sub", 400)] {
                 let reply = try agent.request("GET", "/browse/get?volumeID=\(volume.name)&path=\(name)", key: key)
                 #expect(reply.status == status, "\(name) gave \(reply.status): \(reply.text)")
                 #expect((try reply.json() as? [String: String])?["message"] != nil)
@@ -204,7 +209,7 @@ struct BrowseRouteTests {
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasPrefix(".deckhand") }
             #expect(leftovers.isEmpty)
             let names = Set(try FileManager.default.contentsOfDirectory(atPath: data))
-            #expect(names == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo"])
+            #expect(names == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo", "sock"])
         }
     }
 
