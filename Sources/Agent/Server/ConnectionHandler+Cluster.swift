@@ -1,0 +1,61 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Proxy
+
+// Where a request goes in a cluster: another node, a manager, or every node.
+extension ConnectionHandler {
+    /// Sends the request where its cluster scope says, unless that is this node.
+    /// Returns false when the request is this node's to serve.
+    func dispatchInCluster(
+        _ head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, context: ChannelHandlerContext
+    ) -> Bool {
+        // A request another agent sent here is served here, never sent on again.
+        let forwarded = head.headers.contains(name: Aggregator.hopHeader)
+        var onward = head
+        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+        switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
+        case .node(let name) where name != local.name:
+            guard !forwarded else {
+                state = .draining
+                respond(.error(AgentError(.badGateway, "This agent runs on node \(local.name), not on \(name)", details: "cluster membership changed")), context: context)
+                return true
+            }
+            guard let member = cluster.member(named: name) else {
+                state = .draining
+                respond(.error(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))")), context: context)
+                return true
+            }
+            startRelay(head: onward, pool: cluster.pool(for: member), context: context)
+            return true
+        case .manager where !local.isManager && !forwarded:
+            guard let manager = cluster.remoteManager() else {
+                state = .draining
+                respond(.error(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)")), context: context)
+                return true
+            }
+            startRelay(head: onward, pool: cluster.pool(for: manager), context: context)
+            return true
+        case .aggregate(let kind) where !forwarded:
+            guard let aggregator = services.aggregator else { return false }
+            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: false)
+            state = .agent(exchange)
+            let answer = aggregator.aggregate(head, kind: kind, on: context.eventLoop).map { merged -> AgentResponse in
+                guard merged.status == .ok else {
+                    return .error(AgentError(.badGateway, "No node answered", details: "unreachable: \(merged.unreachableNodes.joined(separator: ","))"))
+                }
+                var headers = merged.headers
+                if !merged.unreachableNodes.isEmpty {
+                    headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
+                }
+                return AgentResponse(status: .ok, headers: headers, body: merged.body)
+            }
+            deliver(answer, for: exchange, context: context)
+            return true
+        default:
+            return false
+        }
+    }
+}

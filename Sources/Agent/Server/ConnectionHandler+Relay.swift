@@ -1,0 +1,197 @@
+import Glibc
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Proxy
+
+// Relaying to an upstream (the engine or a peer agent), and the hijack after a 101.
+extension ConnectionHandler {
+    func startRelay(
+        head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext,
+        parts: [HTTPServerRequestPart] = [], ended: Bool = false
+    ) {
+        state = .connecting(head: head, parts: parts, ended: ended)
+        readsPaused = true
+        if let kept = keptUpstream {
+            keptUpstream = nil
+            if kept.pool === pool, kept.channel.isActive { return upstreamAcquired(.success(kept.channel), pool: pool) }
+            kept.pool.release(kept.channel, reusable: true)
+        }
+        pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.upstreamAcquired(result, pool: pool)
+        }
+    }
+
+    func upstreamAcquired(_ result: Result<Channel, Error>, pool: UpstreamPool) {
+        guard let context, case .connecting(let head, let parts, let ended) = state else {
+            // The client went away while we were connecting.
+            if case .success(let channel) = result { pool.release(channel, reusable: true) }
+            return
+        }
+        let channel: Channel
+        let upstream: UpstreamHandler
+        do {
+            channel = try result.get()
+            upstream = try UpstreamHandler.of(channel)
+        } catch {
+            services.logger.warning("engine unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
+            respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)")), context: context)
+            state = ended ? .idle : .draining
+            resumeReads(context: context)
+            return
+        }
+        let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
+        exchange.console = pendingConsole
+        pendingConsole = nil
+        state = .relaying(exchange)
+        upstream.begin(delegate: self)
+        upstream.write(.head(head))
+        for part in parts {
+            switch part {
+            case .body(let body): upstream.write(.body(.byteBuffer(body)))
+            case .end(let trailers): upstream.write(.end(trailers))
+            case .head: break
+            }
+        }
+        upstream.flush()
+        if upstream.isWritable { resumeReads(context: context) }
+    }
+
+    func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.upstream.delegate = nil
+        state = .idle
+        if closeAfterResponse || inputClosed {
+            exchange.pool.release(exchange.channel, reusable: exchange.upstream.isReusable)
+            context.close(promise: nil)
+        } else {
+            // Keep-alive clients mostly send the next request soon: keeping the upstream
+            // saves a pool round trip; it goes back to the pool when this connection ends.
+            if exchange.upstream.isReusable {
+                keptUpstream = (exchange.pool, exchange.channel)
+            } else {
+                exchange.channel.close(promise: nil)
+            }
+            resumeReads(context: context)
+        }
+    }
+
+    func hijack(_ exchange: Exchange, head: HTTPResponseHead, context: ChannelHandlerContext) {
+        if let console = exchange.console {
+            return bridgeConsole(console, exchange: exchange, context: context)
+        }
+        state = .upgraded
+        var headers = head.headers
+        AgentHeaders.add(to: &headers)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange.upstream.delegate = nil
+
+        let (clientSide, engineSide) = RawRelayHandler.makePair()
+        leaveHTTP(exchange, clientHandlers: [clientSide], engineHandler: engineSide, context: context)
+    }
+
+    /// After a 101: puts `clientHandlers` and `engineHandler` at the ends of the two
+    /// pipelines, then takes the HTTP handlers (this one first) out of both, so bytes
+    /// the HTTP decoders still hold (sent right behind the request or the 101) reach
+    /// the new handlers, not us.
+    func leaveHTTP(
+        _ exchange: Exchange, clientHandlers: [ChannelHandler], engineHandler: ChannelHandler, context: ChannelHandlerContext
+    ) {
+        let clientPipeline = context.pipeline.syncOperations
+        do {
+            try clientPipeline.addHandlers(clientHandlers)
+            try exchange.channel.pipeline.syncOperations.addHandler(engineHandler)
+        } catch {
+            context.close(promise: nil)
+            exchange.channel.close(promise: nil)
+            return
+        }
+        let clientChannel = context.channel
+        clientPipeline.removeHandler(context: context, promise: nil)
+        for handler in httpHandlers {
+            clientPipeline.removeHandler(handler, promise: nil)
+        }
+        exchange.upstream.removeHTTPHandlers()
+        clientChannel.read()
+        exchange.channel.read()
+    }
+}
+
+extension ConnectionHandler: UpstreamDelegate {
+    func upstreamDidReceive(_ part: HTTPClientResponsePart) {
+        guard let context, case .relaying(let exchange) = state else { return }
+        switch part {
+        case .head(let head):
+            if head.status == .switchingProtocols {
+                // The decoder still has this response's `.end` to deliver; switch to
+                // raw bytes only after it, or it would reach the raw relay.
+                exchange.upgrade = head
+                return
+            }
+            var headers = head.headers
+            if head.status.code >= 200 {
+                exchange.responseStarted = true
+                AgentHeaders.add(to: &headers)
+                if !head.isKeepAlive || isCloseDelimited(head) { closeAfterResponse = true }
+            }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers))), promise: nil)
+            if head.status.code < 200 { context.flush() }
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            if !context.channel.isWritable {
+                context.flush()
+                exchange.upstream.pauseReading()
+            }
+        case .end(let trailers):
+            if let upgrade = exchange.upgrade {
+                return hijack(exchange, head: upgrade, context: context)
+            }
+            exchange.responseEnded = true
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            if exchange.requestEnded {
+                finishExchange(exchange, context: context)
+            } else {
+                // The engine answered before the request body ended: keep passing the
+                // body on, but this upstream cannot be reused.
+                closeAfterResponse = true
+            }
+        }
+    }
+
+    func upstreamDidFinishRead() {
+        context?.flush()
+    }
+
+    func upstreamDidClose(error: Error?) {
+        guard let context, case .relaying(let exchange) = state else { return }
+        if !exchange.responseStarted {
+            let reason = error.map { "\($0)" } ?? "connection closed before a response"
+            services.logger.warning("engine failed", metadata: ["error": "\(reason)"])
+            respond(.error(AgentError(.badGateway, "The Docker engine closed the connection", details: reason)), context: context)
+            state = exchange.requestEnded ? .idle : .draining
+            resumeReads(context: context)
+        } else if !exchange.responseEnded {
+            // Half a response cannot be completed honestly: cut the client off too.
+            context.close(promise: nil)
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard let context else { return }
+        if isWritable {
+            resumeReads(context: context)
+        } else {
+            readsPaused = true
+        }
+    }
+
+    /// A response without Content-Length or chunked framing ends when the
+    /// connection does, so the client connection must close after it.
+    func isCloseDelimited(_ head: HTTPResponseHead) -> Bool {
+        let code = head.status.code
+        if code == 204 || code == 304 { return false }
+        return !head.headers.contains(name: "content-length")
+            && !head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+    }
+}
