@@ -17,6 +17,10 @@ struct AgentConfiguration: Sendable {
     var probeInterval: Double = 5
     /// How long one member may take: a probe, or its part of an aggregated list.
     var memberTimeout: Double = 5
+    /// How long a connection may take to send a request head (and may idle between requests).
+    var headerTimeout: Double = 30
+    /// Connections served at once; more are closed on arrival, with a log line.
+    var maxConnections = 4096
     var engineSocket = "/var/run/docker.sock"
     var hostRoot = "/host"
     var volumesRoot = "/var/lib/docker/volumes"
@@ -47,6 +51,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
+    case headerTimeout, maxConnections
 
     var environmentName: String {
         switch self {
@@ -64,6 +69,8 @@ enum Setting: String, CaseIterable, Sendable {
         case .tlsKey: return "DECKHAND_TLS_KEY"
         case .probeInterval: return "DECKHAND_PROBE_INTERVAL"
         case .memberTimeout: return "DECKHAND_MEMBER_TIMEOUT"
+        case .headerTimeout: return "DECKHAND_HEADER_TIMEOUT"
+        case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
         }
     }
 
@@ -83,6 +90,8 @@ enum Setting: String, CaseIterable, Sendable {
         case .tlsKey: return "tls-key"
         case .probeInterval: return "probe-interval"
         case .memberTimeout: return "member-timeout"
+        case .headerTimeout: return "header-timeout"
+        case .maxConnections: return "max-connections"
         }
     }
 }
@@ -147,7 +156,7 @@ extension AgentConfiguration {
             }
             configuration.clusterAddress = parsed
         }
-        for (setting, keyPath) in [(Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout)] {
+        for (setting, keyPath) in [(Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout), (.headerTimeout, \.headerTimeout)] {
             if let text = value(setting) {
                 guard let seconds = Double(text), seconds >= 0.1, seconds <= 3600 else {
                     throw ConfigurationError(setting: setting, value: text, accepted: "a number of seconds from 0.1 to 3600")
@@ -166,6 +175,12 @@ extension AgentConfiguration {
                 }
                 configuration[keyPath: keyPath] = path
             }
+        }
+        if let text = value(.maxConnections) {
+            guard let count = Int(text), (1...1_000_000).contains(count) else {
+                throw ConfigurationError(setting: .maxConnections, value: text, accepted: "a number of connections from 1 to 1000000")
+            }
+            configuration.maxConnections = count
         }
         configuration.tlsCertificatePath = value(.tlsCertificate)
         configuration.tlsKeyPath = value(.tlsKey)

@@ -79,6 +79,7 @@ final class AgentServer: Sendable {
         )
         let sslContext = try identity.serverContext()
         let quiescing = ServerQuiescingHelper(group: group)
+        let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -91,6 +92,7 @@ final class AgentServer: Sendable {
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard limit.admit(channel) else { return }
                     try Self.configureConnection(channel.pipeline.syncOperations, services: services, sslContext: sslContext)
                 }
             }

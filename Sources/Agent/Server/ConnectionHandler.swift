@@ -79,7 +79,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     let services: AgentServices
     let httpHandlers: [RemovableChannelHandler]
-    var state = State.idle
+    var state = State.idle {
+        didSet {
+            if case .idle = state { armHeaderTimer() }
+        }
+    }
+    /// Closes a connection that sends no complete request head in time.
+    var headerTimer: Scheduled<Void>?
     var context: ChannelHandlerContext?
     var readsPaused = false
     var readPending = false
@@ -112,7 +118,26 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        headerTimer = nil
         self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armHeaderTimer()
+        context.fireChannelActive()
+    }
+
+    /// A slow or silent client cannot hold a connection forever before its headers.
+    func armHeaderTimer() {
+        headerTimer?.cancel()
+        guard let context else { return }
+        let timeout = TimeAmount.nanoseconds(Int64(services.configuration.headerTimeout * 1e9))
+        headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard let context = self.context, case .idle = self.state else { return }
+            self.services.logger.debug("closing a connection that sent no request head in time", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Requests
@@ -204,6 +229,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        headerTimer?.cancel()
+        headerTimer = nil
         closeAfterResponse = !head.isKeepAlive
         isHeadRequest = head.method == .HEAD
         let route = Router.route(method: head.method, uri: head.uri)
@@ -315,9 +342,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is HTTPParserError, case .idle = state {
+        if let parserError = error as? HTTPParserError, case .idle = state {
             closeAfterResponse = true
-            respond(.error(AgentError(.badRequest, "Malformed HTTP request", details: "\(error)")), context: context)
+            let answer = parserError == .headerOverflow
+                ? AgentError(.requestHeaderFieldsTooLarge, "Request headers too large", details: "at most 80 KiB of headers")
+                : AgentError(.badRequest, "Malformed HTTP request", details: "\(error)")
+            respond(.error(answer), context: context)
         } else {
             services.logger.debug("connection error", metadata: ["error": "\(error)"])
         }
