@@ -39,6 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
     var tlsKey: String?
     @Option(name: .customLong("probe-interval"), help: "Seconds between cluster membership rounds (DECKHAND_PROBE_INTERVAL, default 5); a member silent for three rounds is dropped.")
     var probeInterval: String?
+    @Option(name: .customLong("secret-timeout"), help: "Without AGENT_SECRET, how long a first Portainer has to associate before the agent refuses everyone until restarted (AGENT_SECRET_TIMEOUT, default 72h).")
+    var secretTimeout: String?
     @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send a request head, or idle between requests (DECKHAND_HEADER_TIMEOUT, default 30).")
     var headerTimeout: String?
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more are closed with a log line (DECKHAND_MAX_CONNECTIONS, default 4096).")
@@ -52,7 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.hostManagement, hostManagement), (.clusterAddress, clusterAddress), (.engineSocket, engineSocket),
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
-            (.headerTimeout, headerTimeout), (.maxConnections, maxConnections),
+            (.headerTimeout, headerTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }

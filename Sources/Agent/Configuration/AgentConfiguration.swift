@@ -19,6 +19,8 @@ struct AgentConfiguration: Sendable {
     var memberTimeout: Double = 5
     /// How long a connection may take to send a request head (and may idle between requests).
     var headerTimeout: Double = 30
+    /// `AGENT_SECRET_TIMEOUT`: with no secret, how long a first Portainer has to associate.
+    var associationTimeout: Double = 72 * 3600
     /// Connections served at once; more are closed on arrival, with a log line.
     var maxConnections = 4096
     var engineSocket = "/var/run/docker.sock"
@@ -51,7 +53,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
-    case headerTimeout, maxConnections
+    case headerTimeout, maxConnections, secretTimeout
 
     var environmentName: String {
         switch self {
@@ -71,6 +73,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .memberTimeout: return "DECKHAND_MEMBER_TIMEOUT"
         case .headerTimeout: return "DECKHAND_HEADER_TIMEOUT"
         case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
+        case .secretTimeout: return "AGENT_SECRET_TIMEOUT"
         }
     }
 
@@ -92,11 +95,34 @@ enum Setting: String, CaseIterable, Sendable {
         case .memberTimeout: return "member-timeout"
         case .headerTimeout: return "header-timeout"
         case .maxConnections: return "max-connections"
+        case .secretTimeout: return "secret-timeout"
         }
     }
 }
 
 extension AgentConfiguration {
+    /// Go's duration syntax, as the original agent takes it: `72h`, `1h30m`, `90s`, `500ms`.
+    static func parseDuration(_ text: String) -> Double? {
+        var total = 0.0
+        var rest = Substring(text)
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let number = rest.prefix { $0.isNumber || $0 == "." }
+            guard let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count)
+            let unit = rest.prefix { $0.isLetter }
+            rest = rest.dropFirst(unit.count)
+            switch unit {
+            case "h": total += value * 3600
+            case "m": total += value * 60
+            case "s": total += value
+            case "ms": total += value / 1000
+            default: return nil
+            }
+        }
+        return total
+    }
+
     /// Flags win over the environment, the environment over the defaults.
     /// Throws the first setting that cannot be used.
     static func resolve(
@@ -181,6 +207,12 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .maxConnections, value: text, accepted: "a number of connections from 1 to 1000000")
             }
             configuration.maxConnections = count
+        }
+        if let text = value(.secretTimeout) {
+            guard let seconds = Self.parseDuration(text), seconds > 0 else {
+                throw ConfigurationError(setting: .secretTimeout, value: text, accepted: "a duration such as 72h, 30m or 90s")
+            }
+            configuration.associationTimeout = seconds
         }
         configuration.tlsCertificatePath = value(.tlsCertificate)
         configuration.tlsKeyPath = value(.tlsKey)

@@ -18,6 +18,8 @@ final class SignatureVerifier: Sendable {
     enum Failure: Error, Equatable {
         case missingHeaders
         case invalidSignature
+        /// Trust on first use expired with nobody associated (`AGENT_SECRET_TIMEOUT`).
+        case associationClosed
     }
 
     static let publicKeyHeader = "X-PortainerAgent-PublicKey"
@@ -31,6 +33,7 @@ final class SignatureVerifier: Sendable {
 
     private struct State {
         var associatedKey: String?
+        var associationClosed = false
         var verified: Set<String> = []
         var verifiedOrder: [String] = []
     }
@@ -46,6 +49,17 @@ final class SignatureVerifier: Sendable {
         state.withLockedValue { $0.associatedKey }
     }
 
+    /// Closes trust on first use if no key has been associated yet; true when it did.
+    /// After that, only a restart lets a Portainer associate.
+    func closeAssociationIfUnused() -> Bool {
+        guard mode == .trustOnFirstUse else { return false }
+        return state.withLockedValue { state in
+            guard state.associatedKey == nil else { return false }
+            state.associationClosed = true
+            return true
+        }
+    }
+
     /// How many verified pairs are remembered (bounded by the cache limit).
     var cachedPairCount: Int {
         state.withLockedValue { $0.verified.count }
@@ -59,12 +73,14 @@ final class SignatureVerifier: Sendable {
         }
         let key = publicKey.lowercased()
         let cacheKey = key + ":" + signature
-        let known = state.withLockedValue { state -> Bool? in
+        let (known, closed) = state.withLockedValue { state -> (Bool?, Bool) in
+            if state.associationClosed { return (nil, true) }
             if mode == .trustOnFirstUse, let associated = state.associatedKey, associated != key {
-                return nil
+                return (nil, false)
             }
-            return state.verified.contains(cacheKey)
+            return (state.verified.contains(cacheKey), false)
         }
+        if closed { throw .associationClosed }
         switch known {
         case .none: throw .invalidSignature
         case .some(true): return

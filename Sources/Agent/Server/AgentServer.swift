@@ -98,6 +98,17 @@ final class AgentServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
+        if configuration.secret == nil {
+            let window = TimeAmount.nanoseconds(Int64(configuration.associationTimeout * 1e9))
+            let verifier = services.verifier
+            group.next().scheduleTask(in: window) {
+                if verifier.closeAssociationIfUnused() {
+                    logger.error("no Portainer associated within AGENT_SECRET_TIMEOUT: refusing every signed request until restarted", metadata: [
+                        "timeout_seconds": "\(configuration.associationTimeout)",
+                    ])
+                }
+            }
+        }
         // Listening first: peers probing this agent during its first round find it.
         try await cluster?.start().get()
         return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing)

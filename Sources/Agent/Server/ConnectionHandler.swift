@@ -248,6 +248,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } catch .missingHeaders {
                 state = .draining
                 return respond(.error(.missingSignature), context: context)
+            } catch .associationClosed {
+                state = .draining
+                return respond(.error(AgentError(
+                    .forbidden, "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT",
+                    details: "restart the agent, or give it an AGENT_SECRET")), context: context)
             } catch {
                 state = .draining
                 return respond(.error(.invalidSignature), context: context)
