@@ -5,14 +5,17 @@ import Foundation
 final class AgentProcess {
     let process: ChildProcess
     let port: Int
+    /// Where the agent's standard error (its log) goes.
+    let logPath: String
     var baseURL: String { "https://127.0.0.1:\(port)" }
     var pid: Int32 { process.pid }
 
     init(environment: [String: String]) throws {
         port = try Self.freePort()
+        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-\(UUID().uuidString).log").path
         process = try Command.spawn(try CommandLineTests.deckhand, ["serve"], environment: [
             "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(port), "LOG_LEVEL": "ERROR",
-        ].merging(environment) { $1 })
+        ].merging(environment) { $1 }, errorLog: logPath)
         for _ in 0..<200 {
             if let reply = try? Curl.request("GET", baseURL + "/ping"), reply.status == 204 { return }
             usleep(50_000)
@@ -35,11 +38,19 @@ final class AgentProcess {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// The log lines written so far.
+    func logLines() -> [String] {
+        ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
     func stop() {
         process.stop()
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
 
     /// A port that was free a moment ago (bound to port 0 and released).
     static func freePort() throws -> Int {

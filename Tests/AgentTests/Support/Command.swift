@@ -26,9 +26,16 @@ enum Command {
     ) throws -> CommandResult {
         let path = executable.hasPrefix("/") ? executable : try which(executable)
         var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
+        // Tests run children from several threads at once: from the pipes' creation
+        // until the child's ends are closed here, no other child may be spawned, or it
+        // would inherit them (and this child's output would not end until that one's
+        // does). Close-on-exec keeps our own ends out of later children.
+        spawnLock.lock()
         guard pipe(&stdinPipe) == 0, pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
+            spawnLock.unlock()
             throw TestSetupError("pipe failed")
         }
+        for fd in stdinPipe + stdoutPipe + stderrPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -39,6 +46,7 @@ enum Command {
 
         let spawned = spawnChild(path, arguments, environment: environment, actions: &actions)
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
+        spawnLock.unlock()
         let pid: pid_t
         switch spawned {
         case .success(let child):
@@ -103,14 +111,22 @@ enum Command {
         return CommandResult(status: timedOut ? -1 : exitStatus, stdout: collected.out, stderr: collected.err)
     }
 
-    /// Starts a long-running child (an agent) with its output discarded; see `ChildProcess`.
-    static func spawn(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
+    /// Starts a long-running child (an agent) with its standard output discarded and
+    /// its standard error inherited, or written to `errorLog`; see `ChildProcess`.
+    static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], errorLog: String? = nil
+    ) throws -> ChildProcess {
         let path = executable.hasPrefix("/") ? executable : try which(executable)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if let errorLog {
+            posix_spawn_file_actions_addopen(&actions, 2, errorLog, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+        }
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
         return ChildProcess(pid: try spawnChild(path, arguments, environment: environment, actions: &actions).get())
     }
 
@@ -127,6 +143,8 @@ enum Command {
         guard spawned == 0 else { return .failure(TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")) }
         return .success(pid)
     }
+
+    private static let spawnLock = NSLock()
 
     static func which(_ name: String) throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
