@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// Portainer's request signature: an ECDSA P-256 signature over `MD5(message)`,
 /// where the message is "Portainer-App" or the shared `AGENT_SECRET`.
@@ -8,7 +9,8 @@ import NIOConcurrencyHelpers
 /// Trust on first use associates the first key whose signature verifies (never a
 /// key that merely parses); with a secret, every key that signs it is accepted.
 /// A (key, signature) pair that verified once is remembered, since Portainer sends
-/// the same pair on every request.
+/// the same pair on every request. Headers that cannot be a P-256 key and a raw
+/// signature are refused on their bytes alone, before any allocation or curve work.
 final class SignatureVerifier: Sendable {
     enum Mode: Sendable, Equatable {
         case trustOnFirstUse
@@ -17,6 +19,8 @@ final class SignatureVerifier: Sendable {
 
     enum Failure: Error, Equatable {
         case missingHeaders
+        /// Not hex of an uncompressed P-256 key, or not base64 of a 64-byte signature.
+        case malformedHeaders
         case invalidSignature
         /// Trust on first use expired with nobody associated (`AGENT_SECRET_TIMEOUT`).
         case associationClosed
@@ -30,6 +34,7 @@ final class SignatureVerifier: Sendable {
     private let digest: Insecure.MD5Digest
     private let cacheLimit: Int
     private let state = NIOLockedValueBox(State())
+    private let checks = Atomic<Int>(0)
 
     private struct State {
         var associatedKey: String?
@@ -65,11 +70,20 @@ final class SignatureVerifier: Sendable {
         state.withLockedValue { $0.verified.count }
     }
 
+    /// How many pairs went as far as parsing the key and checking the signature
+    /// (the only costly step); malformed headers never count here.
+    var signatureChecks: Int {
+        checks.load(ordering: .relaxed)
+    }
+
     /// Checks one request's headers. Cheap for repeated pairs and for foreign keys
-    /// once a key is associated (no ECDSA work for either).
+    /// once a key is associated (no ECDSA work for either), and for malformed ones.
     func verify(publicKey: String?, signature: String?) throws(Failure) {
         guard let publicKey, let signature, !publicKey.isEmpty, !signature.isEmpty else {
             throw .missingHeaders
+        }
+        guard Self.isWellFormed(publicKeyHex: publicKey, signatureBase64: signature) else {
+            throw .malformedHeaders
         }
         let key = publicKey.lowercased()
         let cacheKey = key + ":" + signature
@@ -86,6 +100,7 @@ final class SignatureVerifier: Sendable {
         case .some(true): return
         case .some(false): break
         }
+        checks.add(1, ordering: .relaxed)
         guard Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: digest) else {
             throw .invalidSignature
         }
@@ -107,12 +122,48 @@ final class SignatureVerifier: Sendable {
         guard accepted else { throw .invalidSignature }
     }
 
-    /// Parses and checks one pair. Malformed input is rejected on its length and
-    /// alphabet before any key is built.
+    /// The DER header of an uncompressed P-256 SubjectPublicKeyInfo (id-ecPublicKey,
+    /// prime256v1, a 66-byte bit string starting with 0x04), as Portainer sends it.
+    static let keyPrefixHex = Array("3059301306072a8648ce3d020106082a8648ce3d03010703420004".utf8)
+    /// 91 bytes of key, 64 of signature (r and s) in unpadded base64.
+    static let keyHexLength = 182
+    static let signatureBase64Length = 86
+
+    /// Whether the headers have the shape of a key and a signature: length, alphabet
+    /// and the key's fixed DER header, read in place without allocating. Anything
+    /// else cannot verify, so it costs a scan of at most a few hundred bytes.
+    static func isWellFormed(publicKeyHex: String, signatureBase64: String) -> Bool {
+        var key = publicKeyHex.utf8.makeIterator()
+        var count = 0
+        while let byte = key.next() {
+            guard count < keyHexLength else { return false }
+            if count < keyPrefixHex.count {
+                // The header's digits, in either case.
+                let lower = (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte) ? byte + 0x20 : byte
+                guard lower == keyPrefixHex[count] else { return false }
+            } else {
+                guard HexEncoding.isDigit(byte) else { return false }
+            }
+            count += 1
+        }
+        guard count == keyHexLength else { return false }
+        // Go writes it unpadded; a padded form ("==") decodes to the same bytes.
+        let signature = signatureBase64.utf8
+        let length = signature.count
+        guard length == signatureBase64Length || length == signatureBase64Length + 2 else { return false }
+        for (index, byte) in signature.enumerated() {
+            if index >= signatureBase64Length {
+                guard byte == UInt8(ascii: "=") else { return false }
+            } else {
+                guard Base64Unpadded.isDigit(byte) else { return false }
+            }
+        }
+        return true
+    }
+
+    /// Parses and checks one well-formed pair.
     static func isValid(publicKeyHex: String, signatureBase64: String, digest: Insecure.MD5Digest) -> Bool {
-        // An uncompressed P-256 SubjectPublicKeyInfo is 91 bytes (182 hex digits).
-        guard publicKeyHex.utf8.count <= 256, signatureBase64.utf8.count <= 128,
-              let der = HexEncoding.decode(publicKeyHex),
+        guard let der = HexEncoding.decode(publicKeyHex),
               let raw = Base64Unpadded.decode(signatureBase64), raw.count == 64,
               let key = try? P256.Signing.PublicKey(derRepresentation: der),
               let signature = try? P256.Signing.ECDSASignature(rawRepresentation: raw)
@@ -147,6 +198,10 @@ enum HexEncoding {
         return String(decoding: out, as: UTF8.self)
     }
 
+    static func isDigit(_ c: UInt8) -> Bool {
+        nibble(c) != nil
+    }
+
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
@@ -166,6 +221,17 @@ enum Base64Unpadded {
         if remainder == 1 { return nil }
         if remainder > 0 { padded += String(repeating: "=", count: 4 - remainder) }
         return Data(base64Encoded: padded).map(Array.init)
+    }
+
+    /// One of the 64 digits of the standard alphabet (not the `=` pad).
+    static func isDigit(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "+"), UInt8(ascii: "/"):
+            return true
+        default:
+            return false
+        }
     }
 
     static func encode(_ bytes: some Sequence<UInt8>) -> String {

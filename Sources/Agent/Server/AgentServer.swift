@@ -12,6 +12,7 @@ import Proxy
 struct AgentServices: Sendable {
     let configuration: AgentConfiguration
     let verifier: SignatureVerifier
+    let authenticationFailures: AuthenticationFailureLog
     let engine: UpstreamPool
     let endpoints: AgentEndpoints
     let logger: Logger
@@ -71,6 +72,7 @@ final class AgentServer: Sendable {
         let services = AgentServices(
             configuration: configuration,
             verifier: SignatureVerifier(secret: configuration.secret),
+            authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
             endpoints: try AgentEndpoints(configuration: configuration, cluster: cluster),
             logger: logger,

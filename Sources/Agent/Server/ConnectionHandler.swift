@@ -245,17 +245,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     try services.verifier.verify(publicKey: publicKey, signature: signature)
                     verifiedPair = (publicKey!, signature!)
                 }
-            } catch .missingHeaders {
-                state = .draining
-                return respond(.error(.missingSignature), context: context)
-            } catch .associationClosed {
-                state = .draining
-                return respond(.error(AgentError(
-                    .forbidden, "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT",
-                    details: "restart the agent, or give it an AGENT_SECRET")), context: context)
             } catch {
+                services.authenticationFailures.record(error, peer: context.remoteAddress)
                 state = .draining
-                return respond(.error(.invalidSignature), context: context)
+                switch error {
+                case .missingHeaders:
+                    return respond(.error(.missingSignature), context: context)
+                case .associationClosed:
+                    return respond(.error(AgentError(
+                        .forbidden, "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT",
+                        details: "restart the agent, or give it an AGENT_SECRET")), context: context)
+                case .malformedHeaders, .invalidSignature:
+                    return respond(.error(.invalidSignature), context: context)
+                }
             }
         }
         if let cluster = services.activeCluster, let local = cluster.localNode,
