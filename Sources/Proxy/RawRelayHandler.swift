@@ -6,7 +6,8 @@ import NIOCore
 /// Half-close is honoured: when one side finishes sending (stdin EOF from the
 /// client, end of output from the engine), only the other side's output is closed,
 /// so the opposite direction keeps flowing. Reads stop while the partner cannot
-/// take more, so neither side buffers without bound.
+/// take more, so neither side buffers without bound. When the server quiesces
+/// (SIGTERM), both sides are closed at once.
 public final class RawRelayHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
@@ -92,6 +93,15 @@ public final class RawRelayHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // The server is stopping: a hijacked stream has no end of its own to wait
+            // for. What was relayed is flushed, then both sides close (with a TLS
+            // close_notify on the client's), as if the engine had ended the stream.
+            partner?.partnerFlush()
+            partner?.partnerBecameUnusable()
+            context.close(promise: nil)
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
             partner?.partnerFlush()

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 
 @Suite("Stopping on SIGTERM")
@@ -39,6 +40,134 @@ struct GracefulShutdownTests {
         }
         #expect(exited)
     }
+}
+
+extension GracefulShutdownTests {
+    /// Waits for the agent to exit; returns the seconds it took from `since`, or nil.
+    static func exitTime(of agent: AgentProcess, since: Date, within seconds: Double) -> Double? {
+        let deadline = since.addingTimeInterval(seconds)
+        while Date() < deadline {
+            if !agent.process.isRunning { return Date().timeIntervalSince(since) }
+            usleep(20_000)
+        }
+        return nil
+    }
+
+    /// Runs `work` on its own thread; its result, and when it ended, are set once `done` is.
+    private static func inBackground(_ work: @escaping @Sendable () -> CommandResult?) -> (done: DispatchGroup, result: LockedResult) {
+        let done = DispatchGroup()
+        let result = LockedResult()
+        done.enter()
+        Thread.detachNewThread {
+            result.set(work(), at: Date())
+            done.leave()
+        }
+        return (done, result)
+    }
+
+    /// An agent in its own process whose log keeps warnings (shutdown says what it cut).
+    static func warningAgent() throws -> AgentProcess {
+        try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "LOG_LEVEL": "WARN"])
+    }
+
+    @Test("a docker exec stream and a console open at SIGTERM are closed cleanly at once, and the agent exits")
+    func closesHijackedStreams() throws {
+        let name = try ConsoleTests.container(["busybox:local", "sleep", "300"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let agent = try Self.warningAgent()
+        defer { agent.stop() }
+        let key = SigningKey()
+
+        // A raw hijack: docker exec, streaming until its command ends (in 5 minutes).
+        let docker = try DockerCLITests.DockerClient(address: "127.0.0.1:\(agent.port)", key: key)
+        defer { docker.cleanUp() }
+        let (execDone, execResult) = Self.inBackground {
+            try? docker.run(["exec", name, "sh", "-c", "echo ready; exec sleep 301"], timeout: 60)
+        }
+        // A console: a websocket bridged to a TTY shell.
+        let created = try ConsoleTests.engineJSON("POST", "/v1.41/containers/\(name)/exec",
+                                                  body: #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#)
+        let id = try #require(created["Id"] as? String)
+        let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/exec?id=\(id)", headers: key.headers())
+        #expect(status == 101)
+        let console = try #require(client)
+        defer { console.close() }
+        try console.send("echo con\"\"sole\n")
+        #expect(console.wait { text, _ in text.contains("console") }.text.contains("console"))
+        // The exec stream is up once its command runs in the container.
+        var running = false
+        for _ in 0..<100 where !running {
+            running = (try? DockerCLITests.engine(["top", name]))?.output.contains("sleep 301") ?? false
+            if !running { usleep(100_000) }
+        }
+        #expect(running)
+
+        let stopped = Date()
+        kill(agent.pid, SIGTERM)
+        // The browser gets "going away", the docker CLI the end of its stream, both at
+        // once rather than at the 10 s grace, and the agent is gone soon after.
+        let closed = console.wait(timeout: 8) { _, closed in closed }
+        #expect(closed.closed)
+        #expect(console.closeCode == 1001)
+        #expect(execDone.wait(timeout: .now() + 8) == .success)
+        let (exec, ended) = execResult.get()
+        #expect(exec?.output.contains("ready") == true, "docker exec: \(exec.map { "\($0.status) \($0.output) \($0.errorOutput)" } ?? "did not run")")
+        if let ended { #expect(ended.timeIntervalSince(stopped) < 5) }
+        let exit = Self.exitTime(of: agent, since: stopped, within: 8)
+        #expect(exit != nil && exit! < 5, "exit after \(exit.map { "\($0) s" } ?? "more than 8 s")")
+        #expect(!agent.logLines().contains { $0.contains("shutdown grace over") })
+    }
+
+    @Test("an idle client that stops reading holds the exit about a second, not TLS's default 5 s")
+    func idleClientIgnoringCloseNotify() throws {
+        let agent = try Self.warningAgent()
+        defer { agent.stop() }
+        let client = try LimitsTests.RawConnection(port: agent.port)
+        try client.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(300_000)
+        // Nothing is read from now on: the agent's close_notify is never answered.
+        try client.channel.setOption(ChannelOptions.autoRead, value: false).wait()
+        usleep(100_000)
+        let stopped = Date()
+        kill(agent.pid, SIGTERM)
+        let exit = Self.exitTime(of: agent, since: stopped, within: 10)
+        #expect(exit != nil && exit! < 3, "exit after \(exit.map { "\($0) s" } ?? "more than 10 s")")
+    }
+
+    @Test("a request still running when the 10 s grace ends is cut off, and the agent exits")
+    func boundsTheDrain() throws {
+        let name = try ConsoleTests.container(["busybox:local", "sleep", "300"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let agent = try Self.warningAgent()
+        defer { agent.stop() }
+        let url = agent.baseURL + "/v1.41/containers/\(name)/wait"
+        let arguments = ["-sk", "--http1.1", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "60"]
+            + SigningKey().headers().flatMap { ["-H", "\($0.key): \($0.value)"] } + [url]
+        let (waiting, result) = Self.inBackground { try? Command.run("curl", arguments, timeout: 70) }
+        usleep(700_000)
+        let stopped = Date()
+        kill(agent.pid, SIGTERM)
+        #expect(waiting.wait(timeout: .now() + 20) == .success)
+        let (curl, ended) = result.get()
+        // The engine sends /wait's head at once and its body when the container exits,
+        // which it does not: the connection was closed mid-answer (curl fails).
+        #expect(curl != nil && curl!.status != 0, "curl: \(curl.map { "\($0.status) \($0.output)" } ?? "nothing")")
+        if let ended {
+            let after = ended.timeIntervalSince(stopped)
+            #expect(after > 9 && after < 14, "cut after \(after) s")
+        }
+        let exit = Self.exitTime(of: agent, since: stopped, within: 16)
+        #expect(exit != nil && exit! > 9, "exit after \(exit.map { "\($0) s" } ?? "more than 16 s")")
+        #expect(agent.logLines().contains { $0.contains("shutdown grace over") && $0.contains("connections=1") })
+    }
+}
+
+private final class LockedResult: @unchecked Sendable {
+    // Set once by the worker thread, read after it signalled its group.
+    private var value: (CommandResult?, Date?) = (nil, nil)
+    private let lock = NSLock()
+    func set(_ result: CommandResult?, at date: Date) { lock.lock(); value = (result, date); lock.unlock() }
+    func get() -> (CommandResult?, Date?) { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 private final class LockedReply: @unchecked Sendable {

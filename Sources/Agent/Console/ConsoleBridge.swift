@@ -5,7 +5,8 @@ import NIOWebSocket
 /// channel, the hijacked engine stream on the other. Browser data (binary or text
 /// frames) goes to the process's stdin; its output comes back as binary frames.
 /// Either side closing closes the other: the browser gets a close frame when the
-/// process exits, the engine connection is closed when the browser goes away.
+/// process exits, the engine connection is closed when the browser goes away, and
+/// the browser gets a "going away" close frame when the agent stops.
 /// Pings keep an idle console alive through proxies.
 enum ConsoleBridge {
     static let pingInterval = TimeAmount.seconds(25)
@@ -99,6 +100,13 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // The agent is stopping: the browser learns it from a "going away" close
+            // frame rather than a cut connection.
+            sendClose(code: .goingAway)
+            engine?.clientClosed()
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The browser went away without a close frame (TLS close_notify or FIN).
             engine?.clientClosed()

@@ -35,16 +35,21 @@ final class AgentServer: Sendable {
     private let group: EventLoopGroup
     private let listener: Channel
     private let quiescing: ServerQuiescingHelper
+    private let connections: ConnectionLimit
 
     /// The port actually bound (useful when configured with port 0).
     var port: Int { listener.localAddress?.port ?? 0 }
 
-    private init(services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel, quiescing: ServerQuiescingHelper) {
+    private init(
+        services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel,
+        quiescing: ServerQuiescingHelper, connections: ConnectionLimit
+    ) {
         self.services = services
         self.sslContext = sslContext
         self.group = group
         self.listener = listener
         self.quiescing = quiescing
+        self.connections = connections
     }
 
     static func start(
@@ -113,7 +118,7 @@ final class AgentServer: Sendable {
         }
         // Listening first: peers probing this agent during its first round find it.
         try await cluster?.start().get()
-        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing)
+        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing, connections: limit)
     }
 
     private static func configureConnection(
@@ -134,23 +139,37 @@ final class AgentServer: Sendable {
     }
 
     /// Stops accepting, lets requests in flight finish (idle keep-alive connections
-    /// close at once, busy ones after their response) for at most `grace`, then
-    /// drops idle engine connections.
+    /// close at once, busy ones after their response; hijacked streams and consoles
+    /// are closed at once, having no end of their own) for at most `grace`, then
+    /// closes what is left and drops idle engine connections.
     func stop(grace: TimeAmount = .seconds(10)) async {
         let drained = group.next().makePromise(of: Void.self)
-        let bounded = group.next().makePromise(of: Void.self)
-        // Whichever comes first, the drain or the deadline, settles `bounded` once.
-        let settled = NIOLockedValueBox(false)
-        let settle: @Sendable () -> Void = {
-            if settled.withLockedValue({ done in defer { done = true }; return !done }) { bounded.succeed() }
-        }
-        drained.futureResult.whenComplete { _ in settle() }
-        let deadline = group.next().scheduleTask(in: grace) { settle() }
         quiescing.initiateShutdown(promise: drained)
-        try? await bounded.futureResult.get()
-        deadline.cancel()
+        if await !Self.wait(for: drained.futureResult, atMost: grace, on: group.next()) {
+            let cut = connections.closeAll()
+            services.logger.warning("shutdown grace over: closing the connections still open", metadata: [
+                "connections": "\(cut)", "grace_seconds": "\(grace.nanoseconds / 1_000_000_000)",
+            ])
+            // Each close waits at most the TLS shutdown timeout for the peer's close_notify.
+            _ = await Self.wait(for: drained.futureResult, atMost: .seconds(2), on: group.next())
+        }
         try? await listener.close()
         services.cluster?.stop()
         services.engine.closeIdle()
+    }
+
+    /// Whether `future` completed within `limit`.
+    private static func wait(for future: EventLoopFuture<Void>, atMost limit: TimeAmount, on eventLoop: EventLoop) async -> Bool {
+        let bounded = eventLoop.makePromise(of: Bool.self)
+        // Whichever comes first, the future or the deadline, settles `bounded` once.
+        let settled = NIOLockedValueBox(false)
+        let settle: @Sendable (Bool) -> Void = { completed in
+            if settled.withLockedValue({ done in defer { done = true }; return !done }) { bounded.succeed(completed) }
+        }
+        future.whenComplete { _ in settle(true) }
+        let deadline = eventLoop.scheduleTask(in: limit) { settle(false) }
+        let completed = (try? await bounded.futureResult.get()) ?? false
+        deadline.cancel()
+        return completed
     }
 }

@@ -54,6 +54,11 @@ struct TLSIdentity {
         )
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
+        // After our close_notify, NIOSSL waits for the peer's before releasing the
+        // connection (5 s by default). A peer that never answers (a stalled or
+        // hostile client) would hold its descriptor that long, and hold SIGTERM's
+        // drain: one second is plenty for any live peer.
+        configuration.shutdownTimeout = .seconds(1)
         return try NIOSSLContext(configuration: configuration)
     }
 }

@@ -10,10 +10,17 @@ import NIOWebSocket
 final class WebSocketClient: Sendable {
     let channel: Channel
     private let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
+    private let closeCodeBox: NIOLockedValueBox<UInt16?>
 
-    private init(channel: Channel, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>) {
+    private init(channel: Channel, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
         self.channel = channel
         self.received = received
+        self.closeCodeBox = closeCode
+    }
+
+    /// The status code of the close frame the server sent, if any (1000 normal, 1001 going away).
+    var closeCode: UInt16? {
+        closeCodeBox.withLockedValue { $0 }
     }
 
     /// Connects and asks for the upgrade; returns the HTTP status, and a client when it was 101.
@@ -22,12 +29,13 @@ final class WebSocketClient: Sendable {
         configuration.certificateVerification = .none
         let context = try NIOSSLContext(configuration: configuration)
         let received = NIOLockedValueBox<(data: [UInt8], closed: Bool)>(([], false))
+        let closeCode = NIOLockedValueBox<UInt16?>(nil)
         let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int.self)
         let channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake, received: received))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake, received: received, closeCode: closeCode))
                 }
             }
             .connect(host: host, port: port).wait()
@@ -41,7 +49,7 @@ final class WebSocketClient: Sendable {
             try? channel.close().wait()
             return (status, nil)
         }
-        return (status, WebSocketClient(channel: channel, received: received))
+        return (status, WebSocketClient(channel: channel, received: received, closeCode: closeCode))
     }
 
     func send(_ text: String, opcode: WebSocketOpcode = .binary) throws {
@@ -69,12 +77,14 @@ final class WebSocketClient: Sendable {
         typealias InboundIn = ByteBuffer
         let promise: EventLoopPromise<Int>
         let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
+        let closeCode: NIOLockedValueBox<UInt16?>
         var buffer = ByteBuffer()
         var done = false
 
-        init(promise: EventLoopPromise<Int>, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>) {
+        init(promise: EventLoopPromise<Int>, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
             self.promise = promise
             self.received = received
+            self.closeCode = closeCode
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -89,7 +99,7 @@ final class WebSocketClient: Sendable {
             let rest = ByteBuffer(bytes: bytes[end.upperBound...])
             if status == 101 {
                 let pipeline = context.pipeline.syncOperations
-                try? pipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), FrameCollector(received: received)])
+                try? pipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), FrameCollector(received: received, closeCode: closeCode)])
                 if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
                 pipeline.removeHandler(context: context, promise: nil)
             }
@@ -108,8 +118,12 @@ final class WebSocketClient: Sendable {
         typealias InboundIn = WebSocketFrame
         typealias OutboundOut = WebSocketFrame
         let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
+        let closeCode: NIOLockedValueBox<UInt16?>
 
-        init(received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>) { self.received = received }
+        init(received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
+            self.received = received
+            self.closeCode = closeCode
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let frame = unwrapInboundIn(data)
@@ -117,6 +131,9 @@ final class WebSocketClient: Sendable {
             case .binary, .text, .continuation:
                 received.withLockedValue { $0.data += Array(frame.unmaskedData.readableBytesView) }
             case .connectionClose:
+                var payload = frame.unmaskedData
+                let code = payload.readWebSocketErrorCode().map { UInt16(webSocketErrorCode: $0) }
+                closeCode.withLockedValue { $0 = code }
                 received.withLockedValue { $0.closed = true }
                 context.close(promise: nil)
             case .ping:
