@@ -149,6 +149,7 @@ struct BrowseRouteTests {
             #expect(bad.status == 400)
             let large = try agent.request("PUT", "/browse/rename?volumeID=\(volume.name)", key: key, body: Data(count: 200_000))
             #expect(large.status == 413)
+            #expect((try large.json() as? [String: String])?["message"] == "Request body too large")
         }
     }
 

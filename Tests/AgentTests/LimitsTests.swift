@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Proxy
 import Testing
 
 /// Limits that protect the agent, on the real binary.
@@ -48,8 +49,33 @@ struct LimitsTests {
         let slow = try RawConnection(port: agent.port)
         try slow.send("GET /ping HTTP/1.1\r\nHost: x\r\n")
         let silent = try RawConnection(port: agent.port)
+        // Not even a TLS handshake: a bare TCP connection.
+        let bare = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(bare) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(agent.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(bare, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        // Slowloris: a header byte every 100 ms keeps the connection busy, not alive.
+        let trickle = try RawConnection(port: agent.port)
+        try trickle.send("GET /ping HTTP/1.1\r\n")
+        let trickleStarted = Date()
+        var trickleCut = false
+        while !trickleCut && Date().timeIntervalSince(trickleStarted) < 4 {
+            trickleCut = (try? trickle.send("X")) == nil || !trickle.channel.isActive
+            usleep(100_000)
+        }
+        #expect(trickleCut)
         #expect(slow.closedByServer(within: 3))
         #expect(silent.closedByServer(within: 3))
+        var byte: UInt8 = 0
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(bare, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        #expect(recv(bare, &byte, 1, 0) <= 0)  // end of stream (or reset), not the 3 s timeout
         // A client that sends its request in time is served.
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
@@ -66,14 +92,51 @@ struct LimitsTests {
 
     @Test("past the connection limit new connections are closed, and accepted again once one ends")
     func connectionLimit() throws {
-        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_MAX_CONNECTIONS": "3"])
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_MAX_CONNECTIONS": "3", "LOG_LEVEL": "WARN", "LOG_MODE": "JSON",
+        ])
         defer { agent.stop() }
         usleep(300_000)  // let the start-up probes' connections close
         var held = try (0..<3).map { _ in try RawConnection(port: agent.port) }
         #expect(held.allSatisfy { !$0.closedByServer(within: 0.3) })
         #expect((try? Curl.request("GET", agent.baseURL + "/ping", extra: ["--max-time", "3"])) == nil)
+        // The operator is told why, once, with the setting to raise.
+        let warnings = agent.logLines().filter { $0.contains("connection limit reached") }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("\"setting\":\"DECKHAND_MAX_CONNECTIONS\"") == true)
+        #expect(warnings.first?.contains("\"limit\":\"3\"") == true)
         held.removeLast()
         usleep(300_000)
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+}
+
+@Suite("Upstream pool")
+struct UpstreamPoolTests {
+    @Test("an idle engine connection is closed after the idle timeout, one in use is not")
+    func idleConnectionsExpire() throws {
+        let timeout = 2.0
+        let pool = UpstreamPool(transport: .unixSocket(path: try TestEngine.socket), idleTimeout: .milliseconds(Int64(timeout * 1000)))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let first = try pool.acquire(on: loop).wait()
+        let inUse = try pool.acquire(on: loop).wait()
+        pool.release(first, reusable: true)
+        #expect(pool.idleCount == 1)
+        usleep(1_000_000)
+        // Borrowed and given back: its idle spell starts again, and the first spell's
+        // timer leaves it alone.
+        #expect(try pool.acquire(on: loop).wait() === first)
+        pool.release(first, reusable: true)
+        let released = Date()
+        usleep(1_400_000)
+        // Now past the first spell's timer, and before the second's.
+        if Date().timeIntervalSince(released) < timeout - 0.1 {  // (a loaded machine may oversleep)
+            #expect(first.isActive && pool.idleCount == 1)
+        }
+        while Date().timeIntervalSince(released) < timeout + 1 { usleep(50_000) }
+        #expect(pool.idleCount == 0)
+        #expect(!first.isActive)
+        #expect(inUse.isActive)
+        inUse.close(promise: nil)
     }
 }
