@@ -54,6 +54,12 @@ struct TLSIdentity {
         )
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
+        // How long a connection we close waits for the client's close_notify. With
+        // remote half-closure allowed (hijacked streams need it), NIOSSL waits out this
+        // whole timeout even when the client answered or hung up, which held a stopping
+        // agent's drain (and its exit) for the default 5 s whenever a peer agent had a
+        // pooled keep-alive connection to it.
+        configuration.shutdownTimeout = .milliseconds(250)
         return try NIOSSLContext(configuration: configuration)
     }
 }
