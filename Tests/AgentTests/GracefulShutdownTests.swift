@@ -160,6 +160,26 @@ extension GracefulShutdownTests {
         #expect(exit != nil && exit! > 9, "exit after \(exit.map { "\($0) s" } ?? "more than 16 s")")
         #expect(agent.logLines().contains { $0.contains("shutdown grace over") && $0.contains("connections=1") })
     }
+
+    @Test("in cluster mode, with a peer's keep-alive connection open, an idle agent exits at once")
+    func exitsPromptlyWithPeerConnections() throws {
+        // The agent is its own cluster: its probes keep a pooled TLS connection to its
+        // own listener, as peer agents keep connections to each other in a Swarm.
+        let port = try AgentProcess.freePort()
+        let agent = try AgentProcess(port: port, environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port)", "DECKHAND_PROBE_INTERVAL": "0.3",
+        ])
+        defer { agent.stop() }
+        usleep(1_500_000)
+        let pooled = try Command.run("ss", ["-Htn", "state", "established", "dst", "127.0.0.1:\(port)"])
+        #expect(!pooled.output.isEmpty, "no probe connection to wait for")
+        let signalled = Date()
+        kill(agent.pid, SIGTERM)
+        while agent.process.isRunning && Date().timeIntervalSince(signalled) < 15 { usleep(20_000) }
+        let took = Date().timeIntervalSince(signalled)
+        #expect(!agent.process.isRunning)
+        #expect(took < 2, "exited \(took) s after SIGTERM")
+    }
 }
 
 private final class LockedResult: @unchecked Sendable {

@@ -54,11 +54,13 @@ struct TLSIdentity {
         )
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
-        // After our close_notify, NIOSSL waits for the peer's before releasing the
-        // connection (5 s by default). A peer that never answers (a stalled or
-        // hostile client) would hold its descriptor that long, and hold SIGTERM's
-        // drain: one second is plenty for any live peer.
-        configuration.shutdownTimeout = .seconds(1)
+        // How long a connection we close waits for the client's close_notify. With
+        // remote half-closure allowed (hijacked streams need it), NIOSSL waits out this
+        // whole timeout even when the client answered or hung up, which held a stopping
+        // agent's drain (and its exit) for the default 5 s whenever a peer agent had a
+        // pooled keep-alive connection to it. A peer that never answers (a stalled or
+        // hostile client) would hold its descriptor as long.
+        configuration.shutdownTimeout = .milliseconds(250)
         return try NIOSSLContext(configuration: configuration)
     }
 }

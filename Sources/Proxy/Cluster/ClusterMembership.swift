@@ -68,12 +68,15 @@ public final class ClusterMembership: Sendable {
     public var localNode: NodeIdentity? { state.withLockedValue { $0.local } }
 
     /// Every member that answered recently, sorted by node name; this node included
-    /// once it has found itself among the addresses.
+    /// once it has found itself among the addresses. A node seen at two addresses (its
+    /// task was replaced and the old address is not yet pruned) is the newer one.
     public var members: [ClusterMember] {
         state.withLockedValue { state in
-            var byName: [String: ClusterMember] = [:]
-            for entry in state.entries.values { byName[entry.member.nodeName] = entry.member }
-            return byName.values.sorted { $0.nodeName < $1.nodeName }
+            var byName: [String: Entry] = [:]
+            for entry in state.entries.values where byName[entry.member.nodeName].map({ $0.lastSeen < entry.lastSeen }) ?? true {
+                byName[entry.member.nodeName] = entry
+            }
+            return byName.values.map(\.member).sorted { $0.nodeName < $1.nodeName }
         }
     }
 

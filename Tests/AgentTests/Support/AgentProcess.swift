@@ -10,11 +10,13 @@ final class AgentProcess {
     var baseURL: String { "https://127.0.0.1:\(port)" }
     var pid: Int32 { process.pid }
 
-    init(environment: [String: String]) throws {
-        port = try Self.freePort()
+    /// Starts `deckhand serve` on `port` (a free one when nil) with `environment` added;
+    /// its standard error goes to `logPath`.
+    init(port: Int? = nil, environment: [String: String]) throws {
+        self.port = try port ?? Self.freePort()
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-\(UUID().uuidString).log").path
         process = try Command.spawn(try CommandLineTests.deckhand, ["serve"], environment: [
-            "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(port), "LOG_LEVEL": "ERROR",
+            "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(self.port), "LOG_LEVEL": "ERROR",
         ].merging(environment) { $1 }, errorLog: logPath)
         for _ in 0..<200 {
             if let reply = try? Curl.request("GET", baseURL + "/ping"), reply.status == 204 { return }

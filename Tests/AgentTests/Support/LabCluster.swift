@@ -1,23 +1,13 @@
 import Foundation
 
-/// The real 3-node Swarm that `scripts/test` brings up with `scripts/swarm-lab`,
-/// with one real `deckhand serve` started inside each node's namespaces, listening
-/// on the node's own address and talking to the node's own engine.
+/// The lab Swarm with one real `deckhand serve` started inside each node's
+/// namespaces, listening on the node's own address and talking to the node's own
+/// engine.
 final class LabCluster {
-    struct Node {
-        let name: String
-        let address: String
-        let socket: String
-        let index: Int
-    }
+    typealias Node = LabSwarm.Node
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static var swarmLab: String { repositoryRoot.appendingPathComponent("scripts/swarm-lab").path }
-
-    let nodes: [Node]
-    /// The lab's folder, for `scripts/swarm-lab` (SWARM_LAB_DIR).
-    let labDirectory: String
+    let swarm: LabSwarm
+    var nodes: [Node] { swarm.nodes }
     /// The key every request of the test signs with: the agents associate the first
     /// valid key they see, and the start-up check below is the first.
     let key = SigningKey()
@@ -27,35 +17,17 @@ final class LabCluster {
 
     /// Reads the lab's env file (`DECKHAND_TEST_LAB_ENV`) and starts the agents.
     init(probeInterval: Double = 1, memberTimeout: Double = 2) throws {
-        guard let path = ProcessInfo.processInfo.environment["DECKHAND_TEST_LAB_ENV"],
-              let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TestSetupError("DECKHAND_TEST_LAB_ENV does not name a lab env file: run the suite with scripts/test")
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { values[parts[0]] = parts[1] }
-        }
-        labDirectory = values["LAB_DIR"] ?? ""
-        let count = Int(values["LAB_NODES"] ?? "") ?? 0
-        nodes = try (1...max(count, 1)).map { index in
-            guard let name = values["NODE\(index)_NAME"], let address = values["NODE\(index)_ADDR"], let socket = values["NODE\(index)_SOCK"] else {
-                throw TestSetupError("the lab env file lacks node \(index)")
-            }
-            return Node(name: name, address: address, socket: socket, index: index)
-        }
+        swarm = try LabSwarm()
         self.probeInterval = probeInterval
         self.memberTimeout = memberTimeout
-        for node in nodes where (try? Curl.request("GET", "https://\(node.address):9001/ping", extra: ["--max-time", "2"]))?.status == 204 {
-            throw TestSetupError("an agent from an earlier run still listens on \(node.address):9001")
-        }
-        let seeds = nodes.map { "\($0.address):9001" }.joined(separator: ",")
+        try swarm.requirePortsFree()
+        let seeds = swarm.nodes.map { "\($0.address):9001" }.joined(separator: ",")
         let binary = try CommandLineTests.deckhand
-        for node in nodes {
-            let process = try Command.spawn(Self.swarmLab, ["exec", String(node.index), "env",
+        for node in swarm.nodes {
+            let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
                                  "AGENT_HOST=\(node.address)", "AGENT_PORT=9001", "AGENT_CLUSTER_ADDR=\(seeds)",
                                  "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)",
-                                 "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": labDirectory])
+                                 "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory])
             agents.append(process)
         }
         // Up once every agent lists every node.
@@ -76,12 +48,12 @@ final class LabCluster {
 
     /// The node's engine directly (set-up that is not under test).
     func engine(_ node: Node, _ arguments: [String], input: Data? = nil) throws -> CommandResult {
-        try Command.run("docker", ["-H", "unix://" + node.socket] + arguments, input: input)
+        try swarm.engine(node, arguments, input: input)
     }
 
     /// `scripts/swarm-lab engine|link N …` for fault tests.
     func lab(_ arguments: [String]) throws -> CommandResult {
-        try Command.run(Self.swarmLab, arguments, environment: ["SWARM_LAB_DIR": labDirectory], timeout: 60)
+        try swarm.lab(arguments)
     }
 
     func stop() {

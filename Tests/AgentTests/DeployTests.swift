@@ -1,0 +1,358 @@
+import Foundation
+import Testing
+
+extension LabSuites {
+    /// Deckhand as users deploy it (deploy/README.md): the image on every node of the
+    /// lab Swarm, the README's commands run on the manager, and every check made from
+    /// outside through each node's published port 9001, as Portainer would.
+    @Suite("Deployed as deploy/README.md says, on a real 3-node Swarm", .serialized)
+    struct DeployTests {
+        static func unique(_ prefix: String) -> String { "dh-\(prefix)-\(UInt32.random(in: 0...UInt32.max))" }
+        static let stack = "portainer-agent"
+
+        /// `docker stack deploy` of one of the deploy/ files, as the README writes it.
+        static func deployStack(_ deployment: SwarmDeployment, file: String, environment: [String: String] = [:]) throws -> CommandResult {
+            let command = "docker stack deploy --resolve-image never -c deploy/\(file) \(stack)"
+            #expect(try DeployReadme.text.contains(command), "deploy/README.md no longer says: \(command)")
+            deployment.track(stack: stack)
+            return try deployment.docker(["stack", "deploy", "--resolve-image", "never", "-c",
+                                          LabSwarm.repositoryRoot.appendingPathComponent("deploy/\(file)").path, stack],
+                                         environment: environment)
+        }
+
+        /// `deployStack`, which must succeed.
+        static func requireStack(_ deployment: SwarmDeployment, file: String, environment: [String: String] = [:]) throws {
+            let deployed = try deployStack(deployment, file: file, environment: environment)
+            try #require(deployed.status == 0, "\(deployed.output)\(deployed.errorOutput)")
+        }
+
+        @Test("docker network create + service create from the README: overlay addresses, aggregation, targeting, volume browser")
+        func serviceByHand() throws {
+            let deployment = try SwarmDeployment()
+            defer { deployment.remove() }
+            deployment.track(services: ["agent"], networks: ["agent_network"])
+            let created = try deployment.shell(try DeployReadme.block(after: "Either create the network and the service by hand:"))
+            try #require(created.status == 0, "\(created.output)\(created.errorOutput)")
+            let key = SigningKey()
+            try deployment.waitForCluster(service: "agent", key: key)
+            try Self.checkCluster(deployment, network: "agent_network", key: key)
+            // Without CAP_HOST_MANAGEMENT there is no /host/info.
+            #expect(try deployment.request(deployment.swarm.nodes[1], "/host/info", key: key).status == 503)
+        }
+
+        @Test("the host-management stack: /host/info of every node, asked of any node")
+        func hostManagementStack() throws {
+            let deployment = try SwarmDeployment()
+            defer { deployment.remove() }
+            try Self.requireStack(deployment, file: "deckhand-stack-host-management.yml")
+            let key = SigningKey()
+            try deployment.waitForCluster(service: "\(Self.stack)_agent", key: key)
+            let nodes = deployment.swarm.nodes
+            for (index, node) in nodes.enumerated() {
+                // What the node itself sees (its own /run, hence its own udev view).
+                let local = try deployment.swarm.lab(["exec", String(node.index), try CommandLineTests.deckhand, "host-info", "--host-root", "/"])
+                try #require(local.status == 0, "\(local.errorOutput)")
+                let expected = try #require(try JSONSerialization.jsonObject(with: local.stdout) as? [String: Any])
+                #expect(!((expected["PCIDevices"] as? [Any]) ?? []).isEmpty)
+                let direct = try deployment.request(node, "/host/info", key: key)
+                let relayed = try deployment.request(nodes[(index + 1) % nodes.count], "/v2/host/info", key: key,
+                                                     headers: ["X-PortainerAgent-Target": node.name])
+                for reply in [direct, relayed] {
+                    #expect(reply.status == 200, "\(node.name): \(reply.text)")
+                    let body = try #require(try reply.json() as? [String: Any], "\(node.name): \(reply.text)")
+                    #expect(NSDictionary(dictionary: body).isEqual(to: expected), "\(node.name): \(reply.text)")
+                }
+            }
+        }
+
+        @Test("the secret stack: refused without AGENT_SECRET; two keys signing the secret accepted everywhere, a wrong secret refused")
+        func secretStack() throws {
+            let deployment = try SwarmDeployment()
+            defer { deployment.remove() }
+            let unset = try Self.deployStack(deployment, file: "deckhand-stack-secret.yml", environment: ["AGENT_SECRET": ""])
+            #expect(unset.status != 0)
+            #expect(unset.errorOutput.contains("AGENT_SECRET"), "\(unset.errorOutput)")
+            #expect(try deployment.runningTasks("\(Self.stack)_agent").isEmpty)
+
+            let secret = "deploy-test-\(UUID().uuidString)"
+            try Self.requireStack(deployment, file: "deckhand-stack-secret.yml", environment: ["AGENT_SECRET": secret])
+            let (first, second, stranger) = (SigningKey(), SigningKey(), SigningKey())
+            try deployment.waitForCluster(service: "\(Self.stack)_agent", key: first, secret: secret)
+            for node in deployment.swarm.nodes {
+                for key in [second, first] {
+                    let reply = try deployment.request(node, "/v1.41/containers/json?all=1", key: key, secret: secret)
+                    #expect(reply.status == 200, "\(node.name): \(reply.text)")
+                    #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+                    #expect(Self.nodeNames(in: try reply.json()) == Set(deployment.swarm.nodes.map(\.name)))
+                }
+                for (key, signed) in [(stranger, "not the secret"), (first, nil)] {
+                    let refused = try deployment.request(node, "/v1.41/containers/json", key: key, secret: signed)
+                    #expect(refused.status == 403, "\(node.name), signing \(signed ?? "the default message"): \(refused.text)")
+                }
+            }
+        }
+
+        @Test("docker service update --force while a client requests every node: no lost request, the cluster re-forms")
+        func rollingUpdate() throws {
+            let deployment = try SwarmDeployment()
+            defer { deployment.remove() }
+            try Self.requireStack(deployment, file: "deckhand-stack.yml")
+            let service = "\(Self.stack)_agent"
+            let key = SigningKey()
+            try deployment.waitForCluster(service: service, key: key)
+            let before = try deployment.runningTasks(service)
+            let since = Int(Date().timeIntervalSince1970) - 1
+
+            let client = RequestingClient(nodes: deployment.swarm.nodes, key: key)
+            client.start()
+            let started = Date()
+            let update = try deployment.docker(["service", "update", "--force", "--quiet", service], timeout: 300)
+            let updateSeconds = Date().timeIntervalSince(started)
+            Thread.sleep(forTimeInterval: 2)
+            let tally = client.stop()
+            print("rolling update of \(service): \(String(format: "%.1f", updateSeconds)) s; \(tally.summary)")
+
+            #expect(update.status == 0, "\(update.output)\(update.errorOutput)")
+            let after = try deployment.runningTasks(service)
+            #expect(after.count == before.count)
+            #expect(Set(after.values).isDisjoint(with: before.values), "not every task was replaced: \(before) -> \(after)")
+            // Each old agent stopped by itself, on SIGTERM, well within Docker's 10 s.
+            for (nodeName, task) in before.sorted(by: { $0.key < $1.key }) {
+                let stopped = try Self.stop(of: task, on: try #require(deployment.swarm.nodes.first { $0.name == nodeName }), deployment, since: since)
+                print("rolling update: the agent on \(nodeName) exited with \(stopped.exitCode) \(String(format: "%.2f", stopped.seconds)) s after SIGTERM")
+                #expect(stopped.exitCode == 0, "\(nodeName)")
+                #expect(stopped.seconds < 8, "\(nodeName)")
+            }
+            // Connection refusals and resets before the request are the restart itself;
+            // anything else is a request the update lost or broke.
+            #expect(tally.lost.isEmpty, "\(tally.summary)")
+            for node in deployment.swarm.nodes {
+                #expect((tally.answered[node.name] ?? 0) > 0, "no answer from \(node.name) at all: \(tally.summary)")
+            }
+            #expect(tally.drained > 0, "no long request overlapped a stop: \(tally.summary)")
+
+            // The new tasks find each other again.
+            try deployment.waitForCluster(service: service, key: key, timeout: 60)
+            for node in deployment.swarm.nodes {
+                let reply = try deployment.request(node, "/v1.41/containers/json", key: key)
+                #expect(reply.status == 200)
+                #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+                #expect(Self.nodeNames(in: try reply.json()) == Set(deployment.swarm.nodes.map(\.name)))
+            }
+        }
+
+        /// How a task's container stopped: its exit status, and the seconds from the
+        /// engine's SIGTERM (the `kill` event) to its exit (`die`).
+        static func stop(of task: String, on node: LabSwarm.Node, _ deployment: SwarmDeployment, since: Int) throws -> (exitCode: Int, seconds: Double) {
+            let container = try deployment.docker(["inspect", "--format", "{{.Status.ContainerStatus.ContainerID}}", task])
+                .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let swarm = deployment.swarm
+            let exit = try swarm.engine(node, ["inspect", "--format", "{{.State.ExitCode}}", container])
+            let events = try swarm.engine(node, ["events", "--since", String(since), "--until", String(Int(Date().timeIntervalSince1970) + 1),
+                                                 "--filter", "container=\(container)", "--format", "{{.Action}} {{.TimeNano}}"])
+            var times: [String: Double] = [:]
+            for line in events.output.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                if fields.count == 2, times[String(fields[0])] == nil, let nanos = Double(fields[1]) { times[String(fields[0])] = nanos / 1e9 }
+            }
+            guard let code = Int(exit.output.trimmingCharacters(in: .whitespacesAndNewlines)), let killed = times["kill"], let died = times["die"] else {
+                throw TestSetupError("no exit of task \(task) (container \(container)) on \(node.name): \(exit.output)\(exit.errorOutput) \(events.output)")
+            }
+            return (code, died - killed)
+        }
+
+        /// What every variant must do once deployed: the agents found one another at
+        /// their overlay addresses; lists aggregate every node's items; a target header
+        /// reaches that node; a volume's files on one node are browsed through another.
+        static func checkCluster(_ deployment: SwarmDeployment, network: String, key: SigningKey) throws {
+            let swarm = deployment.swarm
+            let nodes = swarm.nodes
+            let names = Set(nodes.map(\.name))
+            let subnet = try deployment.docker(["network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"])
+                .output.trimmingCharacters(in: .whitespacesAndNewlines)
+            for node in nodes {
+                let agents = try #require(try deployment.request(node, "/agents", key: key).json() as? [[String: String]])
+                #expect(Set(agents.map { $0["NodeName"] ?? "" }) == names)
+                #expect(agents.first { $0["NodeName"] == swarm.manager.name }?["NodeRole"] == "manager")
+                for agent in agents {
+                    #expect(IPv4Subnet(subnet)?.contains(agent["IPAddress"] ?? "") == true, "\(agent) is not on \(network) (\(subnet))")
+                }
+            }
+
+            // A container and a volume with a file on every node.
+            var containers: [String: String] = [:]
+            var volumes: [String: String] = [:]
+            defer {
+                for node in nodes {
+                    _ = try? swarm.engine(node, ["rm", "-f", containers[node.name] ?? "-"])
+                    _ = try? swarm.engine(node, ["volume", "rm", "-f", volumes[node.name] ?? "-"])
+                }
+            }
+            for node in nodes {
+                let volume = unique("vol-\(node.name)"), container = unique("c-\(node.name)")
+                volumes[node.name] = volume
+                containers[node.name] = container
+                #expect(try swarm.engine(node, ["volume", "create", volume]).status == 0)
+                #expect(try swarm.engine(node, ["run", "--rm", "-v", "\(volume):/data", "busybox:local", "sh", "-c", "echo on \(node.name) > /data/where.txt"]).status == 0)
+                #expect(try swarm.engine(node, ["create", "--name", container, "busybox:local", "true"]).status == 0)
+            }
+
+            for (index, node) in nodes.enumerated() {
+                // Aggregation, asked of each node: every node's items, each tagged with its node.
+                let listed = try deployment.request(node, "/v1.41/containers/json?all=1", key: key)
+                #expect(listed.status == 200)
+                #expect(listed.headers["x-portaineragent-unreachable-nodes"] == nil)
+                let items = try #require(try listed.json() as? [[String: Any]])
+                #expect(nodeNames(in: items) == names)
+                for (owner, name) in containers {
+                    let item = items.first { ($0["Names"] as? [String])?.contains("/\(name)") == true }
+                    #expect(item.map { nodeNames(in: [$0]) } == [owner], "\(name) asked of \(node.name)")
+                }
+                // Targeting every node from this one.
+                for target in nodes {
+                    let info = try deployment.request(node, "/v1.41/info", key: key, headers: ["X-PortainerAgent-Target": target.name])
+                    #expect((try info.json() as? [String: Any])?["Name"] as? String == target.name, "\(target.name) via \(node.name)")
+                    let only = try deployment.request(node, "/v1.41/containers/json?all=1", key: key, headers: ["X-PortainerAgent-Target": target.name])
+                    let seen = ((try only.json() as? [[String: Any]]) ?? []).flatMap { $0["Names"] as? [String] ?? [] }
+                    #expect(containers.map { seen.contains("/\($0.value)") == ($0.key == target.name) }.allSatisfy { $0 }, "\(target.name) via \(node.name): \(seen)")
+                }
+                // The volume browser: the next node's volume, through this node.
+                let owner = nodes[(index + 1) % nodes.count]
+                let target = ["X-PortainerAgent-Target": owner.name]
+                let volume = volumes[owner.name]!
+                let listing = try deployment.request(node, "/browse/ls?volumeID=\(volume)&path=/", key: key, headers: target)
+                #expect(listing.status == 200, "\(listing.text)")
+                #expect(((try? listing.json() as? [[String: Any]]) ?? []).compactMap { $0["Name"] as? String } == ["where.txt"], "\(listing.text)")
+                let file = try deployment.request(node, "/browse/get?volumeID=\(volume)&path=where.txt", key: key, headers: target)
+                #expect(file.status == 200)
+                #expect(file.text == "on \(owner.name)\n")
+            }
+        }
+
+        /// The node names an aggregated list's items are tagged with.
+        static func nodeNames(in json: Any) -> Set<String> {
+            let items = json as? [[String: Any]] ?? []
+            return Set(items.compactMap { (($0["Portainer"] as? [String: Any])?["Agent"] as? [String: Any])?["NodeName"] as? String })
+        }
+    }
+}
+
+/// An IPv4 network in CIDR notation, e.g. an overlay network's subnet.
+struct IPv4Subnet {
+    let network: UInt32
+    let mask: UInt32
+
+    init?(_ cidr: String) {
+        let parts = cidr.split(separator: "/")
+        guard parts.count == 2, let bits = UInt32(parts[1]), bits <= 32, let address = Self.number(String(parts[0])) else { return nil }
+        mask = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+        network = address & mask
+    }
+
+    func contains(_ address: String) -> Bool {
+        Self.number(address).map { $0 & mask == network } ?? false
+    }
+
+    static func number(_ text: String) -> UInt32? {
+        let octets = text.split(separator: ".").compactMap { UInt8($0) }
+        guard octets.count == 4 else { return nil }
+        return octets.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+}
+
+/// A client that keeps requesting every node while a rolling update runs: per node,
+/// one thread of short aggregated lists and one of long requests (an engine event
+/// stream that ends on its own within two seconds), some of which are in flight when
+/// the node's task is told to stop. Each request is a new connection, as a client
+/// that retries would make.
+final class RequestingClient: @unchecked Sendable {
+    // `running`, `tally`, `refusals` and `longAnswers` are only touched under `lock`.
+    private let nodes: [LabSwarm.Node]
+    private let headers: [String: String]
+    private let lock = NSLock()
+    private var running = false
+    private var tally = Tally()
+    private var refusals: [String: [Date]] = [:]
+    private var longAnswers: [(node: String, from: Date, to: Date)] = []
+    private let threads = DispatchGroup()
+
+    struct Tally {
+        /// Successful answers by node.
+        var answered: [String: Int] = [:]
+        /// Aggregated answers that named an unreachable node (a peer restarting).
+        var partial = 0
+        /// Refused connections and resets before a request was sent: a restarting task.
+        var refused = 0
+        /// Long requests answered in full although their node refused new connections
+        /// (its agent had been told to stop) while they were in flight.
+        var drained = 0
+        /// Everything else, by kind: curl exit codes and HTTP statuses.
+        var lost: [String: Int] = [:]
+        var total: Int { answered.values.reduce(0, +) + refused + lost.values.reduce(0, +) }
+        var summary: String {
+            "\(total) requests: \(answered.values.reduce(0, +)) answered \(answered.sorted { $0.key < $1.key }) (\(partial) partial, \(drained) long ones drained across a stop), \(refused) refused/reset before the request, lost: \(lost.isEmpty ? "none" : "\(lost)")"
+        }
+    }
+
+    init(nodes: [LabSwarm.Node], key: SigningKey) {
+        self.nodes = nodes
+        self.headers = key.headers()
+    }
+
+    func start() {
+        lock.withLock { running = true }
+        for node in nodes {
+            for long in [false, true] {
+                threads.enter()
+                Thread.detachNewThread { [self] in
+                    while lock.withLock({ running }) { once(node, long: long) }
+                    threads.leave()
+                }
+            }
+        }
+    }
+
+    func stop() -> Tally {
+        lock.withLock { running = false }
+        threads.wait()
+        return lock.withLock {
+            var result = tally
+            result.drained = longAnswers.filter { answer in
+                refusals[answer.node, default: []].contains { $0 > answer.from && $0 < answer.to }
+            }.count
+            return result
+        }
+    }
+
+    private func once(_ node: LabSwarm.Node, long: Bool) {
+        let now = Int(Date().timeIntervalSince1970)
+        let path = long ? "/v1.41/events?since=\(now)&until=\(now + 2)" : "/v1.41/containers/json"
+        var arguments = ["-sk", "--http1.1", "-o", "/dev/null", "--max-time", "20",
+                         "-w", "%{http_code} %header{x-portaineragent-unreachable-nodes}"]
+        for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
+        arguments.append("https://\(node.address):9001\(path)")
+        let started = Date()
+        guard let result = try? Command.run("curl", arguments, timeout: 30) else {
+            lock.withLock { tally.lost["curl did not run", default: 0] += 1 }
+            return
+        }
+        let fields = result.output.split(separator: " ", maxSplits: 1)
+        let status = fields.first.map(String.init) ?? ""
+        lock.withLock {
+            switch (result.status, status) {
+            case (0, "200"):
+                tally.answered[node.name, default: 0] += 1
+                if fields.count > 1 { tally.partial += 1 }
+                if long { longAnswers.append((node.name, started, Date())) }
+            case (7, _), (35, _):
+                // 7: connection refused; 35: reset during the TLS handshake, before any request.
+                tally.refused += 1
+                refusals[node.name, default: []].append(Date())
+            case (0, _):
+                tally.lost["HTTP '\(result.output)' \(result.errorOutput) from \(node.name)", default: 0] += 1
+            default:
+                tally.lost["curl exit \(result.status) from \(node.name)", default: 0] += 1
+            }
+        }
+    }
+}
