@@ -77,3 +77,27 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harnesses (Tests/Fuzz, FUZZING.md), declared only when DECKHAND_FUZZ is set:
+// `scripts/fuzz` sets it and builds them with `-sanitize=fuzzer,address`. A plain build
+// must not see them, since libFuzzer's runtime (and the main it brings) is linked only
+// under that flag. Parsers of the executable `Agent` cannot be linked from another
+// executable, so their harnesses compile the parser's own files through symbolic links.
+if Context.environment["DECKHAND_FUZZ"] != nil {
+    let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+    let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+    let locks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+    func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+        .executableTarget(name: name, dependencies: ["FuzzSupport"] + dependencies, path: "Tests/Fuzz/\(name)")
+    }
+    package.targets += [
+        .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Tests/Fuzz/FuzzSupport"),
+        fuzzer("RoutingFuzzer", ["Proxy", nioHTTP1]),
+        fuzzer("SignatureFuzzer", [crypto, locks]),
+        fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
+        fuzzer("MultipartFuzzer", []),
+        fuzzer("JSONMergeFuzzer", ["Proxy"]),
+        fuzzer("MemberInfoFuzzer", ["Proxy"]),
+    ]
+}

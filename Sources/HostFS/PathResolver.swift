@@ -64,7 +64,9 @@ struct PathResolver: Sendable {
                 continue
             }
             let current = directories[directories.count - 1]
-            let isFinal = pending.allSatisfy { $0 == Self.dot }
+            // Only the very last component is final: one followed by `.` (from a link target
+            // such as `file/.` or `file/`) must be a directory, as for the kernel.
+            let isFinal = pending.isEmpty
             let probe = try retryingInterrupts("open") {
                 openat(current, component, deckhand_O_PATH | O_NOFOLLOW | O_CLOEXEC)
             }
@@ -87,6 +89,8 @@ struct PathResolver: Sendable {
                     directories[1...].forEach { _ = close($0) }
                     directories.removeSubrange(1...)
                 }
+                // A trailing slash means "a directory": kept as a final `.`.
+                if target.last == UInt8(ascii: "/") { pending.append(Self.dot) }
                 pending.append(contentsOf: target.split(separator: UInt8(ascii: "/")).reversed().map {
                     $0.map { CChar(bitPattern: $0) } + [0]
                 })

@@ -187,6 +187,22 @@ let portainerBody: [UInt8] =
         }
     }
 
+    /// Found by the multipart fuzzer: a header block of exactly the limit was refused when a
+    /// chunk ended inside the empty line after it, and accepted otherwise.
+    @Test func aHeaderBlockAtTheLimitIsAcceptedWhereverTheChunksEnd() throws {
+        let field = "X-Big: "
+        let block = field + String(repeating: "x", count: MultipartParser.maximumHeaderBytes - field.utf8.count)
+        let body = bytes("--XyZ-boundary\r\n\(block)\r\n\r\nx\r\n--XyZ-boundary--")
+        let blockEnd = "--XyZ-boundary\r\n".utf8.count + MultipartParser.maximumHeaderBytes
+        for split in (blockEnd - 1)...(blockEnd + 4) {
+            var parser = try MultipartParser(boundary: "XyZ-boundary")
+            var events = try parser.feed(Array(body[..<split]))
+            events += try parser.feed(Array(body[split...]))
+            try parser.finish()
+            #expect(events.first == .partBegin(MultipartPartHeaders(fields: ["x-big": String(block.dropFirst(field.utf8.count))], name: nil, filename: nil)), "split at \(split)")
+        }
+    }
+
     @Test(arguments: [1024, nil] as [Int?])
     func headersLargerThanTheLimitAreRefused(chunkSize: Int?) {
         let huge = String(repeating: "x", count: MultipartParser.maximumHeaderBytes)

@@ -77,6 +77,21 @@ import Testing
         }
     }
 
+    /// Found by the path-resolution fuzzer: the walk followed a link whose target ends in
+    /// "/" or "/." to a plain file, where the kernel answers ENOTDIR.
+    @Test func aLinkTargetEndingInASlashNamesADirectoryForBothResolutions() throws {
+        let tree = try HostileTree()
+        try tree.link("file-slash", to: "dir/file.txt/")
+        try tree.link("file-dot", to: "dir/file.txt/.")
+        try tree.link("dir-slash", to: "//dir//")
+        for resolution in resolutions {
+            let root = try tree.root(resolution)
+            #expect(failure { try root.openForReading(path("file-slash")) } == .notADirectory, "\(resolution)")
+            #expect(failure { try root.openForReading(path("file-dot")) } == .notADirectory, "\(resolution)")
+            #expect(try root.list(path("dir-slash")).map(\.name) == ["file.txt", "sub"], "\(resolution)")
+        }
+    }
+
     @Test func theKernelRefusesMagicLinks() throws {
         // Only a root that contains a real /proc has magic links to refuse: the host's "/".
         let root = try ConfinedRoot(path: "/", resolution: .automatic)

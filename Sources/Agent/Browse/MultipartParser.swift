@@ -142,7 +142,9 @@ struct MultipartParser: Sendable {
             case .headers:
                 guard let (headerEnd, next) = headerBlockEnd(in: data, from: index) else {
                     let pending = data.count - index
-                    if pending > Self.maximumHeaderBytes { throw .headersTooLarge(limit: Self.maximumHeaderBytes) }
+                    // The last three bytes may be the start of the empty line that ends the
+                    // block ("\r\n\r"): not counted, so the limit is the same whatever the chunks.
+                    if pending > Self.maximumHeaderBytes + 3 { throw .headersTooLarge(limit: Self.maximumHeaderBytes) }
                     // Next time, search only the bytes not searched yet (less a CRLFCR overlap).
                     headerBytesSearched = max(0, pending - 3)
                     return keep(data, from: index)

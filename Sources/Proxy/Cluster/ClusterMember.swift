@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// One agent of the cluster, as its last probe answered.
 public struct ClusterMember: Sendable, Equatable {
     /// The node name its engine reports.
@@ -18,6 +20,11 @@ public struct ClusterMember: Sendable, Equatable {
     }
 
     public var role: String { isManager ? "manager" : "worker" }
+
+    /// The member that answered the membership probe at `host:port` with `info`.
+    public init(answer info: MemberInfo, host: String, port: Int) {
+        self.init(nodeName: info.NodeName, isManager: info.NodeRole == "manager", host: host, port: port, version: info.Version)
+    }
 }
 
 /// What an agent tells a peer that probes it, and nothing more: this exchange
@@ -31,5 +38,13 @@ public struct MemberInfo: Codable, Sendable, Equatable {
         self.NodeName = NodeName
         self.NodeRole = NodeRole
         self.Version = Version
+    }
+}
+
+extension MemberInfo {
+    /// Reads a peer's answer to the membership probe (its body, JSON). Throws on
+    /// anything else: the peer is not trusted to send what it should.
+    public init(probeAnswer body: some Sequence<UInt8>) throws {
+        self = try JSONDecoder().decode(MemberInfo.self, from: Data(body))
     }
 }

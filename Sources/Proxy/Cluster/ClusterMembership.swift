@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -206,8 +205,8 @@ public final class ClusterMembership: Sendable {
         return pool(for: placeholder).collect(head, on: eventLoop, limit: 64 * 1024, timeout: settings.memberTimeout)
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
-                let info = try JSONDecoder().decode(MemberInfo.self, from: Data(response.body.readableBytesView))
-                let member = ClusterMember(nodeName: info.NodeName, isManager: info.NodeRole == "manager", host: host, port: port, version: info.Version)
+                let info = try MemberInfo(probeAnswer: response.body.readableBytesView)
+                let member = ClusterMember(answer: info, host: host, port: port)
                 let isNew = self.state.withLockedValue { state -> Bool in
                     let key = "\(host):\(port)"
                     let previous = state.entries[key]?.member

@@ -33,12 +33,17 @@ public struct NodeIdentity: Sendable, Equatable {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/info", headers: ["Host": "docker"])
         return engine.collect(head, on: eventLoop, limit: 4 << 20, timeout: timeout).flatMapThrowing { response in
             guard response.head.status == .ok else { throw ClusterError.engineAnswered(response.head.status.code) }
-            let info = try JSONDecoder().decode(EngineInfo.self, from: Data(response.body.readableBytesView))
-            return NodeIdentity(
-                name: info.Name,
-                isSwarmMember: info.Swarm?.LocalNodeState == "active",
-                isManager: info.Swarm?.ControlAvailable ?? false)
+            return try NodeIdentity(engineInfo: response.body.readableBytesView)
         }
+    }
+
+    /// Reads the engine's `GET /info` answer (its body, JSON): only the fields above.
+    public init(engineInfo body: some Sequence<UInt8>) throws {
+        let info = try JSONDecoder().decode(EngineInfo.self, from: Data(body))
+        self.init(
+            name: info.Name,
+            isSwarmMember: info.Swarm?.LocalNodeState == "active",
+            isManager: info.Swarm?.ControlAvailable ?? false)
     }
 }
 

@@ -1,0 +1,99 @@
+import Foundation
+import FuzzSupport
+import Proxy
+
+// The merging of engine JSON in aggregation: JSONListMerger.mergeArrays and mergeVolumes
+// on the answers of up to eight nodes. Input: the answers, separated by the byte 0x1E.
+// Where every answer is valid JSON of the expected shape, the merge must succeed, be valid
+// JSON itself and hold every item once, tagged with its node.
+
+/// Node names with what JSON must escape: quotes, backslashes, control characters.
+let nodeNames = ["node-1", "wörker \"2\"", "back\\slash", "tab\tand\nnewline\u{1}", "", "节点", "n7", "n8"]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    var input = FuzzInput(data, size)
+    var parts: [JSONListMerger.Part] = []
+    while !input.isEmpty, parts.count < nodeNames.count {
+        parts.append(.init(nodeName: nodeNames[parts.count], body: Array(input.field(separatedBy: 0x1E))))
+    }
+    checkArrays(parts)
+    checkVolumes(parts)
+    return 0
+}
+
+func checkArrays(_ parts: [JSONListMerger.Part]) {
+    let merged = try? JSONListMerger.mergeArrays(parts)
+    let lists = parts.map { parse($0.body) as? [Any] }
+    guard lists.allSatisfy({ $0 != nil }) else { return }
+    guard let merged else { return require(false, "valid arrays were refused") }
+    guard let items = parse(merged) as? [Any] else { return require(false, "the merge is not a JSON array: \(text(merged))") }
+    require(items.count == lists.reduce(0) { $0 + $1!.count }, "\(items.count) items merged from \(lists.map { $0!.count })")
+    checkTags(items, lists.map { $0! }, parts)
+}
+
+func checkVolumes(_ parts: [JSONListMerger.Part]) {
+    let merged = try? JSONListMerger.mergeVolumes(parts)
+    var volumeLists: [[Any]] = []
+    var warningCount = 0
+    for part in parts {
+        // The merger finds the keys as the engine writes them; answers where "Volumes" or
+        // "Warnings" is repeated, escaped, or also a value are left out of this check.
+        guard let object = parse(part.body) as? [String: Any],
+              occurrences(of: #""Volumes""#, in: part.body) == (object["Volumes"] == nil ? 0 : 1),
+              occurrences(of: #""Warnings""#, in: part.body) == (object["Warnings"] == nil ? 0 : 1),
+              let volumes = listOrNull(object["Volumes"]), let warnings = listOrNull(object["Warnings"]) else { return }
+        volumeLists.append(volumes)
+        warningCount += warnings.count
+    }
+    guard let merged else { return require(false, "valid volume answers were refused") }
+    guard let object = parse(merged) as? [String: Any], let volumes = object["Volumes"] as? [Any] else {
+        return require(false, "the merge is not a volumes object: \(text(merged))")
+    }
+    require(volumes.count == volumeLists.reduce(0) { $0 + $1.count }, "\(volumes.count) volumes merged from \(volumeLists.map(\.count))")
+    let warnings = listOrNull(object["Warnings"])
+    require(warnings?.count == warningCount, "\(warnings?.count ?? -1) warnings merged from \(warningCount)")
+    checkTags(volumes, volumeLists, parts)
+}
+
+/// Every object item carries the name of the node it came from; other items are unchanged.
+func checkTags(_ items: [Any], _ lists: [[Any]], _ parts: [JSONListMerger.Part]) {
+    var index = 0
+    for (list, part) in zip(lists, parts) {
+        for original in list {
+            let item = items[index]
+            index += 1
+            // Engines never send a "Portainer" key; one that does gets a second, and which
+            // of the two a JSON reader keeps is not specified.
+            guard let object = original as? [String: Any], object["Portainer"] == nil else { continue }
+            let tag = ((item as? [String: Any])?["Portainer"] as? [String: Any])?["Agent"] as? [String: Any]
+            require(tag?["NodeName"] as? String == part.nodeName, "an item of \(part.nodeName.debugDescription) is tagged \(String(describing: tag))")
+        }
+    }
+}
+
+/// The value JSONSerialization reads from `bytes`, or nil when they are not JSON.
+func parse(_ bytes: [UInt8]) -> Any? {
+    try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+}
+
+/// A missing key or null is an empty list; anything else but a list is not a valid answer.
+func listOrNull(_ value: Any?) -> [Any]? {
+    switch value {
+    case nil, is NSNull: return []
+    case let list as [Any]: return list
+    default: return nil
+    }
+}
+
+func occurrences(of needle: String, in bytes: [UInt8]) -> Int {
+    let pattern = Array(needle.utf8)
+    guard bytes.count >= pattern.count else { return 0 }
+    return (0...(bytes.count - pattern.count)).filter { bytes[$0..<($0 + pattern.count)].elementsEqual(pattern) }.count
+}
+
+func text(_ bytes: [UInt8]) -> String {
+    String(decoding: bytes.prefix(500), as: UTF8.self).debugDescription
+}
+
+runLibFuzzer(testOneInput)

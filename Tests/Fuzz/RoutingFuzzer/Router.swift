@@ -1,0 +1,1 @@
+../../../Sources/Agent/Routing/Router.swift

@@ -1,0 +1,1 @@
+../../../Sources/Agent/Security/SignatureVerifier.swift
