@@ -4,7 +4,7 @@ import Proxy
 
 // The merging of engine JSON in aggregation: JSONListMerger.mergeArrays and mergeVolumes
 // on the answers of up to eight nodes. Input: the answers, separated by the byte 0x1E.
-// Where every answer is valid JSON of the expected shape, the merge must succeed, be valid
+// Where every answer is valid JSON (RFC 8259, StrictJSON) of the expected shape, the merge must succeed, be valid
 // JSON itself and hold every item once, tagged with its node.
 
 /// Node names with what JSON must escape: quotes, backslashes, control characters.
@@ -72,9 +72,10 @@ func checkTags(_ items: [Any], _ lists: [[Any]], _ parts: [JSONListMerger.Part])
     }
 }
 
-/// The value JSONSerialization reads from `bytes`, or nil when they are not JSON.
+/// The value JSONSerialization reads from `bytes`, or nil when they are not strict JSON.
 func parse(_ bytes: [UInt8]) -> Any? {
-    try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+    guard StrictJSON.isValid(bytes) else { return nil }
+    return try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
 }
 
 /// A missing key or null is an empty list; anything else but a list is not a valid answer.
