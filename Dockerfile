@@ -13,10 +13,11 @@
 # NOT TESTED in Deckhand's own CI: its machines reach no registry, so they cannot pull
 # the swift base image. They build the image with scripts/build-image (docker import of
 # a locally built root filesystem, no base image at all), which is the tested path.
-# Needs a Swift 6.0+ image (swift-tools-version 6.0); the Swift 6.3 toolchain is what
-# Deckhand is developed with.
+# Needs a Swift 6.0+ image (swift-tools-version 6.0; its toolchain brings lld) on glibc
+# 2.36 or newer, since release links pack relative relocations (DT_RELR): noble, not
+# jammy. The Swift 6.3 toolchain is what Deckhand is developed with.
 
-ARG SWIFT_IMAGE=swift:6.3-jammy
+ARG SWIFT_IMAGE=swift:6.3-noble
 
 FROM ${SWIFT_IMAGE} AS build
 RUN export DEBIAN_FRONTEND=noninteractive \
@@ -30,7 +31,7 @@ WORKDIR /src
 COPY Package.swift Package.resolve[d] ./
 RUN swift package resolve
 COPY Sources ./Sources
-COPY scripts/image-rootfs ./scripts/image-rootfs
+COPY scripts/image-rootfs scripts/link-order.txt ./scripts/
 RUN swift build -c release --product deckhand --static-swift-stdlib \
  && scripts/image-rootfs "$(swift build -c release --static-swift-stdlib --show-bin-path)/deckhand" /rootfs
 

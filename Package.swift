@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The folder of this manifest: the release link reads scripts/link-order.txt from it.
+let packageRoot = String(#filePath.dropLast("/Package.swift".count))
+
 let package = Package(
     name: "Deckhand",
     platforms: [.macOS(.v14)],
@@ -34,6 +37,17 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: [
+                // Release links use lld, pack relative relocations (DT_RELR, glibc 2.36+:
+                // 0.8 MB less to read at start) and lay out together the functions that
+                // run at start and per request (scripts/link-order): the kernel maps code
+                // 64 KiB around each page touched, so scattered code is resident memory.
+                .unsafeFlags([
+                    "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                    "-Xlinker", "--symbol-ordering-file=\(packageRoot)/scripts/link-order.txt",
+                    "-Xlinker", "--no-warn-symbol-ordering",
+                ], .when(configuration: .release)),
             ]
         ),
         // Docker Engine API forwarding: engine transport, relay, hijack.

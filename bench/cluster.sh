@@ -12,8 +12,7 @@ connections=${2:-8}
 per_node=${3:-10}
 scripts/setup
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-swift build -c release --product deckhand >/dev/null
-binary=$(swift build -c release --show-bin-path)/deckhand
+binary=$(scripts/release-build)
 
 work=$(mktemp -d /tmp/deckhand-cluster-bench.XXXXXX)
 pids=()

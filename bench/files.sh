@@ -10,8 +10,7 @@ scripts/setup
 command -v nginx >/dev/null && command -v openssl >/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl >/dev/null
 }
-swift build -c release --product deckhand >/dev/null
-binary=$(swift build -c release --show-bin-path)/deckhand
+binary=$(scripts/release-build)
 
 work=$(mktemp -d /var/tmp/deckhand-files.XXXXXX)
 pids=()

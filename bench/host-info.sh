@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 warm=${1:-500}
 cold=${2:-15}
 scripts/setup
-swift build -c release --product deckhand >/dev/null
-binary=$(swift build -c release --show-bin-path)/deckhand
+binary=$(scripts/release-build)
 work=$(mktemp -d /tmp/deckhand-hostinfo.XXXXXX)
 agent=
 cleanup() { [ -n "$agent" ] && kill "$agent" 2>/dev/null; rm -rf "$work"; }

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Deckhand against HAProxy as a TLS proxy in front of the same engine socket, in one
-# run, with wrk: GET /_ping and GET /containers/json (20 containers). Prints
-# requests/s, p50, p99 and the ratios, then Deckhand's idle and loaded RSS.
-#   bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
+# run, with wrk: GET /_ping and GET /containers/json?all=1 (20 containers; without
+# all=1 the engine lists running containers only, and these are created, not
+# started, so the answer would be an empty list). Prints
+# requests/s, p50, p99, CPU time per request of each proxy and of the engine, the
+# ratios, then Deckhand's idle and loaded RSS.
+#   [ROUNDS=5] [DECKHAND_BINARY=path] bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
+# DECKHAND_BINARY measures a given build (e.g. an older one) instead of building this tree.
+# Hold `flock /tmp/deckhand-bench.lock` around it on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -11,8 +16,7 @@ scripts/setup
 command -v haproxy >/dev/null && command -v wrk >/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy wrk openssl >/dev/null
 }
-swift build -c release --product deckhand >/dev/null
-binary=$(swift build -c release --show-bin-path)/deckhand
+binary=${DECKHAND_BINARY:-$(scripts/release-build)}
 
 work=$(mktemp -d /tmp/deckhand-bench.XXXXXX)
 pids=()
@@ -51,6 +55,7 @@ backend engine
 CFG
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
+haproxy_pid=$!
 
 "$binary" keygen --out "$work/client.pem" >/dev/null
 mapfile -t headers < <("$binary" sign --key "$work/client.pem")
@@ -59,41 +64,62 @@ pids+=($!)
 deckhand_pid=$!
 for _ in $(seq 1 50); do curl -sk https://127.0.0.1:19102/ping >/dev/null && break; sleep 0.1; done
 for _ in $(seq 1 50); do curl -sk https://127.0.0.1:19101/_ping >/dev/null && break; sleep 0.1; done
-rss() { awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
+# RSS as the kernel counts it (VmRSS, MB = 2^20 bytes), split into anonymous
+# memory and mapped file pages (code). "Idle" is 2 s after the first /ping above
+# (one TLS handshake, one request) with nothing else asked.
+rss() { awk '/VmRSS|RssAnon|RssFile/ { v[$1] = $2 / 1024 } END { printf "%.1f MB (anon %.1f, file %.1f)", v["VmRSS:"], v["RssAnon:"], v["RssFile:"] }' "/proc/$1/status"; }
+sleep 2
 idle_rss=$(rss "$deckhand_pid")
 
-# wrk → "requests/s p50 p99" (latencies in ms)
+# One wrk run against one proxy → "requests/s p50_ms p99_ms proxy_us engine_us":
+# latencies from wrk, and the CPU time (user + system, from /proc/PID/stat) the
+# proxy and the engine spent per request. CPU per request does not depend on how
+# much of the machine other processes take, so it survives a busy machine better
+# than requests/s does.
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+engine_pid=$(cat "$work/engine/pid")
 measure() {
-    local url=$1
+    local url=$1 proxy_pid=$2
+    local p0 e0 p1 e1
+    p0=$(cpu_ticks "$proxy_pid"); e0=$(cpu_ticks "$engine_pid")
     wrk -t1 -c"$connections" -d"${duration}s" --latency -H "${headers[0]}" -H "${headers[1]}" "$url" > "$work/wrk.out"
+    p1=$(cpu_ticks "$proxy_pid"); e1=$(cpu_ticks "$engine_pid")
     if grep -q 'Non-2xx' "$work/wrk.out"; then echo "bench: non-2xx answers from $url" >&2; cat "$work/wrk.out" >&2; exit 1; fi
-    awk '
+    awk -v p=$((p1 - p0)) -v e=$((e1 - e0)) -v hz="$hz" '
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /requests in/ { n = $1 }
         /Requests\/sec/ { rps = $2 }
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$work/wrk.out"
+        END { printf "%.0f %.2f %.2f %.1f %.1f\n", rps, p50, p99, p / hz * 1e6 / n, e / hz * 1e6 / n }' "$work/wrk.out"
 }
+# The median of column $2 of file $1.
+median() { sort -n -k"$2","$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%F)"
-echo "wrk: 1 thread, $connections connections, ${duration}s per run, ${ROUNDS:-3} alternating rounds; HAProxy: 1 thread; Deckhand: $(nproc) event loops"
-printf '%-18s %-9s %10s %9s %9s\n' path proxy req/s p50_ms p99_ms
-rounds=${ROUNDS:-3}
-for path in /_ping /containers/json; do
+rounds=${ROUNDS:-5}
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u '+%F %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk: 1 thread, $connections connections, ${duration}s per run, $rounds alternating rounds, medians; HAProxy: 1 thread; Deckhand: $(ls "/proc/$deckhand_pid/task" | wc -l) threads"
+echo "cpu µs/req: CPU time (user+system) per request of the proxy, and of the engine behind it"
+printf '%-24s %-9s %9s %8s %8s %12s %13s\n' path proxy req/s p50_ms p99_ms proxy_cpu_us engine_cpu_us
+for path in /_ping '/containers/json?all=1'; do
     # Warm both (TLS sessions, engine caches), then alternate the two proxies for
-    # several rounds and keep each one's median, so drift on a shared machine
+    # several rounds and keep each column's median, so drift on a shared machine
     # (other processes, the engine's own state) hits both alike.
     wrk -t1 -c"$connections" -d2s "https://127.0.0.1:19101$path" >/dev/null
     wrk -t1 -c"$connections" -d2s -H "${headers[0]}" -H "${headers[1]}" "https://127.0.0.1:19102$path" >/dev/null
     : > "$work/h"; : > "$work/d"
     for _ in $(seq 1 "$rounds"); do
-        measure "https://127.0.0.1:19101$path" >> "$work/h"
-        measure "https://127.0.0.1:19102$path" >> "$work/d"
+        measure "https://127.0.0.1:19101$path" "$haproxy_pid" >> "$work/h"
+        measure "https://127.0.0.1:19102$path" "$deckhand_pid" >> "$work/d"
     done
-    read -r h_rps h_p50 h_p99 < <(sort -n "$work/h" | awk -v n="$rounds" 'NR == int((n + 1) / 2)')
-    read -r d_rps d_p50 d_p99 < <(sort -n "$work/d" | awk -v n="$rounds" 'NR == int((n + 1) / 2)')
-    printf '%-18s %-9s %10s %9s %9s   (rounds: %s)\n' "$path" haproxy "$h_rps" "$h_p50" "$h_p99" "$(cut -d' ' -f1 "$work/h" | tr '\n' ' ')"
-    printf '%-18s %-9s %10s %9s %9s   (rounds: %s)\n' "$path" deckhand "$d_rps" "$d_p50" "$d_p99" "$(cut -d' ' -f1 "$work/d" | tr '\n' ' ')"
-    awk -v d="$d_rps" -v h="$h_rps" -v p="$path" 'BEGIN { printf "%-18s ratio     %10.2fx of HAProxy requests/s (medians)\n", p, d/h }'
+    for side in h d; do
+        name=haproxy; [ "$side" = d ] && name=deckhand
+        printf '%-24s %-9s %9s %8s %8s %12s %13s   (req/s per round: %s)\n' "$path" "$name" \
+            "$(median "$work/$side" 1)" "$(median "$work/$side" 2)" "$(median "$work/$side" 3)" \
+            "$(median "$work/$side" 4)" "$(median "$work/$side" 5)" "$(cut -d' ' -f1 "$work/$side" | tr '\n' ' ')"
+    done
+    awk -v d="$(median "$work/d" 1)" -v h="$(median "$work/h" 1)" -v dc="$(median "$work/d" 4)" -v hc="$(median "$work/h" 4)" -v p="$path" \
+        'BEGIN { printf "%-24s ratio     %8.2fx of HAProxy requests/s; Deckhand CPU per request %.2fx that of HAProxy\n", p, d / h, dc / hc }'
 done
 echo "deckhand RSS: idle $idle_rss, after load $(rss "$deckhand_pid")"

@@ -94,4 +94,23 @@ struct EngineProxyTests {
             #expect((try reply.json() as? [String: String])?["message"] == "Agent management is not available when running the agent on a standalone engine")
         }
     }
+
+    @Test("requests pipelined on one connection are all answered, in order")
+    func pipelinedRequests() async throws {
+        try await TestAgent.with { agent async throws in
+            let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+            // Engine, agent, agent, engine: sent at once, before any answer arrives.
+            let requests = "GET /_ping HTTP/1.1\r\nHost: x\r\n\(signature)\r\n"
+                + String(repeating: "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", count: 2)
+                + "GET /v1.41/version HTTP/1.1\r\nHost: x\r\n\(signature)Connection: close\r\n\r\n"
+            // -quiet keeps reading after stdin ends, until the agent closes after the last answer.
+            let result = try Command.run(
+                "openssl", ["s_client", "-quiet", "-connect", "127.0.0.1:\(agent.port)"], input: Data(requests.utf8), timeout: 20)
+            // The answers follow each other directly ("OK" is right before the next status line).
+            let statuses = result.output.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(statuses == ["200", "204", "204", "200"])
+            #expect(result.output.contains("\r\n\r\nOKHTTP/1.1 204"))
+            #expect(result.output.contains("\"ApiVersion\""))
+        }
+    }
 }

@@ -133,9 +133,11 @@ final class AgentServer: Sendable {
         encoderConfiguration.automaticallySetFramingHeaders = false
         let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let pipelining = HTTPServerPipelineHandler()
-        let handler = ConnectionHandler(services: services, httpHandlers: [pipelining, decoder, encoder])
-        try pipeline.addHandlers([encoder, decoder, pipelining, handler])
+        // No HTTPServerPipelineHandler: it holds reads from each request's end to its
+        // answer's, and NIO pays two epoll_ctl calls for every such pause.
+        // ConnectionHandler queues pipelined requests itself and handles quiescing.
+        let handler = ConnectionHandler(services: services, httpHandlers: [decoder, encoder])
+        try pipeline.addHandlers([encoder, decoder, handler])
     }
 
     /// Stops accepting, lets requests in flight finish (idle keep-alive connections

@@ -68,7 +68,11 @@ extension ConnectionHandler {
     /// The agent's answer is written and the request has ended: ready for the next.
     func finishAnswered(context: ChannelHandlerContext) {
         state = .idle
-        if closeAfterResponse || inputClosed { context.close(promise: nil) }
+        if closeAfterResponse || inputClosed && pipelined.isEmpty {
+            context.close(promise: nil)
+        } else {
+            servePipelined(context: context)
+        }
     }
 
     /// Writes an agent response, streaming a file body from disk; `then` runs once

@@ -61,7 +61,7 @@ extension ConnectionHandler {
     func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.upstream.delegate = nil
         state = .idle
-        if closeAfterResponse || inputClosed {
+        if closeAfterResponse || inputClosed && pipelined.isEmpty {
             exchange.pool.release(exchange.channel, reusable: exchange.upstream.isReusable)
             context.close(promise: nil)
         } else {

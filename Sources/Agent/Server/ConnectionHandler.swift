@@ -81,11 +81,23 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let httpHandlers: [RemovableChannelHandler]
     var state = State.idle {
         didSet {
-            if case .idle = state { armHeaderTimer() }
+            if case .idle = state {
+                idleSince = .now()
+                armHeaderTimer()
+            }
         }
     }
-    /// Closes a connection that sends no complete request head in time.
+    /// Closes a connection that sends no complete request head in time. Armed at
+    /// most once per timeout, not per request: it checks `idleSince` when it fires.
     var headerTimer: Scheduled<Void>?
+    /// When the connection last started waiting for a request head.
+    var idleSince = NIODeadline.now()
+    /// Parts of requests the client sent behind the one being served (HTTP
+    /// pipelining), served in order once it is answered. Reads are held only while
+    /// some wait here: a client that waits for each answer never has its reads
+    /// paused, which would cost two `epoll_ctl` calls per request.
+    var pipelined: CircularBuffer<HTTPServerRequestPart> = []
+    var servingPipelined = false
     var context: ChannelHandlerContext?
     var readsPaused = false
     var readPending = false
@@ -129,12 +141,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A slow or silent client cannot hold a connection forever before its headers.
+    /// A timer already armed stays: when it fires it re-arms for the latest idle
+    /// period, and a busy connection arms a new one when it next becomes idle.
     func armHeaderTimer() {
-        headerTimer?.cancel()
-        guard let context else { return }
+        guard headerTimer == nil, let context else { return }
         let timeout = TimeAmount.nanoseconds(Int64(services.configuration.headerTimeout * 1e9))
-        headerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+        headerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: idleSince + timeout) {
+            self.headerTimer = nil
             guard let context = self.context, case .idle = self.state else { return }
+            guard NIODeadline.now() >= self.idleSince + timeout else { return self.armHeaderTimer() }
             self.services.logger.debug("closing a connection that sent no request head in time", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
             context.close(promise: nil)
         }
@@ -143,7 +158,41 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !pipelined.isEmpty {
+            return pipelined.append(part)
+        }
+        if case .head = part, !isIdle {
+            return pipelined.append(part)
+        }
+        serve(part, context: context)
+    }
+
+    var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    /// Serves the pipelined requests that can go now: a waiting head only once
+    /// the connection is idle, the parts behind it at once. Reading resumes once
+    /// none are left. Calls made while serving return at once (the loop goes on).
+    func servePipelined(context: ChannelHandlerContext) {
+        guard !servingPipelined else { return }
+        servingPipelined = true
+        while let part = pipelined.first, self.context != nil {
+            if case .head = part, !isIdle { break }
+            pipelined.removeFirst()
+            serve(part, context: context)
+        }
+        servingPipelined = false
+        if pipelined.isEmpty, !readsPaused, readPending, self.context != nil {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func serve(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             receivedHead(head, context: context)
         case .body(let body):
@@ -229,8 +278,6 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        headerTimer?.cancel()
-        headerTimer = nil
         closeAfterResponse = !head.isKeepAlive
         isHeadRequest = head.method == .HEAD
         let route = Router.route(method: head.method, uri: head.uri)
@@ -280,6 +327,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func resumeReads(context: ChannelHandlerContext) {
         readsPaused = false
+        if !pipelined.isEmpty || servingPipelined {
+            return servePipelined(context: context)
+        }
         if readPending {
             readPending = false
             context.read()
@@ -289,7 +339,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Channel events
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
+        if readsPaused || !pipelined.isEmpty {
             readPending = true
         } else {
             context.read()
@@ -312,6 +362,13 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Shutting down: an idle connection closes now, a busy one after its answer.
+            closeAfterResponse = true
+            pipelined.removeAll()
+            if isIdle { context.close(promise: nil) }
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
             switch state {
@@ -340,6 +397,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
         closeStreamingFile()
+        pipelined.removeAll()
         if let kept = keptUpstream {
             keptUpstream = nil
             kept.pool.release(kept.channel, reusable: true)
