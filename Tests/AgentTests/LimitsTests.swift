@@ -111,6 +111,36 @@ struct LimitsTests {
     }
 }
 
+@Suite("Memory after load")
+struct MemoryAfterLoadTests {
+    @Test("after a burst of 400 connections the agent's memory comes back near its idle level")
+    func memoryComesBack() throws {
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
+        defer { agent.stop() }
+        let key = SigningKey()
+        #expect(try Curl.request("GET", agent.baseURL + "/containers/json", headers: key.headers()).status == 200)
+        let idle = try agent.memory().current
+        let signature = key.headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        var burst = try (0..<400).map { _ in try LimitsTests.RawConnection(port: agent.port) }
+        for connection in burst {
+            try connection.send("GET /containers/json HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+        }
+        usleep(1_000_000)
+        let loaded = try agent.memory().current
+        burst.removeAll()
+        // The agent checks every 10 s whether a burst is over.
+        var after = loaded
+        let deadline = Date().addingTimeInterval(30)
+        while after > idle + 6 * 1024 && Date() < deadline {
+            usleep(500_000)
+            after = try agent.memory().current
+        }
+        let summary = "idle \(idle) KiB, loaded \(loaded) KiB, after \(after) KiB"
+        #expect(loaded > idle + 8 * 1024, "the burst should have cost memory: \(summary)")
+        #expect(after <= idle + 6 * 1024, "\(summary)")
+    }
+}
+
 @Suite("Upstream pool")
 struct UpstreamPoolTests {
     @Test("an idle engine connection is closed after the idle timeout, one in use is not")

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -36,13 +37,14 @@ final class AgentServer: Sendable {
     private let listener: Channel
     private let quiescing: ServerQuiescingHelper
     private let connections: ConnectionLimit
+    private let trimming: RepeatedTask
 
     /// The port actually bound (useful when configured with port 0).
     var port: Int { listener.localAddress?.port ?? 0 }
 
     private init(
         services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel,
-        quiescing: ServerQuiescingHelper, connections: ConnectionLimit
+        quiescing: ServerQuiescingHelper, connections: ConnectionLimit, trimming: RepeatedTask
     ) {
         self.services = services
         self.sslContext = sslContext
@@ -50,6 +52,7 @@ final class AgentServer: Sendable {
         self.listener = listener
         self.quiescing = quiescing
         self.connections = connections
+        self.trimming = trimming
     }
 
     static func start(
@@ -118,7 +121,16 @@ final class AgentServer: Sendable {
         }
         // Listening first: peers probing this agent during its first round find it.
         try await cluster?.start().get()
-        return AgentServer(services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing, connections: limit)
+        // glibc keeps what a burst of connections freed in its per-thread arenas: once
+        // the burst is over (32 or more connections fewer than at its peak), hand it
+        // back, so the agent's memory returns to its idle level.
+        let trimming = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { _ in
+            let (peak, open) = limit.takePeak()
+            if peak - open >= 32 { Self.trimHeap() }
+        }
+        return AgentServer(
+            services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing,
+            connections: limit, trimming: trimming)
     }
 
     private static func configureConnection(
@@ -156,8 +168,15 @@ final class AgentServer: Sendable {
             _ = await Self.wait(for: drained.futureResult, atMost: .seconds(2), on: group.next())
         }
         try? await listener.close()
+        trimming.cancel()
         services.cluster?.stop()
         services.engine.closeIdle()
+    }
+
+    /// glibc's `malloc_trim(0)`, found by name: the Glibc module does not import it.
+    private static func trimHeap() {
+        guard let symbol = dlsym(nil, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)(0)
     }
 
     /// Whether `future` completed within `limit`.

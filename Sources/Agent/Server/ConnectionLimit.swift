@@ -7,7 +7,13 @@ import NIOCore
 /// It knows every connection it admitted, so that shutdown can close what is left.
 final class ConnectionLimit: Sendable {
     let maximum: Int
-    private let state = NIOLockedValueBox((open: [ObjectIdentifier: Channel](), lastWarning: NIODeadline.uptimeNanoseconds(0)))
+    private let state = NIOLockedValueBox(State())
+    private struct State {
+        var open: [ObjectIdentifier: Channel] = [:]
+        var lastWarning = NIODeadline.uptimeNanoseconds(0)
+        /// The most connections open at once since `takePeak`.
+        var peak = 0
+    }
     private let logger: Logger
 
     init(maximum: Int, logger: Logger) {
@@ -31,6 +37,7 @@ final class ConnectionLimit: Sendable {
                 return (false, warn)
             }
             state.open[id] = channel
+            state.peak = max(state.peak, state.open.count)
             return (true, false)
         }
         if admitted {
@@ -44,6 +51,14 @@ final class ConnectionLimit: Sendable {
             channel.close(promise: nil)
         }
         return admitted
+    }
+
+    /// The most connections open at once since the last call, and how many are open now.
+    func takePeak() -> (peak: Int, open: Int) {
+        state.withLockedValue { state in
+            defer { state.peak = state.open.count }
+            return (state.peak, state.open.count)
+        }
     }
 
     /// Closes every connection still open (TLS close_notify first); returns how many.
