@@ -19,12 +19,16 @@ public final class ClusterMembership: Sendable {
         public var probeInterval: TimeAmount
         /// For one probe, and for one member's part of an aggregated request.
         public var memberTimeout: TimeAmount
+        /// The name this agent answers to instead of its engine's `Name`, so that
+        /// several agents in front of one engine are distinct members.
+        public var nodeName: String?
 
-        public init(address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount) {
+        public init(address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount, nodeName: String? = nil) {
             self.address = address
             self.defaultPort = defaultPort
             self.probeInterval = probeInterval
             self.memberTimeout = memberTimeout
+            self.nodeName = nodeName
         }
     }
 
@@ -120,7 +124,9 @@ public final class ClusterMembership: Sendable {
 
     private func round() -> EventLoopFuture<Void> {
         let identity = NodeIdentity.fetch(from: engine, on: eventLoop, timeout: settings.memberTimeout)
-            .map { identity in
+            .map { engineIdentity in
+                var identity = engineIdentity
+                if let name = self.settings.nodeName { identity.name = name }
                 let changed = self.state.withLockedValue { state -> Bool in
                     defer { state.local = identity }
                     return state.local != identity
