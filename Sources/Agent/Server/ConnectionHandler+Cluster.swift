@@ -14,8 +14,12 @@ extension ConnectionHandler {
     ) -> Bool {
         // A request another agent sent here is served here, never sent on again.
         let forwarded = head.headers.contains(name: Aggregator.hopHeader)
-        var onward = head
-        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+        // Built only for a request that goes on: copying headers costs an allocation.
+        var onward: HTTPRequestHead {
+            var onward = head
+            onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+            return onward
+        }
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
         case .node(let name) where name != local.name:
             guard !forwarded else {
@@ -50,7 +54,7 @@ extension ConnectionHandler {
                 if !merged.unreachableNodes.isEmpty {
                     headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
                 }
-                return AgentResponse(status: .ok, headers: headers, body: merged.body)
+                return AgentResponse(status: .ok, headers: headers, buffer: merged.body)
             }
             deliver(answer, for: exchange, context: context)
             return true
