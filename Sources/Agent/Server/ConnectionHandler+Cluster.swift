@@ -8,7 +8,7 @@ import Proxy
 // Where a request goes in a cluster: another node, a manager, or every node.
 extension ConnectionHandler {
     /// Sends the request where its cluster scope says, unless that is this node.
-    /// Returns false when the request is this node's to serve.
+    /// Returns false when the request is this node's to serve the ordinary way.
     func dispatchInCluster(
         _ head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, context: ChannelHandlerContext
     ) -> Bool {
@@ -59,6 +59,12 @@ extension ConnectionHandler {
             deliver(answer, for: exchange, context: context)
             return true
         default:
+            if forwarded, route == .engine, head.headers.first(name: Aggregator.hopHeader) == Aggregator.listPartHop {
+                // This node's part of another agent's aggregated list: that agent reads
+                // it whole, so it goes back in one write, not one per engine read.
+                startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context, flushesAtEnd: true)
+                return true
+            }
             return false
         }
     }

@@ -24,6 +24,9 @@ public struct Aggregator: Sendable {
     public static let targetHeader = "X-PortainerAgent-Target"
     /// Marks a request one agent forwarded to another, so it is never forwarded again.
     public static let hopHeader = "X-PortainerAgent-Deckhand-Hop"
+    /// The hop header's value on a member's part of an aggregated list (read whole by
+    /// the agent that asked); other forwarded requests carry "1".
+    public static let listPartHop = "list"
 
     public let membership: ClusterMembership
     public let engine: UpstreamPool
@@ -53,7 +56,7 @@ public struct Aggregator: Sendable {
         localHead.headers.remove(name: "Connection")
         var peerHead = head
         peerHead.headers.remove(name: "Connection")
-        peerHead.headers.replaceOrAdd(name: Self.hopHeader, value: "1")
+        peerHead.headers.replaceOrAdd(name: Self.hopHeader, value: Self.listPartHop)
         peerHead.headers.replaceOrAdd(name: Self.targetHeader, value: "")
         let fanOut = FanOut(
             peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead,
