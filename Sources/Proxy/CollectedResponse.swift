@@ -99,6 +99,9 @@ private final class ResponseCollector: UpstreamDelegate {
         case .body(var chunk):
             if body.readableBytes + chunk.readableBytes > limit {
                 finish(.failure(CollectError.tooLarge(limit: limit)), reusable: false)
+            } else if body.readableBytes == 0 {
+                // Most answers arrive in one read: keep the decoder's buffer, no copy.
+                body = chunk
             } else {
                 body.writeBuffer(&chunk)
             }

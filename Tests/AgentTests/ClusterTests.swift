@@ -88,6 +88,39 @@ extension LabSuites {
             #expect(file.text == "on node3\n")
         }
 
+        @Test("DECKHAND_NODE_NAME: a second agent in front of one engine is a member of its own")
+        func nodeNameOverride() throws {
+            let lab = try LabCluster(twinName: "node1-twin")
+            defer { lab.stop() }
+            let key = lab.key
+            let (node1, node2) = (lab.nodes[0], lab.nodes[1])
+            let container = Self.unique("c-twin")
+            #expect(try lab.engine(node1, ["create", "--name", container, "busybox:local", "true"]).status == 0)
+            defer { _ = try? lab.engine(node1, ["rm", "-f", container]) }
+
+            // Listed under its own name, with its engine's role and its own address.
+            let listed = try #require(try lab.request(node2, "GET", "/agents", key: key).json() as? [[String: String]])
+            #expect(Set(listed.map { $0["NodeName"] ?? "" }) == ["node1", "node1-twin", "node2", "node3"])
+            let twin = listed.first { $0["NodeName"] == "node1-twin" }
+            #expect(twin?["NodeRole"] == "manager")
+            #expect(twin?["IPAddress"] == node1.address)
+            #expect(twin?["Port"] == String(LabCluster.twinPort))
+
+            // Aggregation asks it as a member: node 1's engine answers twice, tagged apart.
+            let reply = try lab.request(node2, "GET", "/v1.41/containers/json?all=1", key: key)
+            #expect(reply.status == 200)
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+            let items = try #require(try reply.json() as? [[String: Any]])
+            let tags = items.filter { ($0["Names"] as? [String])?.contains("/\(container)") == true }
+                .compactMap { (($0["Portainer"] as? [String: Any])?["Agent"] as? [String: Any])?["NodeName"] as? String }
+            #expect(tags.sorted() == ["node1", "node1-twin"])
+
+            // Targeting it by its name reaches node 1's engine through it.
+            let targeted = try lab.request(node2, "GET", "/v1.41/containers/json?all=1", key: key, headers: ["X-PortainerAgent-Target": "node1-twin"])
+            let names = (try targeted.json() as? [[String: Any]])?.flatMap { $0["Names"] as? [String] ?? [] } ?? []
+            #expect(names.contains("/\(container)"))
+        }
+
         @Test("logs -f and exec -i on another node, through two agents")
         func streamsThroughTwoAgents() throws {
             let lab = try LabCluster()

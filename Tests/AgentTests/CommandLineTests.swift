@@ -23,6 +23,8 @@ struct CommandLineTests {
         ("CAP_HOST_MANAGEMENT", "yes", "CAP_HOST_MANAGEMENT"),
         ("LOG_MODE", "xml", "LOG_MODE"),
         ("DECKHAND_ENGINE_SOCKET", "relative/docker.sock", "DECKHAND_ENGINE_SOCKET"),
+        ("DECKHAND_NODE_NAME", "node 1", "DECKHAND_NODE_NAME"),
+        ("DECKHAND_NODE_NAME", "node1,node2", "DECKHAND_NODE_NAME"),
     ])
     func invalidSetting(variable: String, value: String, named: String) throws {
         let result = try Command.run(try Self.deckhand, ["serve"], environment: [variable: value], timeout: 20)
@@ -46,6 +48,13 @@ struct CommandLineTests {
         }
         #expect(throws: ConfigurationError.self) {
             try AgentConfiguration.resolve(flags: [.tlsCertificate: "/tmp/cert.pem"], environment: [:])
+        }
+        #expect(try AgentConfiguration.resolve(flags: [:], environment: [:]).nodeName == nil)
+        #expect(try AgentConfiguration.resolve(flags: [.nodeName: "node1-b"], environment: ["DECKHAND_NODE_NAME": "other"]).nodeName == "node1-b")
+        for invalid in ["", "-node", "node/1", "nöde", String(repeating: "n", count: 254)] {
+            #expect(throws: ConfigurationError.self, "\(invalid)") {
+                try AgentConfiguration.resolve(flags: [.nodeName: invalid], environment: [:])
+            }
         }
     }
 

@@ -27,6 +27,8 @@ struct ServeCommand: AsyncParsableCommand {
     var hostManagement: String?
     @Option(name: .customLong("cluster-addr"), help: "DNS name or host[:port] list of the cluster's agents (AGENT_CLUSTER_ADDR).")
     var clusterAddress: String?
+    @Option(name: .customLong("node-name"), help: "Node name this agent answers to in a cluster instead of its engine's Name (DECKHAND_NODE_NAME); for several agents in front of one engine.")
+    var nodeName: String?
     @Option(name: .customLong("engine-socket"), help: "Docker engine socket (DECKHAND_ENGINE_SOCKET, default /var/run/docker.sock).")
     var engineSocket: String?
     @Option(name: .customLong("host-root"), help: "Where the host's / is mounted (DECKHAND_HOST_ROOT, default /host).")
@@ -55,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
             (.headerTimeout, headerTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
+            (.nodeName, nodeName),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }

@@ -13,6 +13,10 @@ struct AgentConfiguration: Sendable {
     /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
     var hostManagement = false
     var clusterAddress: ClusterAddress?
+    /// `DECKHAND_NODE_NAME`: the node name this agent answers to in a cluster, instead
+    /// of its engine's `Name` (several agents in front of one engine, as in the scaling
+    /// benchmark, must each be a distinct member).
+    var nodeName: String?
     /// How often the cluster address is resolved and its agents probed.
     var probeInterval: Double = 5
     /// How long one member may take: a probe, or its part of an aggregated list.
@@ -53,7 +57,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
-    case headerTimeout, maxConnections, secretTimeout
+    case headerTimeout, maxConnections, secretTimeout, nodeName
 
     var environmentName: String {
         switch self {
@@ -74,6 +78,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .headerTimeout: return "DECKHAND_HEADER_TIMEOUT"
         case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
         case .secretTimeout: return "AGENT_SECRET_TIMEOUT"
+        case .nodeName: return "DECKHAND_NODE_NAME"
         }
     }
 
@@ -96,6 +101,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .headerTimeout: return "header-timeout"
         case .maxConnections: return "max-connections"
         case .secretTimeout: return "secret-timeout"
+        case .nodeName: return "node-name"
         }
     }
 }
@@ -121,6 +127,16 @@ extension AgentConfiguration {
             }
         }
         return total
+    }
+
+    /// A name that can travel in the target and unreachable-nodes headers as it is:
+    /// no spaces, no commas, nothing to escape.
+    static func isNodeName(_ text: String) -> Bool {
+        guard let first = text.utf8.first, (1...253).contains(text.utf8.count) else { return false }
+        func isAlphanumeric(_ byte: UInt8) -> Bool {
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+        }
+        return isAlphanumeric(first) && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
     }
 
     /// Flags win over the environment, the environment over the defaults.
@@ -181,6 +197,12 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .clusterAddress, value: address, accepted: "a DNS name such as tasks.agent, or a comma-separated list of host[:port]")
             }
             configuration.clusterAddress = parsed
+        }
+        if let name = value(.nodeName) {
+            guard isNodeName(name) else {
+                throw ConfigurationError(setting: .nodeName, value: name, accepted: "a host name: 1 to 253 letters, digits, '.', '-' or '_', starting with a letter or digit")
+            }
+            configuration.nodeName = name
         }
         for (setting, keyPath) in [(Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout), (.headerTimeout, \.headerTimeout)] {
             if let text = value(setting) {

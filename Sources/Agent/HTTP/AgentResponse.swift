@@ -7,6 +7,8 @@ import NIOHTTP1
 struct AgentResponse: Sendable {
     enum Body: Sendable {
         case bytes([UInt8])
+        /// Already in a channel buffer (a merged cluster list): written without a copy.
+        case buffer(ByteBuffer)
         /// The response owns the descriptor and closes it once streamed (or dropped).
         case file(ReadableFile, Range<Int64>)
     }
@@ -21,6 +23,12 @@ struct AgentResponse: Sendable {
         self.body = .bytes(body)
     }
 
+    init(status: HTTPResponseStatus, headers: HTTPHeaders, buffer: ByteBuffer) {
+        self.status = status
+        self.headers = headers
+        self.body = .buffer(buffer)
+    }
+
     init(status: HTTPResponseStatus, headers: HTTPHeaders, file: ReadableFile, range: Range<Int64>) {
         self.status = status
         self.headers = headers
@@ -30,6 +38,7 @@ struct AgentResponse: Sendable {
     var contentLength: Int64 {
         switch body {
         case .bytes(let bytes): return Int64(bytes.count)
+        case .buffer(let buffer): return Int64(buffer.readableBytes)
         case .file(_, let range): return Int64(range.count)
         }
     }

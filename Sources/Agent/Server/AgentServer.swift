@@ -74,7 +74,8 @@ final class AgentServer: Sendable {
             let settings = ClusterMembership.Settings(
                 address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
                 probeInterval: .nanoseconds(Int64(configuration.probeInterval * 1e9)),
-                memberTimeout: .nanoseconds(Int64(configuration.memberTimeout * 1e9)))
+                memberTimeout: .nanoseconds(Int64(configuration.memberTimeout * 1e9)),
+                nodeName: configuration.nodeName)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
         let services = AgentServices(

@@ -96,6 +96,12 @@ extension ConnectionHandler {
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             done()
+        case .buffer(let buffer):
+            if buffer.readableBytes > 0 {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            done()
         case .file(let file, let range):
             context.flush()
             streamingFile = file.descriptor

@@ -8,14 +8,18 @@ import Proxy
 // Where a request goes in a cluster: another node, a manager, or every node.
 extension ConnectionHandler {
     /// Sends the request where its cluster scope says, unless that is this node.
-    /// Returns false when the request is this node's to serve.
+    /// Returns false when the request is this node's to serve the ordinary way.
     func dispatchInCluster(
         _ head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, context: ChannelHandlerContext
     ) -> Bool {
         // A request another agent sent here is served here, never sent on again.
         let forwarded = head.headers.contains(name: Aggregator.hopHeader)
-        var onward = head
-        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+        // Built only for a request that goes on: copying headers costs an allocation.
+        var onward: HTTPRequestHead {
+            var onward = head
+            onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
+            return onward
+        }
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
         case .node(let name) where name != local.name:
             guard !forwarded else {
@@ -50,11 +54,17 @@ extension ConnectionHandler {
                 if !merged.unreachableNodes.isEmpty {
                     headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
                 }
-                return AgentResponse(status: .ok, headers: headers, body: merged.body)
+                return AgentResponse(status: .ok, headers: headers, buffer: merged.body)
             }
             deliver(answer, for: exchange, context: context)
             return true
         default:
+            if forwarded, route == .engine, head.headers.first(name: Aggregator.hopHeader) == Aggregator.listPartHop {
+                // This node's part of another agent's aggregated list: that agent reads
+                // it whole, so it goes back in one write, not one per engine read.
+                startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context, flushesAtEnd: true)
+                return true
+            }
             return false
         }
     }

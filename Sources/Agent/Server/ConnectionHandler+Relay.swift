@@ -9,9 +9,10 @@ import Proxy
 extension ConnectionHandler {
     func startRelay(
         head: HTTPRequestHead, pool: UpstreamPool, context: ChannelHandlerContext,
-        parts: [HTTPServerRequestPart] = [], ended: Bool = false
+        parts: [HTTPServerRequestPart] = [], ended: Bool = false, flushesAtEnd: Bool = false
     ) {
         state = .connecting(head: head, parts: parts, ended: ended)
+        pendingFlushesAtEnd = flushesAtEnd
         readsPaused = true
         if let kept = keptUpstream {
             keptUpstream = nil
@@ -44,6 +45,8 @@ extension ConnectionHandler {
         let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
         exchange.console = pendingConsole
         pendingConsole = nil
+        exchange.flushesAtEnd = pendingFlushesAtEnd
+        pendingFlushesAtEnd = false
         state = .relaying(exchange)
         upstream.begin(delegate: self)
         upstream.write(.head(head))
@@ -160,6 +163,7 @@ extension ConnectionHandler: UpstreamDelegate {
     }
 
     func upstreamDidFinishRead() {
+        if case .relaying(let exchange) = state, exchange.flushesAtEnd { return }
         context?.flush()
     }
 

@@ -29,6 +29,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var upgrade: HTTPResponseHead?
         /// Set for a console: its 101 becomes a websocket, not a raw relay.
         var console: ConsoleRequest?
+        /// The client reads the whole response before using any of it (a member's part
+        /// of another agent's aggregated list): flushed once, at its end, rather than
+        /// once per engine read.
+        var flushesAtEnd = false
 
         init(upstream: UpstreamHandler, channel: Channel, pool: UpstreamPool, requestEnded: Bool) {
             self.upstream = upstream
@@ -105,6 +109,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var inputClosed = false
     /// A validated console waiting for its engine connection.
     var pendingConsole: ConsoleRequest?
+    /// `Exchange.flushesAtEnd` for the relay waiting for its upstream connection.
+    var pendingFlushesAtEnd = false
     /// The engine connection of this client's previous exchange, idle, kept for its next.
     var keptUpstream: (pool: UpstreamPool, channel: Channel)?
     /// A HEAD request's answer carries headers only (docker's client starts with HEAD /_ping).

@@ -13,7 +13,7 @@ public enum AggregatedList: Sendable, Equatable {
 public struct AggregatedResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
-    public var body: [UInt8]
+    public var body: ByteBuffer
     public var unreachableNodes: [String]
 }
 
@@ -24,6 +24,9 @@ public struct Aggregator: Sendable {
     public static let targetHeader = "X-PortainerAgent-Target"
     /// Marks a request one agent forwarded to another, so it is never forwarded again.
     public static let hopHeader = "X-PortainerAgent-Deckhand-Hop"
+    /// The hop header's value on a member's part of an aggregated list (read whole by
+    /// the agent that asked); other forwarded requests carry "1".
+    public static let listPartHop = "list"
 
     public let membership: ClusterMembership
     public let engine: UpstreamPool
@@ -36,87 +39,127 @@ public struct Aggregator: Sendable {
         self.engine = engine
     }
 
+    /// Call on `eventLoop`, the client connection's: every call of the fan-out runs there.
     public func aggregate(_ head: HTTPRequestHead, kind: AggregatedList, on eventLoop: EventLoop) -> EventLoopFuture<AggregatedResponse> {
-        let localName = membership.localNode?.name
-        var members = membership.members
-        if let localName, !members.contains(where: { $0.nodeName == localName }) {
+        eventLoop.assertInEventLoop()
+        let local = membership.localNode
+        var peers = membership.peers
+        var localIndex = local.flatMap { local in peers.firstIndex { $0.member.nodeName == local.name } }
+        if let local, localIndex == nil {
             // This node answers for itself even before it has found its own address.
-            members.append(ClusterMember(nodeName: localName, isManager: membership.localNode?.isManager ?? false, host: "", port: 0, version: ""))
+            localIndex = peers.count
+            let member = ClusterMember(nodeName: local.name, isManager: local.isManager, host: "", port: 0, version: "")
+            peers.append(ClusterPeer(member: member, pool: engine))
         }
-        let timeout = membership.settings.memberTimeout
-        let requests: [@Sendable () -> EventLoopFuture<CollectedResponse>] = members.map { member in
-            if member.nodeName == localName {
-                var local = ForwardedHeaders.engineRequest(from: head)
-                local.headers.remove(name: "Connection")
-                return { [local] in engine.collect(local, on: eventLoop, limit: memberBodyLimit, timeout: timeout) }
-            }
-            var forwarded = head
-            forwarded.headers.replaceOrAdd(name: Self.targetHeader, value: member.nodeName)
-            forwarded.headers.replaceOrAdd(name: Self.hopHeader, value: "1")
-            forwarded.headers.remove(name: "Connection")
-            let pool = membership.pool(for: member)
-            return { [forwarded] in pool.collect(forwarded, on: eventLoop, limit: memberBodyLimit, timeout: timeout) }
-        }
-        return Self.runBounded(requests, concurrency: concurrency, on: eventLoop).map { results in
-            var parts: [JSONListMerger.Part] = []
-            var unreachable: [String] = []
-            var template: HTTPResponseHead?
-            for (member, result) in zip(members, results) {
-                switch result {
-                case .success(let response) where response.head.status == .ok:
-                    parts.append(JSONListMerger.Part(nodeName: member.nodeName, body: Array(response.body.readableBytesView)))
-                    if template == nil || member.nodeName == localName { template = response.head }
-                default:
-                    unreachable.append(member.nodeName)
-                }
-            }
-            guard let template else {
-                return AggregatedResponse(status: .badGateway, headers: [:], body: [], unreachableNodes: unreachable)
-            }
-            let body: [UInt8]
-            do {
-                body = try kind == .volumes ? JSONListMerger.mergeVolumes(parts) : JSONListMerger.mergeArrays(parts)
-            } catch {
-                return AggregatedResponse(status: .badGateway, headers: [:], body: [], unreachableNodes: members.map(\.nodeName))
-            }
-            var headers = template.headers
-            headers.remove(name: "Content-Length")
-            headers.remove(name: "Transfer-Encoding")
-            headers.remove(name: "Connection")
-            headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-            return AggregatedResponse(status: .ok, headers: headers, body: body, unreachableNodes: unreachable.sorted())
+        // The heads are built once per request; each peer's differs only by its target.
+        var localHead = ForwardedHeaders.engineRequest(from: head)
+        localHead.headers.remove(name: "Connection")
+        var peerHead = head
+        peerHead.headers.remove(name: "Connection")
+        peerHead.headers.replaceOrAdd(name: Self.hopHeader, value: Self.listPartHop)
+        peerHead.headers.replaceOrAdd(name: Self.targetHeader, value: "")
+        let fanOut = FanOut(
+            peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead,
+            limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
+        return fanOut.run(concurrency: concurrency).map { results in
+            Self.merge(results, from: peers, localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
         }
     }
 
-    /// Runs every request, at most `concurrency` at a time; results in request order.
-    static func runBounded(
-        _ requests: [@Sendable () -> EventLoopFuture<CollectedResponse>],
-        concurrency: Int,
-        on eventLoop: EventLoop
-    ) -> EventLoopFuture<[Result<CollectedResponse, Error>]> {
-        let promise = eventLoop.makePromise(of: [Result<CollectedResponse, Error>].self)
-        let isolated = eventLoop.assumeIsolated()
-        isolated.execute {
-            var results = [Result<CollectedResponse, Error>?](repeating: nil, count: requests.count)
-            var next = 0
-            var finished = 0
-            func launch() {
-                guard next < requests.count else { return }
-                let index = next
-                next += 1
-                requests[index]().hop(to: eventLoop).assumeIsolated().whenComplete { result in
-                    results[index] = result
-                    finished += 1
-                    if finished == requests.count {
-                        promise.succeed(results.map { $0! })
-                    } else {
-                        launch()
-                    }
-                }
+    static func merge(
+        _ results: [Result<CollectedResponse, Error>], from peers: [ClusterPeer], localIndex: Int?, kind: AggregatedList, allocator: ByteBufferAllocator
+    ) -> AggregatedResponse {
+        var parts: [JSONListMerger.Part] = []
+        parts.reserveCapacity(peers.count)
+        var unreachable: [String] = []
+        var template: HTTPResponseHead?
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(let response) where response.head.status == .ok:
+                parts.append(JSONListMerger.Part(nodeName: peers[index].member.nodeName, body: response.body))
+                if template == nil || index == localIndex { template = response.head }
+            default:
+                unreachable.append(peers[index].member.nodeName)
             }
-            if requests.isEmpty { return promise.succeed([]) }
-            for _ in 0..<min(concurrency, requests.count) { launch() }
         }
-        return promise.futureResult
+        guard let template else {
+            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: unreachable)
+        }
+        let body: ByteBuffer
+        do {
+            body = try kind == .volumes ? JSONListMerger.mergeVolumes(parts, allocator: allocator) : JSONListMerger.mergeArrays(parts, allocator: allocator)
+        } catch {
+            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: peers.map(\.member.nodeName))
+        }
+        var headers = template.headers
+        headers.remove(name: "Content-Length")
+        headers.remove(name: "Transfer-Encoding")
+        headers.remove(name: "Connection")
+        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        return AggregatedResponse(status: .ok, headers: headers, body: body, unreachableNodes: unreachable.sorted())
+    }
+}
+
+/// One aggregated request's calls, at most `concurrency` at a time, all on the
+/// client's event loop (the pools hand out connections on it: no hops, no locks).
+/// Results come back in member order.
+private final class FanOut {
+    private let peers: [ClusterPeer]
+    private let localIndex: Int?
+    private let engine: UpstreamPool
+    private let localHead: HTTPRequestHead
+    private let peerHead: HTTPRequestHead
+    private let limit: Int
+    private let timeout: TimeAmount
+    private let eventLoop: EventLoop
+    private let promise: EventLoopPromise<[Result<CollectedResponse, Error>]>
+    private var results: [Result<CollectedResponse, Error>?]
+    private var next = 0
+    private var finished = 0
+
+    init(peers: [ClusterPeer], localIndex: Int?, engine: UpstreamPool, localHead: HTTPRequestHead, peerHead: HTTPRequestHead, limit: Int, timeout: TimeAmount, eventLoop: EventLoop) {
+        self.peers = peers
+        self.localIndex = localIndex
+        self.engine = engine
+        self.localHead = localHead
+        self.peerHead = peerHead
+        self.limit = limit
+        self.timeout = timeout
+        self.eventLoop = eventLoop
+        self.promise = eventLoop.makePromise()
+        self.results = Array(repeating: nil, count: peers.count)
+    }
+
+    func run(concurrency: Int) -> EventLoopFuture<[Result<CollectedResponse, Error>]> {
+        let future = promise.futureResult
+        if peers.isEmpty {
+            promise.succeed([])
+        } else {
+            for _ in 0..<min(max(concurrency, 1), peers.count) { launch() }
+        }
+        return future
+    }
+
+    private func launch() {
+        guard next < peers.count else { return }
+        let index = next
+        next += 1
+        let call: EventLoopFuture<CollectedResponse>
+        if index == localIndex {
+            call = engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout)
+        } else {
+            var head = peerHead
+            head.headers.replaceOrAdd(name: Aggregator.targetHeader, value: peers[index].member.nodeName)
+            call = peers[index].pool.collect(head, on: eventLoop, limit: limit, timeout: timeout)
+        }
+        call.assumeIsolated().whenComplete { result in
+            self.results[index] = result
+            self.finished += 1
+            if self.finished == self.peers.count {
+                self.promise.succeed(self.results.map { $0! })
+            } else {
+                self.launch()
+            }
+        }
     }
 }

@@ -27,6 +27,13 @@ public struct ClusterMember: Sendable, Equatable {
     }
 }
 
+/// A member as the fan-out uses it: who it is, and the keep-alive connections to
+/// its agent.
+public struct ClusterPeer: Sendable {
+    public var member: ClusterMember
+    public var pool: UpstreamPool
+}
+
 /// What an agent tells a peer that probes it, and nothing more: this exchange
 /// happens before any Portainer request, so it carries no signature.
 public struct MemberInfo: Codable, Sendable, Equatable {

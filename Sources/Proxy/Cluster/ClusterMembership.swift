@@ -18,12 +18,16 @@ public final class ClusterMembership: Sendable {
         public var probeInterval: TimeAmount
         /// For one probe, and for one member's part of an aggregated request.
         public var memberTimeout: TimeAmount
+        /// The name this agent answers to instead of its engine's `Name`, so that
+        /// several agents in front of one engine are distinct members.
+        public var nodeName: String?
 
-        public init(address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount) {
+        public init(address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount, nodeName: String? = nil) {
             self.address = address
             self.defaultPort = defaultPort
             self.probeInterval = probeInterval
             self.memberTimeout = memberTimeout
+            self.nodeName = nodeName
         }
     }
 
@@ -43,6 +47,10 @@ public final class ClusterMembership: Sendable {
         /// By "host:port".
         var entries: [String: Entry] = [:]
         var pools: [String: UpstreamPool] = [:]
+        /// `entries` as every request reads them, one per node name, sorted by it:
+        /// rebuilt when a member comes, changes or goes, not on each request.
+        var members: [ClusterMember] = []
+        var peers: [ClusterPeer] = []
         var stopped = false
         var nextRound: Scheduled<Void>?
     }
@@ -69,15 +77,10 @@ public final class ClusterMembership: Sendable {
     /// Every member that answered recently, sorted by node name; this node included
     /// once it has found itself among the addresses. A node seen at two addresses (its
     /// task was replaced and the old address is not yet pruned) is the newer one.
-    public var members: [ClusterMember] {
-        state.withLockedValue { state in
-            var byName: [String: Entry] = [:]
-            for entry in state.entries.values where byName[entry.member.nodeName].map({ $0.lastSeen < entry.lastSeen }) ?? true {
-                byName[entry.member.nodeName] = entry
-            }
-            return byName.values.map(\.member).sorted { $0.nodeName < $1.nodeName }
-        }
-    }
+    public var members: [ClusterMember] { state.withLockedValue { $0.members } }
+
+    /// `members` with the keep-alive connections to each one's agent, for the fan-out.
+    public var peers: [ClusterPeer] { state.withLockedValue { $0.peers } }
 
     public func member(named name: String) -> ClusterMember? {
         members.first { $0.nodeName == name }
@@ -91,15 +94,31 @@ public final class ClusterMembership: Sendable {
 
     /// The keep-alive connections to one member's agent.
     public func pool(for member: ClusterMember) -> UpstreamPool {
+        state.withLockedValue { pool(for: member, in: &$0) }
+    }
+
+    private func pool(for member: ClusterMember, in state: inout State) -> UpstreamPool {
         let key = "\(member.host):\(member.port)"
-        return state.withLockedValue { state in
-            if let pool = state.pools[key] { return pool }
-            let pool = UpstreamPool(
-                transport: .tls(host: member.host, port: member.port, context: peerTLS),
-                connectTimeout: settings.memberTimeout, maxIdlePerLoop: 16)
-            state.pools[key] = pool
-            return pool
+        if let pool = state.pools[key] { return pool }
+        let pool = UpstreamPool(
+            transport: .tls(host: member.host, port: member.port, context: peerTLS),
+            connectTimeout: settings.memberTimeout, maxIdlePerLoop: 16)
+        state.pools[key] = pool
+        return pool
+    }
+
+    /// One member per node name (the latest address wins a tie), sorted by name.
+    private func rebuildMembers(in state: inout State) {
+        var byName: [String: Entry] = [:]
+        for entry in state.entries.values {
+            if let other = byName[entry.member.nodeName], other.lastSeen > entry.lastSeen { continue }
+            byName[entry.member.nodeName] = entry
         }
+        let members = byName.values.map(\.member).sorted { $0.nodeName < $1.nodeName }
+        var peers: [ClusterPeer] = []
+        for member in members { peers.append(ClusterPeer(member: member, pool: pool(for: member, in: &state))) }
+        state.members = members
+        state.peers = peers
     }
 
     // MARK: Probing
@@ -122,7 +141,9 @@ public final class ClusterMembership: Sendable {
 
     private func round() -> EventLoopFuture<Void> {
         let identity = NodeIdentity.fetch(from: engine, on: eventLoop, timeout: settings.memberTimeout)
-            .map { identity in
+            .map { engineIdentity in
+                var identity = engineIdentity
+                if let name = self.settings.nodeName { identity.name = name }
                 let changed = self.state.withLockedValue { state -> Bool in
                     defer { state.local = identity }
                     return state.local != identity
@@ -211,6 +232,7 @@ public final class ClusterMembership: Sendable {
                     let key = "\(host):\(port)"
                     let previous = state.entries[key]?.member
                     state.entries[key] = Entry(member: member, lastSeen: .now())
+                    if previous != member { self.rebuildMembers(in: &state) }
                     return previous != member
                 }
                 if isNew {
@@ -228,6 +250,7 @@ public final class ClusterMembership: Sendable {
         let gone = state.withLockedValue { state -> [ClusterMember] in
             let stale = state.entries.filter { $0.value.lastSeen < horizon }
             for key in stale.keys { state.entries[key] = nil }
+            if !stale.isEmpty { self.rebuildMembers(in: &state) }
             return stale.values.map(\.member)
         }
         for member in gone {

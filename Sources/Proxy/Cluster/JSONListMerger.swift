@@ -1,7 +1,12 @@
+import NIOCore
+
 /// Merges the JSON lists that several engines returned into one, tagging every item
 /// with the node it came from, without re-encoding anything an engine wrote: items
 /// are found by scanning the bytes and copied through unchanged, so numbers, key
 /// order and escapes stay exactly the engine's.
+///
+/// Every part is scanned in place (the engines' buffers, never copied to arrays) and
+/// the answer is written once, into a buffer sized from the scan.
 public enum JSONListMerger {
     public enum Failure: Error, Equatable, Sendable {
         case notAnArray
@@ -12,70 +17,122 @@ public enum JSONListMerger {
     /// One node's answer: its name and the response body.
     public struct Part: Sendable {
         public var nodeName: String
-        public var body: [UInt8]
+        public var body: ByteBuffer
 
-        public init(nodeName: String, body: [UInt8]) {
+        public init(nodeName: String, body: ByteBuffer) {
             self.nodeName = nodeName
             self.body = body
+        }
+
+        public init(nodeName: String, body: [UInt8]) {
+            self.init(nodeName: nodeName, body: ByteBuffer(bytes: body))
+        }
+
+        /// What closes every object of this node: `"Portainer":{"Agent":{"NodeName":"…"}}}`.
+        var tag: [UInt8] {
+            var tag = Array(#""Portainer":{"Agent":{"NodeName":"#.utf8)
+            JSONListMerger.appendString(nodeName, to: &tag)
+            tag += Array("}}}".utf8)
+            return tag
         }
     }
 
     /// `[…]` lists (containers, images, networks): every element, in node order.
-    public static func mergeArrays(_ parts: [Part]) throws(Failure) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "[")]
+    public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(Failure) -> ByteBuffer {
+        let found = try parts.map { part throws(Failure) in try part.body.scan { bytes throws(Failure) in try elements(ofArrayIn: bytes, 0..<bytes.count) } }
+        let tags = parts.map(\.tag)
+        var size = 2
+        for (part, (ranges, tag)) in zip(parts, zip(found, tags)) {
+            size += part.body.readableBytes + ranges.count * (tag.count + 2)
+        }
+        var out = allocator.buffer(capacity: size)
+        out.writeInteger(UInt8(ascii: "["))
         var first = true
-        for part in parts {
-            for element in try elements(ofArrayIn: part.body[...]) {
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                appendTagged(part.body[element], nodeName: part.nodeName, to: &out)
+        for (part, (ranges, tag)) in zip(parts, zip(found, tags)) {
+            part.body.withUnsafeReadableBytes { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                for range in ranges {
+                    if !first { out.writeInteger(UInt8(ascii: ",")) }
+                    first = false
+                    writeTagged(bytes, range, tag: tag, to: &out)
+                }
             }
         }
-        out.append(UInt8(ascii: "]"))
+        out.writeInteger(UInt8(ascii: "]"))
         return out
     }
 
     /// `{"Volumes": […], "Warnings": […]}`: volumes merged as lists are, warnings
     /// concatenated (`null` from a node counts as empty, as does a missing key).
-    public static func mergeVolumes(_ parts: [Part]) throws(Failure) -> [UInt8] {
-        var volumes: [UInt8] = []
-        var warnings: [UInt8] = []
-        for part in parts {
-            let object = part.body[...]
-            if let range = try value(forKey: "Volumes", inObject: object), !isNull(object[range]) {
-                for element in try elements(ofArrayIn: object[range]) {
-                    if !volumes.isEmpty { volumes.append(UInt8(ascii: ",")) }
-                    appendTagged(object[element], nodeName: part.nodeName, to: &volumes)
+    public static func mergeVolumes(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(Failure) -> ByteBuffer {
+        typealias Found = (volumes: [Range<Int>], warnings: [Range<Int>])
+        let found = try parts.map { part throws(Failure) -> Found in
+            try part.body.scan { bytes throws(Failure) -> Found in
+                let whole = 0..<bytes.count
+                var result: Found = ([], [])
+                if let range = try value(forKey: "Volumes", inObject: bytes, whole), !isNull(bytes, range) {
+                    result.volumes = try elements(ofArrayIn: bytes, range)
                 }
+                if let range = try value(forKey: "Warnings", inObject: bytes, whole), !isNull(bytes, range) {
+                    result.warnings = try elements(ofArrayIn: bytes, range)
+                }
+                return result
             }
-            if let range = try value(forKey: "Warnings", inObject: object), !isNull(object[range]) {
-                for element in try elements(ofArrayIn: object[range]) {
-                    if !warnings.isEmpty { warnings.append(UInt8(ascii: ",")) }
-                    warnings += object[element]
+        }
+        let tags = parts.map(\.tag)
+        var size = 64
+        for (part, (lists, tag)) in zip(parts, zip(found, tags)) {
+            size += part.body.readableBytes + lists.volumes.count * (tag.count + 2) + lists.warnings.count
+        }
+        var out = allocator.buffer(capacity: size)
+        out.writeString(#"{"Volumes":["#)
+        var first = true
+        for (part, (lists, tag)) in zip(parts, zip(found, tags)) {
+            part.body.withUnsafeReadableBytes { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                for range in lists.volumes {
+                    if !first { out.writeInteger(UInt8(ascii: ",")) }
+                    first = false
+                    writeTagged(bytes, range, tag: tag, to: &out)
                 }
             }
         }
-        var out = Array(#"{"Volumes":["#.utf8) + volumes + Array(#"],"Warnings":"#.utf8)
-        out += warnings.isEmpty ? Array("null".utf8) : [UInt8(ascii: "[")] + warnings + [UInt8(ascii: "]")]
-        out.append(UInt8(ascii: "}"))
+        out.writeString(#"],"Warnings":"#)
+        if found.allSatisfy({ $0.warnings.isEmpty }) {
+            out.writeString("null")
+        } else {
+            out.writeInteger(UInt8(ascii: "["))
+            first = true
+            for (part, lists) in zip(parts, found) {
+                part.body.withUnsafeReadableBytes { raw in
+                    for range in lists.warnings {
+                        if !first { out.writeInteger(UInt8(ascii: ",")) }
+                        first = false
+                        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
+                    }
+                }
+            }
+            out.writeInteger(UInt8(ascii: "]"))
+        }
+        out.writeInteger(UInt8(ascii: "}"))
         return out
     }
 
-    /// An object gets `"Portainer":{"Agent":{"NodeName":…}}` as its last member;
-    /// anything else (engines only send objects) is copied as it is.
-    static func appendTagged(_ element: ArraySlice<UInt8>, nodeName: String, to out: inout [UInt8]) {
-        guard element.first == UInt8(ascii: "{"), element.last == UInt8(ascii: "}") else {
-            out += element
+    /// An object gets the node's tag as its last member; anything else (engines only
+    /// send objects) is copied as it is.
+    static func writeTagged(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, tag: [UInt8], to out: inout ByteBuffer) {
+        let raw = UnsafeRawBufferPointer(bytes)
+        let closing = range.upperBound - 1
+        guard bytes[range.lowerBound] == UInt8(ascii: "{"), bytes[closing] == UInt8(ascii: "}") else {
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
             return
         }
-        // Index ranges, not dropLast(): Sequence.dropLast copies into a new array.
-        let closing = element.endIndex - 1
-        out += element[element.startIndex..<closing]
-        let inner = element[(element.startIndex + 1)..<closing]
-        if inner.contains(where: { !isWhitespace($0) }) { out.append(UInt8(ascii: ",")) }
-        out += Array(#""Portainer":{"Agent":{"NodeName":"#.utf8)
-        appendString(nodeName, to: &out)
-        out += Array("}}}".utf8)
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range.lowerBound..<closing]))
+        // `{}` (or `{ }`) takes the tag without a comma before it.
+        if skipWhitespace(bytes, from: range.lowerBound + 1, to: closing) < closing {
+            out.writeInteger(UInt8(ascii: ","))
+        }
+        out.writeBytes(tag)
     }
 
     static func appendString(_ text: String, to out: inout [UInt8]) {
@@ -94,27 +151,31 @@ public enum JSONListMerger {
     }
 
     // MARK: Scanning
+    //
+    // Over the body's own bytes; a range is always within `bytes`, and every read
+    // below checks its index against the range's end first.
 
-    /// The byte ranges of a top-level array's elements.
-    static func elements(ofArrayIn bytes: ArraySlice<UInt8>) throws(Failure) -> [Range<Int>] {
-        var index = skipWhitespace(bytes, from: bytes.startIndex)
-        guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "[") else { throw .notAnArray }
-        index = skipWhitespace(bytes, from: index + 1)
+    /// The ranges of the elements of the array that fills `whole` (whitespace around it allowed).
+    static func elements(ofArrayIn bytes: UnsafeBufferPointer<UInt8>, _ whole: Range<Int>) throws(Failure) -> [Range<Int>] {
+        let end = whole.upperBound
+        var index = skipWhitespace(bytes, from: whole.lowerBound, to: end)
+        guard index < end, bytes[index] == UInt8(ascii: "[") else { throw .notAnArray }
+        index = skipWhitespace(bytes, from: index + 1, to: end)
         var ranges: [Range<Int>] = []
-        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "]") {
-            try expectEnd(bytes, after: index + 1)
+        if index < end, bytes[index] == UInt8(ascii: "]") {
+            try expectEnd(bytes, after: index + 1, to: end)
             return ranges
         }
         while true {
             let start = index
-            let end = try skipValue(bytes, from: index)
-            ranges.append(start..<end)
-            index = skipWhitespace(bytes, from: end)
-            guard index < bytes.endIndex else { throw .malformed(offset: index) }
+            let valueEnd = try skipValue(bytes, from: index, to: end)
+            ranges.append(start..<valueEnd)
+            index = skipWhitespace(bytes, from: valueEnd, to: end)
+            guard index < end else { throw .malformed(offset: index) }
             if bytes[index] == UInt8(ascii: ",") {
-                index = skipWhitespace(bytes, from: index + 1)
+                index = skipWhitespace(bytes, from: index + 1, to: end)
             } else if bytes[index] == UInt8(ascii: "]") {
-                try expectEnd(bytes, after: index + 1)
+                try expectEnd(bytes, after: index + 1, to: end)
                 return ranges
             } else {
                 throw .malformed(offset: index)
@@ -122,29 +183,33 @@ public enum JSONListMerger {
         }
     }
 
-    /// The range of the value of `key` among a top-level object's members, if present.
-    static func value(forKey key: String, inObject bytes: ArraySlice<UInt8>) throws(Failure) -> Range<Int>? {
-        var index = skipWhitespace(bytes, from: bytes.startIndex)
-        guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "{") else { throw .notAnObject }
-        index = skipWhitespace(bytes, from: index + 1)
-        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "}") { return nil }
+    /// The range of the value of `key` among the members of the object that fills `whole`, if present.
+    static func value(forKey key: String, inObject bytes: UnsafeBufferPointer<UInt8>, _ whole: Range<Int>) throws(Failure) -> Range<Int>? {
+        let end = whole.upperBound
+        var index = skipWhitespace(bytes, from: whole.lowerBound, to: end)
+        guard index < end, bytes[index] == UInt8(ascii: "{") else { throw .notAnObject }
+        index = skipWhitespace(bytes, from: index + 1, to: end)
+        if index < end, bytes[index] == UInt8(ascii: "}") {
+            try expectEnd(bytes, after: index + 1, to: end)
+            return nil
+        }
         let wanted = Array(key.utf8)
         var found: Range<Int>?
         while true {
-            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else { throw .malformed(offset: index) }
-            let keyEnd = try skipString(bytes, from: index)
-            let name = bytes[(index + 1)..<(keyEnd - 1)]
-            index = skipWhitespace(bytes, from: keyEnd)
-            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") else { throw .malformed(offset: index) }
-            index = skipWhitespace(bytes, from: index + 1)
-            let valueEnd = try skipValue(bytes, from: index)
+            guard index < end, bytes[index] == UInt8(ascii: "\"") else { throw .malformed(offset: index) }
+            let keyEnd = try skipString(bytes, from: index, to: end)
+            let name = UnsafeBufferPointer(rebasing: bytes[(index + 1)..<(keyEnd - 1)])
+            index = skipWhitespace(bytes, from: keyEnd, to: end)
+            guard index < end, bytes[index] == UInt8(ascii: ":") else { throw .malformed(offset: index) }
+            index = skipWhitespace(bytes, from: index + 1, to: end)
+            let valueEnd = try skipValue(bytes, from: index, to: end)
             if found == nil, name.elementsEqual(wanted) { found = index..<valueEnd }
-            index = skipWhitespace(bytes, from: valueEnd)
-            guard index < bytes.endIndex else { throw .malformed(offset: index) }
+            index = skipWhitespace(bytes, from: valueEnd, to: end)
+            guard index < end else { throw .malformed(offset: index) }
             if bytes[index] == UInt8(ascii: ",") {
-                index = skipWhitespace(bytes, from: index + 1)
+                index = skipWhitespace(bytes, from: index + 1, to: end)
             } else if bytes[index] == UInt8(ascii: "}") {
-                try expectEnd(bytes, after: index + 1)
+                try expectEnd(bytes, after: index + 1, to: end)
                 return found
             } else {
                 throw .malformed(offset: index)
@@ -154,16 +219,15 @@ public enum JSONListMerger {
 
     /// Where the JSON value starting at `start` ends. Nesting is tracked with a
     /// counter, not recursion, so deep input cannot exhaust the stack.
-    static func skipValue(_ bytes: ArraySlice<UInt8>, from start: Int) throws(Failure) -> Int {
-        guard start < bytes.endIndex else { throw .malformed(offset: start) }
+    static func skipValue(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws(Failure) -> Int {
+        guard start < end else { throw .malformed(offset: start) }
         var index = start
         var depth = 0
         repeat {
-            guard index < bytes.endIndex else { throw .malformed(offset: index) }
-            let byte = bytes[index]
-            switch byte {
+            guard index < end else { throw .malformed(offset: index) }
+            switch bytes[index] {
             case UInt8(ascii: "\""):
-                index = try skipString(bytes, from: index)
+                index = try skipString(bytes, from: index, to: end)
             case UInt8(ascii: "{"), UInt8(ascii: "["):
                 depth += 1
                 index += 1
@@ -174,13 +238,13 @@ public enum JSONListMerger {
             default:
                 if depth == 0 {
                     // A scalar: up to the next delimiter.
-                    var end = index
-                    while end < bytes.endIndex, !isWhitespace(bytes[end]),
-                          bytes[end] != UInt8(ascii: ","), bytes[end] != UInt8(ascii: "]"), bytes[end] != UInt8(ascii: "}") {
-                        end += 1
+                    var scalarEnd = index
+                    while scalarEnd < end, !isWhitespace(bytes[scalarEnd]),
+                          bytes[scalarEnd] != UInt8(ascii: ","), bytes[scalarEnd] != UInt8(ascii: "]"), bytes[scalarEnd] != UInt8(ascii: "}") {
+                        scalarEnd += 1
                     }
-                    guard end > index else { throw .malformed(offset: index) }
-                    return end
+                    guard scalarEnd > index else { throw .malformed(offset: index) }
+                    return scalarEnd
                 }
                 index += 1
             }
@@ -189,9 +253,9 @@ public enum JSONListMerger {
     }
 
     /// Where the string starting at the quote `start` ends (just past its closing quote).
-    static func skipString(_ bytes: ArraySlice<UInt8>, from start: Int) throws(Failure) -> Int {
+    static func skipString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws(Failure) -> Int {
         var index = start + 1
-        while index < bytes.endIndex {
+        while index < end {
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
             case UInt8(ascii: "\""): return index + 1
@@ -201,22 +265,36 @@ public enum JSONListMerger {
         throw .malformed(offset: start)
     }
 
-    static func skipWhitespace(_ bytes: ArraySlice<UInt8>, from start: Int) -> Int {
+    static func skipWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
         var index = start
-        while index < bytes.endIndex, isWhitespace(bytes[index]) { index += 1 }
+        while index < end, isWhitespace(bytes[index]) { index += 1 }
         return index
     }
 
-    static func expectEnd(_ bytes: ArraySlice<UInt8>, after index: Int) throws(Failure) {
-        let rest = skipWhitespace(bytes, from: index)
-        guard rest == bytes.endIndex else { throw .malformed(offset: rest) }
+    static func expectEnd(_ bytes: UnsafeBufferPointer<UInt8>, after index: Int, to end: Int) throws(Failure) {
+        let rest = skipWhitespace(bytes, from: index, to: end)
+        guard rest == end else { throw .malformed(offset: rest) }
     }
 
     static func isWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
     }
 
-    static func isNull(_ bytes: ArraySlice<UInt8>) -> Bool {
-        bytes.elementsEqual("null".utf8)
+    static func isNull(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        UnsafeBufferPointer(rebasing: bytes[range]).elementsEqual("null".utf8)
+    }
+}
+
+extension ByteBuffer {
+    /// Runs `body` over the readable bytes, typed as bytes.
+    fileprivate func scan<Result>(_ body: (UnsafeBufferPointer<UInt8>) throws(JSONListMerger.Failure) -> Result) throws(JSONListMerger.Failure) -> Result {
+        let result: Swift.Result<Result, JSONListMerger.Failure> = withUnsafeReadableBytes { raw in
+            do throws(JSONListMerger.Failure) {
+                return .success(try body(raw.bindMemory(to: UInt8.self)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
     }
 }

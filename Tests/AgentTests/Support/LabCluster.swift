@@ -15,27 +15,37 @@ final class LabCluster {
     let memberTimeout: Double
     private var agents: [ChildProcess] = []
 
-    /// Reads the lab's env file (`DECKHAND_TEST_LAB_ENV`) and starts the agents.
-    init(probeInterval: Double = 1, memberTimeout: Double = 2) throws {
+    /// The node name of the second agent in front of node 1's engine, when there is one.
+    let twinName: String?
+    /// Its port, on node 1's address.
+    static let twinPort = 9002
+
+    /// Reads the lab's env file (`DECKHAND_TEST_LAB_ENV`) and starts the agents; with
+    /// `twinName`, one more agent in front of node 1's engine (on port 9002) that
+    /// answers to that node name instead of the engine's.
+    init(probeInterval: Double = 1, memberTimeout: Double = 2, twinName: String? = nil) throws {
         swarm = try LabSwarm()
         self.probeInterval = probeInterval
         self.memberTimeout = memberTimeout
+        self.twinName = twinName
         try swarm.requirePortsFree()
-        let seeds = swarm.nodes.map { "\($0.address):9001" }.joined(separator: ",")
+        var listeners = swarm.nodes.map { (node: $0, port: 9001, name: [String]()) }
+        if let twinName { listeners.append((swarm.nodes[0], Self.twinPort, ["DECKHAND_NODE_NAME=\(twinName)"])) }
+        let seeds = listeners.map { "\($0.node.address):\($0.port)" }.joined(separator: ",")
         let binary = try CommandLineTests.deckhand
-        for node in swarm.nodes {
+        for (node, port, name) in listeners {
             let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
-                                 "AGENT_HOST=\(node.address)", "AGENT_PORT=9001", "AGENT_CLUSTER_ADDR=\(seeds)",
-                                 "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)",
+                                 "AGENT_HOST=\(node.address)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",
+                                 "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)"] + name + [
                                  "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory])
             agents.append(process)
         }
-        // Up once every agent lists every node.
+        // Up once every agent lists every member.
         let deadline = Date().addingTimeInterval(30)
         for node in nodes {
             while true {
                 if let reply = try? request(node, "GET", "/agents", key: key), reply.status == 200,
-                   (try? reply.json() as? [[String: Any]])?.count == nodes.count { break }
+                   (try? reply.json() as? [[String: Any]])?.count == listeners.count { break }
                 guard Date() < deadline else { stop(); throw TestSetupError("the lab agents did not form a cluster") }
                 usleep(200_000)
             }
