@@ -37,11 +37,9 @@ done
 "$binary" keygen --out "$work/client.pem" >/dev/null
 mapfile -t headers < <("$binary" sign --key "$work/client.pem")
 url="https://$NODE1_ADDR:9001/containers/json?all=1"
-for _ in $(seq 1 100); do
-    count=$(curl -sk -H "${headers[0]}" -H "${headers[1]}" "https://$NODE1_ADDR:9001/agents" | grep -o NodeName | wc -l || true)
-    [ "$count" = 3 ] && break
-    sleep 0.2
-done
+# shellcheck source=bench/lab.sh
+source bench/lab.sh
+wait_for_cluster "$NODE1_ADDR:9001" "${headers[0]}" "${headers[1]}"
 items=$(curl -sk -H "${headers[0]}" -H "${headers[1]}" "$url" | grep -o '"NodeName"' | wc -l)
 echo "machine: $(nproc) cores, $(date -u +%F); 3 nodes, $items containers in one aggregated answer"
 wrk -t1 -c"$connections" -d2s -H "${headers[0]}" -H "${headers[1]}" "$url" >/dev/null
