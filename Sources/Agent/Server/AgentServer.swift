@@ -124,10 +124,19 @@ final class AgentServer: Sendable {
         try await cluster?.start().get()
         // glibc keeps what a burst of connections freed in its per-thread arenas: once
         // the burst is over (32 or more connections fewer than at its peak), hand it
-        // back, so the agent's memory returns to its idle level.
+        // back, then twice more 10 s apart for what is freed later (idle engine
+        // connections close 15 s after their last use), so the agent's memory
+        // returns to its idle level.
+        let pendingTrims = NIOLockedValueBox(0)
         let trimming = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { _ in
             let (peak, open) = limit.takePeak()
-            if peak - open >= 32 { Self.trimHeap() }
+            let trim = pendingTrims.withLockedValue { pending -> Bool in
+                if peak - open >= 32 { pending = 3 }
+                guard pending > 0 else { return false }
+                pending -= 1
+                return true
+            }
+            if trim { Self.trimHeap() }
         }
         return AgentServer(
             services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing,

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Hostile clients for bench/soak.sh, run beside the well-formed load until a stop
+file appears (or a time limit passes), then print one JSON summary line.
+
+Slow clients (slowloris) open a TLS connection and trickle a request head one byte
+at a time, reconnecting whenever the agent cuts them off. Malformed clients cycle
+through garbage (plain TCP and inside TLS), bad signature headers (missing, bad
+hex, bad base64, wrong lengths, a well-formed forgery) and oversized headers, and
+check that each gets the answer it should (400, 403, 431 or a closed connection).
+
+    soak-clients.py HOST:PORT[,HOST:PORT...] SLOW MALFORMED STOP_FILE MAX_SECONDS
+"""
+import asyncio
+import base64
+import json
+import os
+import random
+import ssl
+import sys
+import time
+
+targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in sys.argv[1].split(",")]
+slow_count, malformed_count = int(sys.argv[2]), int(sys.argv[3])
+stop_file, max_seconds = sys.argv[4], float(sys.argv[5])
+
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+
+stats = {"slow_connections": 0, "slow_cut_by_agent": 0, "slow_answered": 0, "malformed": {}, "unexpected": {}}
+KEY_PREFIX = "3059301306072a8648ce3d020106082a8648ce3d03010703420004"
+
+
+def stopping(started):
+    return os.path.exists(stop_file) or time.monotonic() - started > max_seconds
+
+
+def count(table, key):
+    table[key] = table.get(key, 0) + 1
+
+
+async def slow_client(host, port, started):
+    while not stopping(started):
+        try:
+            reader, writer = await asyncio.open_connection(host, port, ssl=context)
+        except OSError:
+            await asyncio.sleep(1)
+            continue
+        stats["slow_connections"] += 1
+        head = b"GET /ping HTTP/1.1\r\nHost: soak\r\nX-Slow: " + b"a" * 200
+        try:
+            for byte in head:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                try:
+                    data = await asyncio.wait_for(reader.read(1024), timeout=random.uniform(0.5, 1.5))
+                except asyncio.TimeoutError:
+                    if stopping(started):
+                        break
+                    continue
+                # The head is never complete: anything but the end of the stream is wrong.
+                if data:
+                    stats["slow_answered"] += 1
+                else:
+                    stats["slow_cut_by_agent"] += 1
+                break
+        except (ConnectionError, ssl.SSLError, OSError):
+            stats["slow_cut_by_agent"] += 1
+        writer.close()
+
+
+def signature_headers(kind):
+    good_key = KEY_PREFIX + os.urandom(64).hex()
+    good_signature = base64.b64encode(os.urandom(64)).decode().rstrip("=")
+    if kind == "unsigned":
+        return ""
+    if kind == "bad-hex":
+        return f"X-PortainerAgent-PublicKey: {good_key[:-2]}zz\r\nX-PortainerAgent-Signature: {good_signature}\r\n"
+    if kind == "short-key":
+        return f"X-PortainerAgent-PublicKey: {good_key[:-2]}\r\nX-PortainerAgent-Signature: {good_signature}\r\n"
+    if kind == "bad-base64":
+        return f"X-PortainerAgent-PublicKey: {good_key}\r\nX-PortainerAgent-Signature: {good_signature[:-1]}!\r\n"
+    if kind == "short-signature":
+        return f"X-PortainerAgent-PublicKey: {good_key}\r\nX-PortainerAgent-Signature: {good_signature[:-4]}\r\n"
+    # Well-formed but forged (most random points are not on the curve; either way 403).
+    return f"X-PortainerAgent-PublicKey: {good_key}\r\nX-PortainerAgent-Signature: {good_signature}\r\n"
+
+
+KINDS = {
+    # kind: statuses accepted (0 = connection closed without an answer)
+    "garbage-tcp": {0},
+    "garbage-http": {400, 0},
+    "unsigned": {403},
+    "bad-hex": {403},
+    "short-key": {403},
+    "bad-base64": {403},
+    "short-signature": {403},
+    "forged": {403},
+    "oversized-headers": {431, 0},
+}
+
+
+async def read_status(reader):
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout=30)
+    except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError):
+        return 0
+    parts = line.split()
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+
+
+async def malformed_client(host, port, started):
+    while not stopping(started):
+        kind = random.choice(list(KINDS))
+        status = 0
+        writer = None
+        try:
+            if kind == "garbage-tcp":
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(os.urandom(random.randint(1, 4096)))
+                await writer.drain()
+                await asyncio.wait_for(reader.read(), timeout=30)
+            else:
+                reader, writer = await asyncio.open_connection(host, port, ssl=context)
+                if kind == "garbage-http":
+                    request = os.urandom(64).replace(b"\n", b"") + b"\r\n\r\n"
+                elif kind == "oversized-headers":
+                    request = b"GET /containers/json HTTP/1.1\r\nHost: soak\r\nX-Filler: " + b"a" * 100_000 + b"\r\n\r\n"
+                else:
+                    request = f"GET /containers/json HTTP/1.1\r\nHost: soak\r\n{signature_headers(kind)}\r\n".encode()
+                writer.write(request)
+                await writer.drain()
+                status = await read_status(reader)
+        except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError):
+            status = 0
+        finally:
+            if writer is not None:
+                writer.close()
+        count(stats["malformed"], f"{kind} {status}")
+        if status not in KINDS[kind]:
+            count(stats["unexpected"], f"{kind} {status}")
+        await asyncio.sleep(random.uniform(0.2, 0.6))
+
+
+async def main():
+    started = time.monotonic()
+    tasks = [slow_client(*targets[i % len(targets)], started) for i in range(slow_count)]
+    tasks += [malformed_client(*targets[i % len(targets)], started) for i in range(malformed_count)]
+    await asyncio.gather(*tasks)
+    print(json.dumps(stats, sort_keys=True), flush=True)
+
+
+asyncio.run(main())
