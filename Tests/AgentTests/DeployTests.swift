@@ -327,8 +327,11 @@ final class RequestingClient: @unchecked Sendable {
     private func once(_ node: LabSwarm.Node, long: Bool) {
         let now = Int(Date().timeIntervalSince1970)
         let path = long ? "/v1.41/events?since=\(now)&until=\(now + 2)" : "/v1.41/containers/json"
-        var arguments = ["-sk", "--http1.1", "-o", "/dev/null", "--max-time", "20",
-                         "-w", "%{http_code} %header{x-portaineragent-unreachable-nodes}"]
+        // The answer's head goes to a file curl has written when it exits, rather than
+        // through a pipe, whose reader a loaded machine may not have run in time.
+        let headFile = FileManager.default.temporaryDirectory.appendingPathComponent("deploy-client-\(UUID().uuidString)").path
+        defer { unlink(headFile) }
+        var arguments = ["-sk", "--http1.1", "-o", "/dev/null", "-D", headFile, "--max-time", "20"]
         for (name, value) in headers { arguments += ["-H", "\(name): \(value)"] }
         arguments.append("https://\(node.address):9001\(path)")
         let started = Date()
@@ -336,20 +339,22 @@ final class RequestingClient: @unchecked Sendable {
             lock.withLock { tally.lost["curl did not run", default: 0] += 1 }
             return
         }
-        let fields = result.output.split(separator: " ", maxSplits: 1)
-        let status = fields.first.map(String.init) ?? ""
+        let head = (try? String(contentsOfFile: headFile, encoding: .utf8)) ?? ""
+        let lines = (head.components(separatedBy: "\r\n\r\n").filter { !$0.isEmpty }.last ?? "").components(separatedBy: "\r\n")
+        let status = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        let named = lines.contains { $0.lowercased().hasPrefix("x-portaineragent-unreachable-nodes:") }
         lock.withLock {
             switch (result.status, status) {
             case (0, "200"):
                 tally.answered[node.name, default: 0] += 1
-                if fields.count > 1 { tally.partial += 1 }
+                if named { tally.partial += 1 }
                 if long { longAnswers.append((node.name, started, Date())) }
             case (7, _), (35, _):
                 // 7: connection refused; 35: reset during the TLS handshake, before any request.
                 tally.refused += 1
                 refusals[node.name, default: []].append(Date())
             case (0, _):
-                tally.lost["HTTP '\(result.output)' \(result.errorOutput) from \(node.name)", default: 0] += 1
+                tally.lost["HTTP '\(status)' from \(node.name)", default: 0] += 1
             default:
                 tally.lost["curl exit \(result.status) from \(node.name)", default: 0] += 1
             }
