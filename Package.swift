@@ -111,7 +111,7 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         fuzzer("SignatureFuzzer", [crypto, locks]),
         fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
         fuzzer("MultipartFuzzer", []),
-        fuzzer("JSONMergeFuzzer", ["Proxy"]),
+        fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("MemberInfoFuzzer", ["Proxy"]),
     ]
 }

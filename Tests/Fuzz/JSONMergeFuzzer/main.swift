@@ -1,5 +1,6 @@
 import Foundation
 import FuzzSupport
+import NIOCore
 import Proxy
 
 // The merging of engine JSON in aggregation: JSONListMerger.mergeArrays and mergeVolumes
@@ -23,8 +24,8 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 }
 
 func checkArrays(_ parts: [JSONListMerger.Part]) {
-    let merged = try? JSONListMerger.mergeArrays(parts)
-    let lists = parts.map { parse($0.body) as? [Any] }
+    let merged = (try? JSONListMerger.mergeArrays(parts)).map(bytes)
+    let lists = parts.map { parse(bytes($0.body)) as? [Any] }
     guard lists.allSatisfy({ $0 != nil }) else { return }
     guard let merged else { return require(false, "valid arrays were refused") }
     guard let items = parse(merged) as? [Any] else { return require(false, "the merge is not a JSON array: \(text(merged))") }
@@ -33,15 +34,16 @@ func checkArrays(_ parts: [JSONListMerger.Part]) {
 }
 
 func checkVolumes(_ parts: [JSONListMerger.Part]) {
-    let merged = try? JSONListMerger.mergeVolumes(parts)
+    let merged = (try? JSONListMerger.mergeVolumes(parts)).map(bytes)
     var volumeLists: [[Any]] = []
     var warningCount = 0
     for part in parts {
         // The merger finds the keys as the engine writes them; answers where "Volumes" or
         // "Warnings" is repeated, escaped, or also a value are left out of this check.
-        guard let object = parse(part.body) as? [String: Any],
-              occurrences(of: #""Volumes""#, in: part.body) == (object["Volumes"] == nil ? 0 : 1),
-              occurrences(of: #""Warnings""#, in: part.body) == (object["Warnings"] == nil ? 0 : 1),
+        let body = bytes(part.body)
+        guard let object = parse(body) as? [String: Any],
+              occurrences(of: #""Volumes""#, in: body) == (object["Volumes"] == nil ? 0 : 1),
+              occurrences(of: #""Warnings""#, in: body) == (object["Warnings"] == nil ? 0 : 1),
               let volumes = listOrNull(object["Volumes"]), let warnings = listOrNull(object["Warnings"]) else { return }
         volumeLists.append(volumes)
         warningCount += warnings.count
@@ -71,6 +73,9 @@ func checkTags(_ items: [Any], _ lists: [[Any]], _ parts: [JSONListMerger.Part])
         }
     }
 }
+
+/// A buffer's readable bytes (the merger reads and writes ByteBuffers).
+func bytes(_ buffer: ByteBuffer) -> [UInt8] { Array(buffer.readableBytesView) }
 
 /// The value JSONSerialization reads from `bytes`, or nil when they are not strict JSON.
 func parse(_ bytes: [UInt8]) -> Any? {
