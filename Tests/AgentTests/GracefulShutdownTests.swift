@@ -118,6 +118,25 @@ extension GracefulShutdownTests {
         #expect(!agent.logLines().contains { $0.contains("shutdown grace over") })
     }
 
+    @Test("a connection accepted just before SIGTERM still has its first request answered")
+    func answersAConnectionAcceptedBeforeTheStop() throws {
+        let agent = try Self.warningAgent()
+        defer { agent.stop() }
+        // Connected and through TLS, but no request yet: as a client that connected
+        // just before the listener closed, its request still on its way.
+        let client = try LimitsTests.RawConnection(port: agent.port)
+        let received = ReceivedBytes()
+        try client.channel.pipeline.addHandler(received).wait()
+        usleep(300_000)
+        kill(agent.pid, SIGTERM)
+        usleep(200_000)
+        try client.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(client.closedByServer(within: 5))
+        let answer = received.text
+        #expect(answer.hasPrefix("HTTP/1.1 204"), "answer: \(answer.debugDescription)")
+        #expect(answer.lowercased().contains("connection: close"))
+    }
+
     @Test("an idle client that stops reading holds the exit about a second, not TLS's default 5 s")
     func idleClientIgnoringCloseNotify() throws {
         let agent = try Self.warningAgent()
@@ -196,4 +215,17 @@ private final class LockedReply: @unchecked Sendable {
     private let lock = NSLock()
     func set(_ value: HTTPReply?) { lock.lock(); reply = value; lock.unlock() }
     func get() -> HTTPReply? { lock.lock(); defer { lock.unlock() }; return reply }
+}
+
+/// Collects what a raw client connection receives.
+private final class ReceivedBytes: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    // Appended on the channel's event loop, read by the test thread.
+    private var bytes: [UInt8] = []
+    private let lock = NSLock()
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: bytes, as: UTF8.self) }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        lock.lock(); bytes += buffer.readableBytesView; lock.unlock()
+    }
 }

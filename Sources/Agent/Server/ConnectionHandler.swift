@@ -106,6 +106,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var readsPaused = false
     var readPending = false
     var closeAfterResponse = false
+    /// The agent is stopping: every answer from now on is the connection's last.
+    var quiescing = false
+    /// Whether a request head has arrived on this connection yet.
+    var receivedRequest = false
     var inputClosed = false
     /// A validated console waiting for its engine connection.
     var pendingConsole: ConsoleRequest?
@@ -121,6 +125,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var streamingFile: Int32?
     /// Continues a file stream once the client can take more.
     var whenWritable: (() -> Void)?
+
+    /// How long a connection accepted just before shutdown may take to send its
+    /// first request.
+    static let firstRequestGrace = TimeAmount.seconds(1)
 
     /// Bytes read from disk per step of a download.
     static let fileChunkSize: Int64 = 256 * 1024
@@ -284,7 +292,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        closeAfterResponse = !head.isKeepAlive
+        closeAfterResponse = quiescing || !head.isKeepAlive
+        receivedRequest = true
         isHeadRequest = head.method == .HEAD
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature {
@@ -369,10 +378,17 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // Shutting down: an idle connection closes now, a busy one after its answer.
+            // Shutting down: a busy connection closes after its answer, an idle one now;
+            // but one just accepted, whose first request may be on its way (the client
+            // connected before the listener closed), gets a moment to send it.
+            quiescing = true
             closeAfterResponse = true
             pipelined.removeAll()
-            if isIdle { context.close(promise: nil) }
+            guard isIdle else { return }
+            if receivedRequest { return context.close(promise: nil) }
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.firstRequestGrace) {
+                if let context = self.context, self.isIdle { context.close(promise: nil) }
+            }
             return
         }
         if let event = event as? ChannelEvent, event == .inputClosed {
