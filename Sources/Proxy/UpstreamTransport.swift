@@ -30,6 +30,10 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         configuration.certificateVerification = .none
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
+        // As on the server side (TLSIdentity): with remote half-closure allowed, NIOSSL
+        // waits out this whole timeout (5 s by default) on every pooled peer connection
+        // it closes, which held a stopping agent's exit.
+        configuration.shutdownTimeout = .milliseconds(250)
         return try NIOSSLContext(configuration: configuration)
     }
 
