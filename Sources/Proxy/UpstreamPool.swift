@@ -7,18 +7,24 @@ import NIOCore
 /// handlers run on one thread and hand bytes to each other without hops or locks.
 /// A connection left idle for `idleTimeout` is closed, so that a burst of clients
 /// does not leave its upstream connections (and descriptors) behind for good.
+///
+/// Expiry costs nothing per request: a release only notes the time. Each loop's
+/// idle connections are kept oldest first (the newest is handed out again first), and
+/// one sweep per loop, armed only while that loop has idle connections, closes the
+/// expired ones from the front. (A timer per release would keep one scheduled task
+/// per request alive for `idleTimeout`: tens of thousands under load, every one an
+/// allocation, and each cancel of any other timer on the loop scans them all.)
 public final class UpstreamPool: Sendable {
     public let transport: UpstreamTransport
     private let connectTimeout: TimeAmount
     private let maxIdlePerLoop: Int
     private let idleTimeout: TimeAmount
-    private let idle = NIOLockedValueBox(Idle())
+    private let idle = NIOLockedValueBox([ObjectIdentifier: LoopIdle]())
 
-    /// Idle connections per event loop, each with the stamp of the release that put
-    /// it there (so a timer from an earlier idle spell leaves it alone).
-    private struct Idle {
-        var byLoop: [ObjectIdentifier: [(channel: Channel, stamp: UInt64)]] = [:]
-        var nextStamp: UInt64 = 0
+    /// One event loop's idle connections, oldest release first.
+    private struct LoopIdle {
+        var connections: [(channel: Channel, since: NIODeadline)] = []
+        var sweepArmed = false
     }
 
     public init(
@@ -33,20 +39,20 @@ public final class UpstreamPool: Sendable {
 
     /// Connections idling in the pool, on every loop.
     public var idleCount: Int {
-        idle.withLockedValue { $0.byLoop.values.reduce(0) { $0 + $1.count } }
+        idle.withLockedValue { $0.values.reduce(0) { $0 + $1.connections.count } }
     }
 
-    /// An idle connection on `eventLoop`, or a new one.
+    /// An idle connection on `eventLoop` (the most recently used), or a new one.
     public func acquire(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         let key = ObjectIdentifier(eventLoop)
-        while let channel = idle.withLockedValue({ $0.byLoop[key]?.popLast()?.channel }) {
+        while let channel = idle.withLockedValue({ $0[key]?.connections.popLast()?.channel }) {
             if channel.isActive { return eventLoop.makeSucceededFuture(channel) }
         }
         return transport.connect(on: eventLoop, connectTimeout: connectTimeout).map { [idle] channel in
             // Registered once per connection: a pooled connection that the upstream
             // closes while idle leaves the pool by itself.
             channel.closeFuture.whenComplete { _ in
-                idle.withLockedValue { $0.byLoop[key]?.removeAll { $0.channel === channel } }
+                idle.withLockedValue { $0[key]?.connections.removeAll { $0.channel === channel } }
             }
             return channel
         }
@@ -59,29 +65,51 @@ public final class UpstreamPool: Sendable {
             channel.close(promise: nil)
             return
         }
-        let key = ObjectIdentifier(channel.eventLoop)
-        let stamp = idle.withLockedValue { idle -> UInt64? in
-            guard idle.byLoop[key, default: []].count < maxIdlePerLoop else { return nil }
-            idle.nextStamp += 1
-            idle.byLoop[key, default: []].append((channel: channel, stamp: idle.nextStamp))
-            return idle.nextStamp
+        let eventLoop = channel.eventLoop
+        let key = ObjectIdentifier(eventLoop)
+        let now = NIODeadline.now()
+        let (kept, arm) = idle.withLockedValue { idle -> (Bool, Bool) in
+            guard idle[key, default: LoopIdle()].connections.count < maxIdlePerLoop else { return (false, false) }
+            idle[key, default: LoopIdle()].connections.append((channel: channel, since: now))
+            guard !idle[key]!.sweepArmed else { return (true, false) }
+            idle[key]!.sweepArmed = true
+            return (true, true)
         }
-        guard let stamp else { return channel.close(promise: nil) }
-        channel.eventLoop.scheduleTask(in: idleTimeout) { [idle] in
-            let expired = idle.withLockedValue { idle -> Bool in
-                guard let index = idle.byLoop[key]?.firstIndex(where: { $0.stamp == stamp }) else { return false }
-                idle.byLoop[key]!.remove(at: index)
-                return true
+        guard kept else { return channel.close(promise: nil) }
+        if arm { armSweep(on: eventLoop, key: key, at: now + idleTimeout) }
+    }
+
+    private func armSweep(on eventLoop: EventLoop, key: ObjectIdentifier, at deadline: NIODeadline) {
+        eventLoop.scheduleTask(deadline: deadline) { [self] in sweep(on: eventLoop, key: key) }
+    }
+
+    /// Closes the loop's connections idle for `idleTimeout` or longer, and re-arms for
+    /// the oldest one left, if any.
+    private func sweep(on eventLoop: EventLoop, key: ObjectIdentifier) {
+        let now = NIODeadline.now()
+        let (expired, next) = idle.withLockedValue { idle -> ([Channel], NIODeadline?) in
+            guard var loop = idle.removeValue(forKey: key) else { return ([], nil) }
+            defer { idle[key] = loop }
+            let count = loop.connections.prefix { $0.since + idleTimeout <= now }.count
+            let expired = loop.connections[..<count].map(\.channel)
+            loop.connections.removeFirst(count)
+            guard let oldest = loop.connections.first else {
+                loop.sweepArmed = false
+                return (expired, nil)
             }
-            if expired { channel.close(promise: nil) }
+            return (expired, oldest.since + idleTimeout)
         }
+        for channel in expired { channel.close(promise: nil) }
+        if let next { armSweep(on: eventLoop, key: key, at: next) }
     }
 
     /// Closes every idle connection (at shutdown).
     public func closeIdle() {
         let all = idle.withLockedValue { idle -> [Channel] in
-            defer { idle.byLoop = [:] }
-            return idle.byLoop.values.flatMap { $0.map(\.channel) }
+            defer {
+                for key in idle.keys { idle[key]!.connections.removeAll() }
+            }
+            return idle.values.flatMap { $0.connections.map(\.channel) }
         }
         for channel in all { channel.close(promise: nil) }
     }

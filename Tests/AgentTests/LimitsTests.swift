@@ -169,4 +169,28 @@ struct UpstreamPoolTests {
         #expect(inUse.isActive)
         inUse.close(promise: nil)
     }
+
+    @Test("idle connections expire one by one, each its own timeout after its own release")
+    func idleConnectionsExpireInOrder() throws {
+        let timeout = 2.0
+        let pool = UpstreamPool(transport: .unixSocket(path: try TestEngine.socket), idleTimeout: .milliseconds(Int64(timeout * 1000)))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let channels = try (0..<3).map { _ in try pool.acquire(on: loop).wait() }
+        var released: [Date] = []
+        for channel in channels {
+            pool.release(channel, reusable: true)
+            released.append(Date())
+            usleep(700_000)
+        }
+        // One sweep serves the loop: it closes the oldest at its deadline and leaves
+        // the others, whose deadlines come 0.7 and 1.4 s later.
+        for (index, channel) in channels.enumerated() {
+            while Date().timeIntervalSince(released[index]) < timeout + 0.4 { usleep(20_000) }
+            #expect(!channel.isActive, "connection \(index) still open \(Date().timeIntervalSince(released[index])) s after its release")
+            if index + 1 < channels.count, Date().timeIntervalSince(released[index + 1]) < timeout - 0.1 {
+                #expect(channels[index + 1].isActive, "connection \(index + 1) closed before its timeout")
+            }
+        }
+        #expect(pool.idleCount == 0)
+    }
 }
