@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -11,18 +12,34 @@ struct LimitsTests {
     /// A TLS connection that sends whatever it is told, byte by byte if need be.
     final class RawConnection {
         let channel: Channel
+        private let receivedBytes = NIOLockedValueBox(ByteBuffer())
 
         init(port: Int) throws {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             let context = try NIOSSLContext(configuration: configuration)
+            let received = receivedBytes
             channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHandler(Collector(received: received))
                     }
                 }
                 .connect(host: "127.0.0.1", port: port).wait()
+        }
+
+        /// What the server has sent so far.
+        var received: String { receivedBytes.withLockedValue { String(buffer: $0) } }
+
+        private final class Collector: ChannelInboundHandler, Sendable {
+            typealias InboundIn = ByteBuffer
+            let received: NIOLockedValueBox<ByteBuffer>
+            init(received: NIOLockedValueBox<ByteBuffer>) { self.received = received }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                var bytes = unwrapInboundIn(data)
+                received.withLockedValue { $0.writeBuffer(&bytes) }
+            }
         }
 
         func send(_ text: String) throws {
@@ -77,6 +94,24 @@ struct LimitsTests {
         setsockopt(bare, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         #expect(recv(bare, &byte, 1, 0) <= 0)  // end of stream (or reset), not the 3 s timeout
         // A client that sends its request in time is served.
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+
+    @Test("a refused request's huge body is not read to its end: the agent answers, then hangs up")
+    func hugeRefusedBody() throws {
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        // Unsigned: refused at its head, so nobody wants the gigabyte announced.
+        try connection.send("POST /containers/create HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n")
+        let chunk = String(repeating: "a", count: 64 << 10)
+        var sent = 0
+        while sent < 256 << 20, (try? connection.send(chunk)) != nil { sent += chunk.utf8.count }
+        // The agent drops 1 MiB; the rest of what got through sat in socket buffers.
+        #expect(sent < 64 << 20, "\(sent >> 20) MiB of the body sent and the agent still reads")
+        #expect(connection.closedByServer(within: 3))
+        #expect(connection.received.hasPrefix("HTTP/1.1 403"), "received: \(connection.received.prefix(200))")
+        // The agent goes on serving.
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
 

@@ -26,7 +26,7 @@ extension ConnectionHandler {
             }
             self.respond(response, context: context) {
                 exchange.responded = true
-                if exchange.requestEnded { self.finishAnswered(context: context) }
+                if exchange.requestEnded || self.droppedBodyBytes > Self.dropLimit { self.finishAnswered(context: context) }
             }
         }
     }

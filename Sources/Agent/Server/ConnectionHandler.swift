@@ -110,6 +110,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var quiescing = false
     /// Whether a request head has arrived on this connection yet.
     var receivedRequest = false
+    /// Body bytes of the current request dropped unread (refused, answered without
+    /// its body, or too large). Past `dropLimit` the connection closes once its
+    /// answer is written: a huge body is not read to its end for nothing.
+    var droppedBodyBytes = 0
+    static let dropLimit = 1 << 20
     var inputClosed = false
     /// A validated console waiting for its engine connection.
     var pendingConsole: ConsoleRequest?
@@ -244,7 +249,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                     case .failure(let error): self.uploadFailed(error, context: context)
                     }
                 }
-            case .idle, .agent, .draining, .upgraded, .console:
+            case .agent(let exchange):
+                dropBody(body.readableBytes, answered: exchange.responded, context: context)
+            case .draining:
+                // Every refusal answers before it drains.
+                dropBody(body.readableBytes, answered: true, context: context)
+            case .idle, .upgraded, .console:
                 break
             }
         case .end(let trailers):
@@ -291,8 +301,19 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
+    /// Drops body bytes nobody reads; past `dropLimit` the connection is not kept:
+    /// closed now if the answer is written, else once it is (see `deliver`).
+    func dropBody(_ count: Int, answered: Bool, context: ChannelHandlerContext) {
+        let wasOver = droppedBodyBytes > Self.dropLimit
+        droppedBodyBytes += count
+        guard !wasOver, droppedBodyBytes > Self.dropLimit else { return }
+        closeAfterResponse = true
+        if answered { context.close(promise: nil) }
+    }
+
     func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         closeAfterResponse = quiescing || !head.isKeepAlive
+        droppedBodyBytes = 0
         receivedRequest = true
         isHeadRequest = head.method == .HEAD
         let route = Router.route(method: head.method, uri: head.uri)
