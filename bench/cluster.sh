@@ -10,6 +10,8 @@
 #                    [containers per node, default 10] [rounds, default 1]
 # With DECKHAND_BASELINE=/path/to/an/older/deckhand, each round runs the baseline
 # and then this tree's build, and the medians of both are compared (A/B).
+# LAB_IMAGE_REF=id creates the containers from the image's ID instead of its name
+# (see bench/cluster-lab.sh: the engines' share of the work then falls by about 3x).
 # Needs root and the lab (the one that is up is used; else a private one is brought
 # up and taken down). On a shared machine hold the lab lock, e.g.
 #   flock /tmp/deckhand-lab.lock bench/cluster.sh
@@ -88,7 +90,7 @@ summary() {
         "$(cut -d' ' -f4 "$work/$label" | median)" "$(cut -d' ' -f5 "$work/$label" | median)"
 }
 
-echo "machine: $(nproc) cores, $(date -u '+%F %H:%M') UTC; 3 nodes, $per_node containers each; wrk 1 thread, $connections connections, ${duration}s"
+echo "machine: $(nproc) cores, $(date -u '+%F %H:%M') UTC; 3 nodes, $per_node containers each (created from the image's ${LAB_IMAGE_REF:-name}); wrk 1 thread, $connections connections, ${duration}s"
 for _ in $(seq 1 "$rounds"); do
     if [ ${#binaries[@]} = 2 ]; then measure "${binaries[0]}" baseline; fi
     measure "$DECKHAND_BINARY" deckhand
