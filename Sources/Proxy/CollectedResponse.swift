@@ -25,12 +25,18 @@ public enum CollectError: Error, Sendable, CustomStringConvertible {
 extension UpstreamPool {
     /// Sends one bodiless request and reads the whole response, up to `limit` bytes,
     /// within `timeout`. The connection goes back to the pool when it can be reused.
+    /// Callable from any thread; the exchange runs on `eventLoop`.
     public func collect(
         _ head: HTTPRequestHead,
         on eventLoop: EventLoop,
         limit: Int,
         timeout: TimeAmount
     ) -> EventLoopFuture<CollectedResponse> {
+        guard eventLoop.inEventLoop else {
+            // E.g. at start, from the async command (a Swarm task deriving its cluster
+            // address): the exchange's handlers must run on the loop.
+            return eventLoop.flatSubmit { self.collect(head, on: eventLoop, limit: limit, timeout: timeout) }
+        }
         let promise = eventLoop.makePromise(of: CollectedResponse.self)
         acquire(on: eventLoop).assumeIsolated().whenComplete { result in
             switch result {

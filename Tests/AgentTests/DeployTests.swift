@@ -40,6 +40,31 @@ extension LabSuites {
             #expect(try deployment.request(deployment.swarm.nodes[1], "/host/info", key: key).status == 503)
         }
 
+        @Test("without AGENT_CLUSTER_ADDR each agent derives tasks.<its service> from its container's labels and the cluster forms")
+        func derivedClusterAddress() throws {
+            let deployment = try SwarmDeployment()
+            defer { deployment.remove() }
+            // Not the README's names: nothing may be hard-wired to "agent".
+            let service = Self.unique("svc"), network = Self.unique("net")
+            deployment.track(services: [service], networks: [network])
+            let created = try deployment.shell("""
+                docker network create --driver overlay --attachable \(network) && \\
+                docker service create --name \(service) --network \(network) --mode global \\
+                    --publish mode=host,target=9001,published=9001 \\
+                    --mount type=bind,src=//var/run/docker.sock,dst=/var/run/docker.sock \\
+                    --mount type=bind,src=//var/lib/docker/volumes,dst=/var/lib/docker/volumes \\
+                    --no-resolve-image deckhand:latest
+                """)
+            try #require(created.status == 0, "\(created.output)\(created.errorOutput)")
+            let key = SigningKey()
+            // A standalone agent would answer /agents with 503: a listing of every
+            // node, at overlay addresses, means each agent found its peers itself.
+            try deployment.waitForCluster(service: service, key: key)
+            try Self.checkCluster(deployment, network: network, key: key)
+            let logs = try deployment.docker(["service", "logs", "--raw", service])
+            #expect((logs.output + logs.errorOutput).contains("tasks.\(service)"), "the agents' logs do not name tasks.\(service)")
+        }
+
         @Test("the host-management stack: /host/info of every node, asked of any node")
         func hostManagementStack() throws {
             let deployment = try SwarmDeployment()

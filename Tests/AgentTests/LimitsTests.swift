@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Proxy
@@ -203,6 +204,17 @@ struct UpstreamPoolTests {
         #expect(!first.isActive)
         #expect(inUse.isActive)
         inUse.close(promise: nil)
+    }
+
+    @Test("collect works when called off the event loop (as at start, from the async command)")
+    func collectFromAnyThread() throws {
+        let pool = UpstreamPool(transport: .unixSocket(path: try TestEngine.socket))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/_ping", headers: ["Host": "docker"])
+        let response = try pool.collect(head, on: loop, limit: 1024, timeout: .seconds(10)).wait()
+        #expect(response.head.status == .ok)
+        #expect(String(buffer: response.body) == "OK")
+        pool.closeIdle()
     }
 
     @Test("idle connections expire one by one, each its own timeout after its own release")
