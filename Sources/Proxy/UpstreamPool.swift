@@ -25,6 +25,15 @@ public final class UpstreamPool: Sendable {
     private struct LoopIdle {
         var connections: [(channel: Channel, since: NIODeadline)] = []
         var sweepArmed = false
+
+        /// Keeps `channel` unless `limit` are idle already; says whether it was kept
+        /// and whether the loop's sweep must now be armed.
+        mutating func keep(_ channel: Channel, since: NIODeadline, atMost limit: Int) -> (kept: Bool, arm: Bool) {
+            guard connections.count < limit else { return (false, false) }
+            connections.append((channel: channel, since: since))
+            defer { sweepArmed = true }
+            return (true, !sweepArmed)
+        }
     }
 
     public init(
@@ -68,12 +77,8 @@ public final class UpstreamPool: Sendable {
         let eventLoop = channel.eventLoop
         let key = ObjectIdentifier(eventLoop)
         let now = NIODeadline.now()
-        let (kept, arm) = idle.withLockedValue { idle -> (Bool, Bool) in
-            guard idle[key, default: LoopIdle()].connections.count < maxIdlePerLoop else { return (false, false) }
-            idle[key, default: LoopIdle()].connections.append((channel: channel, since: now))
-            guard !idle[key]!.sweepArmed else { return (true, false) }
-            idle[key]!.sweepArmed = true
-            return (true, true)
+        let (kept, arm) = idle.withLockedValue { idle in
+            idle[key, default: LoopIdle()].keep(channel, since: now, atMost: maxIdlePerLoop)
         }
         guard kept else { return channel.close(promise: nil) }
         if arm { armSweep(on: eventLoop, key: key, at: now + idleTimeout) }
