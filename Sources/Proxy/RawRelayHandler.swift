@@ -46,7 +46,10 @@ public final class RawRelayHandler: ChannelDuplexHandler, RemovableChannelHandle
         context.close(mode: .output, promise: nil)
     }
 
+    /// What was relayed is sent on before the close: an upstream that writes its last
+    /// bytes and hangs up at once must not lose them.
     private func partnerBecameUnusable() {
+        context?.flush()
         context?.close(promise: nil)
     }
 

@@ -31,6 +31,11 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var readsPaused = false
     private var readPending = false
     private var httpHandlers: [RemovableChannelHandler] = []
+    private var reasonPhrases: ReasonPhraseRecorder?
+
+    /// The status the upstream sent with the head just delivered: its own reason
+    /// phrase with the code, for a relay that passes the status line on as it came.
+    public private(set) var receivedStatus: HTTPResponseStatus?
 
     /// True once a complete response arrived and the upstream did not ask to close.
     public private(set) var isReusable = false
@@ -47,9 +52,11 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         let decoder = ByteToMessageHandler(
             HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
         )
+        let reasonPhrases = ReasonPhraseRecorder()
         let handler = UpstreamHandler()
-        handler.httpHandlers = [encoder, decoder]
-        try pipeline.addHandlers([encoder, decoder, handler])
+        handler.httpHandlers = [reasonPhrases, encoder, decoder]
+        handler.reasonPhrases = reasonPhrases
+        try pipeline.addHandlers([reasonPhrases, encoder, decoder, handler])
     }
 
     /// The handler of a channel made by `UpstreamTransport.connect`. Call on its loop.
@@ -67,6 +74,7 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.delegate = delegate
         self.isReusable = false
         self.responseKeepAlive = true
+        self.reasonPhrases?.expectResponse()
         self.resumeReading()
     }
 
@@ -103,15 +111,22 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     /// Strips the HTTP codec after a `101` so the connection carries raw bytes.
     /// Bytes the engine sent right after its 101 are forwarded to whatever handler
-    /// follows, so add the raw relay handler before calling this.
-    public func removeHTTPHandlers() {
-        guard let context else { return }
+    /// follows when the returned future completes (outside any read, so flush them
+    /// then), so add the raw relay handler before calling this.
+    public func removeHTTPHandlers(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        guard let context else { return eventLoop.makeSucceededVoidFuture() }
         let pipeline = context.pipeline.syncOperations
-        for handler in httpHandlers {
-            _ = pipeline.removeHandler(handler)
+        let gate = InputCloseGate()
+        guard (try? pipeline.addHandler(gate, position: .first)) != nil else {
+            context.close(promise: nil)
+            return eventLoop.makeSucceededVoidFuture()
         }
+        let removals = httpHandlers.map { pipeline.removeHandler($0) }
         httpHandlers = []
-        _ = pipeline.removeHandler(context: context)
+        pipeline.removeHandler(context: context, promise: nil)
+        let removed = EventLoopFuture.andAllComplete(removals, on: eventLoop)
+        removed.assumeIsolated().whenComplete { _ in gate.release() }
+        return removed
     }
 
     // MARK: ChannelHandler
@@ -127,8 +142,13 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
+        if case .head(let head) = part {
+            let phrase = reasonPhrases?.nextPhrase()
+            receivedStatus = phrase.map { $0 == head.status.reasonPhrase ? head.status : .custom(code: head.status.code, reasonPhrase: $0) }
+                ?? head.status
+        }
         switch part {
-        case .head(let head) where head.status.code >= 200 || head.status == .switchingProtocols:
+        case .head(let head) where head.status.code >= 200 || head.status.code == 101:
             responseKeepAlive = head.isKeepAlive
         case .end:
             isReusable = responseKeepAlive

@@ -15,12 +15,18 @@ struct LimitsTests {
         let channel: Channel
         private let receivedBytes = NIOLockedValueBox(ByteBuffer())
 
-        init(port: Int) throws {
+        /// `reads: false` is a client that never reads what it is sent: the smallest
+        /// receive buffer, and no reads, so the server's answers stay on its side.
+        init(port: Int, reads: Bool = true) throws {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             let context = try NIOSSLContext(configuration: configuration)
             let received = receivedBytes
-            channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            if !reads {
+                bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            }
+            channel = try bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
@@ -28,6 +34,19 @@ struct LimitsTests {
                     }
                 }
                 .connect(host: "127.0.0.1", port: port).wait()
+            if !reads {
+                // Past the TLS handshake and one answer (which need reads), stop reading for good.
+                try send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                let deadline = Date().addingTimeInterval(10)
+                while !self.received.contains("\r\n\r\n"), Date() < deadline { usleep(10_000) }
+                try channel.setOption(.autoRead, value: false).wait()
+            }
+        }
+
+        /// Writes `text` without waiting for it to be sent (a client that does not read
+        /// may find the server no longer reading either).
+        func sendWithoutWaiting(_ text: String) {
+            channel.writeAndFlush(channel.allocator.buffer(string: text), promise: nil)
         }
 
         /// What the server has sent so far.

@@ -45,6 +45,8 @@ struct ServeCommand: AsyncParsableCommand {
     var secretTimeout: String?
     @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send a request head, or idle between requests (DECKHAND_HEADER_TIMEOUT, default 30).")
     var headerTimeout: String?
+    @Option(name: .customLong("body-timeout"), help: "Seconds a request body may go without a byte arriving while the agent reads it (DECKHAND_BODY_TIMEOUT, default 30).")
+    var bodyTimeout: String?
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more are closed with a log line (DECKHAND_MAX_CONNECTIONS, default 4096).")
     var maxConnections: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
@@ -56,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.hostManagement, hostManagement), (.clusterAddress, clusterAddress), (.engineSocket, engineSocket),
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
-            (.headerTimeout, headerTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
+            (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
             (.nodeName, nodeName),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })

@@ -23,6 +23,8 @@ struct AgentConfiguration: Sendable {
     var memberTimeout: Double = 5
     /// How long a connection may take to send a request head (and may idle between requests).
     var headerTimeout: Double = 30
+    /// How long a request body may go without a byte arriving (while the agent reads).
+    var bodyTimeout: Double = 30
     /// `AGENT_SECRET_TIMEOUT`: with no secret, how long a first Portainer has to associate.
     var associationTimeout: Double = 72 * 3600
     /// Connections served at once; more are closed on arrival, with a log line.
@@ -57,7 +59,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
-    case headerTimeout, maxConnections, secretTimeout, nodeName
+    case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName
 
     var environmentName: String {
         switch self {
@@ -76,6 +78,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .probeInterval: return "DECKHAND_PROBE_INTERVAL"
         case .memberTimeout: return "DECKHAND_MEMBER_TIMEOUT"
         case .headerTimeout: return "DECKHAND_HEADER_TIMEOUT"
+        case .bodyTimeout: return "DECKHAND_BODY_TIMEOUT"
         case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
         case .secretTimeout: return "AGENT_SECRET_TIMEOUT"
         case .nodeName: return "DECKHAND_NODE_NAME"
@@ -99,6 +102,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .probeInterval: return "probe-interval"
         case .memberTimeout: return "member-timeout"
         case .headerTimeout: return "header-timeout"
+        case .bodyTimeout: return "body-timeout"
         case .maxConnections: return "max-connections"
         case .secretTimeout: return "secret-timeout"
         case .nodeName: return "node-name"
@@ -204,7 +208,9 @@ extension AgentConfiguration {
             }
             configuration.nodeName = name
         }
-        for (setting, keyPath) in [(Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout), (.headerTimeout, \.headerTimeout)] {
+        for (setting, keyPath) in [
+            (Setting.probeInterval, \AgentConfiguration.probeInterval), (.memberTimeout, \.memberTimeout), (.headerTimeout, \.headerTimeout), (.bodyTimeout, \.bodyTimeout),
+        ] {
             if let text = value(setting) {
                 guard let seconds = Double(text), seconds >= 0.1, seconds <= 3600 else {
                     throw ConfigurationError(setting: setting, value: text, accepted: "a number of seconds from 0.1 to 3600")

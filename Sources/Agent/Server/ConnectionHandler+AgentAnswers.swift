@@ -24,9 +24,17 @@ extension ConnectionHandler {
             case .success(let success): response = success
             case .failure(let error): response = .error(AgentError(.internalServerError, "Internal error", details: "\(error)"))
             }
+            // Answered before its body arrived: the agent did not need it, and does not
+            // wait for it (a client could promise a body it never sends).
+            let bodyUnread = self.requestBodyOpen
+            if bodyUnread { self.closeAfterResponse = true }
             self.respond(response, context: context) {
                 exchange.responded = true
-                if exchange.requestEnded || self.droppedBodyBytes > Self.dropLimit { self.finishAnswered(context: context) }
+                if exchange.requestEnded || self.droppedBodyBytes > Self.dropLimit {
+                    self.finishAnswered(context: context)
+                } else if bodyUnread {
+                    self.closeAfterLinger(context: context)
+                }
             }
         }
     }
@@ -41,11 +49,9 @@ extension ConnectionHandler {
                 contentType: head.headers.first(name: "Content-Type"), location: location,
                 threadPool: services.endpoints.threadPool, eventLoop: context.eventLoop)
         } catch let error as AgentError {
-            state = .draining
-            return respond(.error(error), context: context)
+            return refuse(error, context: context)
         } catch {
-            state = .draining
-            return respond(.error(AgentError(.internalServerError, "\(error)")), context: context)
+            return refuse(AgentError(.internalServerError, "\(error)"), context: context)
         }
         state = .upload(UploadExchange(session: session))
         if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {

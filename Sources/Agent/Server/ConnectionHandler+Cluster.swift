@@ -23,21 +23,18 @@ extension ConnectionHandler {
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
         case .node(let name) where name != local.name:
             guard !forwarded else {
-                state = .draining
-                respond(.error(AgentError(.badGateway, "This agent runs on node \(local.name), not on \(name)", details: "cluster membership changed")), context: context)
+                refuse(AgentError(.badGateway, "This agent runs on node \(local.name), not on \(name)", details: "cluster membership changed"), context: context)
                 return true
             }
             guard let member = cluster.member(named: name) else {
-                state = .draining
-                respond(.error(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))")), context: context)
+                refuse(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))"), context: context)
                 return true
             }
             startRelay(head: onward, pool: cluster.pool(for: member), context: context)
             return true
         case .manager where !local.isManager && !forwarded:
             guard let manager = cluster.remoteManager() else {
-                state = .draining
-                respond(.error(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)")), context: context)
+                refuse(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)"), context: context)
                 return true
             }
             startRelay(head: onward, pool: cluster.pool(for: manager), context: context)

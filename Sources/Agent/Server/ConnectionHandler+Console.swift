@@ -14,8 +14,7 @@ extension ConnectionHandler {
         do {
             console = try ConsoleRequest(kind: kind, head: head)
         } catch {
-            state = .draining
-            return respond(.error(error), context: context)
+            return refuse(error, context: context)
         }
         state = .console
         readsPaused = true
@@ -27,18 +26,13 @@ extension ConnectionHandler {
                 let (engineHead, body) = console.engineRequest(allocator: context.channel.allocator)
                 self.pendingConsole = console
                 self.startRelay(head: engineHead, pool: engine, context: context, parts: [.body(body), .end(nil)], ended: true)
+            // A refused upgrade ends the connection: the decoder reads nothing after its head.
             case .success(let response) where response.head.status == .notFound:
-                self.state = .idle
-                self.respond(.error(AgentError(.notFound, "No such \(kind == .exec ? "exec instance" : "container"): \(console.id)")), context: context)
-                self.resumeReads(context: context)
+                self.failed(AgentError(.notFound, "No such \(kind == .exec ? "exec instance" : "container"): \(console.id)"), context: context)
             case .success(let response):
-                self.state = .idle
-                self.respond(.error(AgentError(.badGateway, "The Docker engine answered \(response.head.status.code)")), context: context)
-                self.resumeReads(context: context)
+                self.failed(AgentError(.badGateway, "The Docker engine answered \(response.head.status.code)"), context: context)
             case .failure(let error):
-                self.state = .idle
-                self.respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(error)")), context: context)
-                self.resumeReads(context: context)
+                self.failed(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(error)"), context: context)
             }
         }
     }

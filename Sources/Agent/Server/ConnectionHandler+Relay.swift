@@ -37,10 +37,7 @@ extension ConnectionHandler {
             upstream = try UpstreamHandler.of(channel)
         } catch {
             services.logger.warning("engine unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
-            respond(.error(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)")), context: context)
-            state = ended ? .idle : .draining
-            resumeReads(context: context)
-            return
+            return failed(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)"), context: context)
         }
         let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
         exchange.console = pendingConsole
@@ -64,13 +61,16 @@ extension ConnectionHandler {
     func finishExchange(_ exchange: Exchange, context: ChannelHandlerContext) {
         exchange.upstream.delegate = nil
         state = .idle
+        // Reused only when both messages ended cleanly, the request first: an upstream
+        // that answered before the request's end may not have read the rest as a body.
+        let reusable = exchange.upstream.isReusable && !exchange.answeredEarly
         if closeAfterResponse || inputClosed && pipelined.isEmpty {
-            exchange.pool.release(exchange.channel, reusable: exchange.upstream.isReusable)
+            exchange.pool.release(exchange.channel, reusable: reusable)
             context.close(promise: nil)
         } else {
             // Keep-alive clients mostly send the next request soon: keeping the upstream
             // saves a pool round trip; it goes back to the pool when this connection ends.
-            if exchange.upstream.isReusable {
+            if reusable {
                 keptUpstream = (exchange.pool, exchange.channel)
             } else {
                 exchange.channel.close(promise: nil)
@@ -102,8 +102,13 @@ extension ConnectionHandler {
         _ exchange: Exchange, clientHandlers: [ChannelHandler], engineHandler: ChannelHandler, context: ChannelHandlerContext
     ) {
         let clientPipeline = context.pipeline.syncOperations
+        // The client's half-close waits until its decoder has handed on what it holds.
+        let clientGate = InputCloseGate()
         do {
             try clientPipeline.addHandlers(clientHandlers)
+            if let decoder = httpHandlers.first(where: { $0 is ByteToMessageHandler<HTTPRequestDecoder> }) {
+                try clientPipeline.addHandler(clientGate, position: .before(decoder))
+            }
             try exchange.channel.pipeline.syncOperations.addHandler(engineHandler)
         } catch {
             context.close(promise: nil)
@@ -111,13 +116,21 @@ extension ConnectionHandler {
             return
         }
         let clientChannel = context.channel
+        let engineChannel = exchange.channel
         clientPipeline.removeHandler(context: context, promise: nil)
-        for handler in httpHandlers {
-            clientPipeline.removeHandler(handler, promise: nil)
+        // A decoder hands on the bytes it still holds (sent right behind the request or
+        // the 101, maybe in the same read) when its removal completes, outside any read
+        // and so without the flush a read's end brings: flush them on at once.
+        let clientRemovals = httpHandlers.map { clientPipeline.removeHandler($0) }
+        EventLoopFuture.andAllComplete(clientRemovals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            engineChannel.flush()
+            clientGate.release()
         }
-        exchange.upstream.removeHTTPHandlers()
+        exchange.upstream.removeHTTPHandlers(on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            clientChannel.flush()
+        }
         clientChannel.read()
-        exchange.channel.read()
+        engineChannel.read()
     }
 }
 
@@ -125,8 +138,10 @@ extension ConnectionHandler: UpstreamDelegate {
     func upstreamDidReceive(_ part: HTTPClientResponsePart) {
         guard let context, case .relaying(let exchange) = state else { return }
         switch part {
-        case .head(let head):
-            if head.status == .switchingProtocols {
+        case .head(var head):
+            // The status line goes on as the upstream wrote it (`101 UPGRADED`).
+            head.status = exchange.upstream.receivedStatus ?? head.status
+            if head.status.code == 101 {
                 // The decoder still has this response's `.end` to deliver; switch to
                 // raw bytes only after it, or it would reach the raw relay.
                 exchange.upgrade = head
@@ -134,9 +149,22 @@ extension ConnectionHandler: UpstreamDelegate {
             }
             var headers = head.headers
             if head.status.code >= 200 {
+                // The client decodes what the upstream framed only if it is framed the
+                // one way both sides read alike; anything else is the upstream's fault.
+                switch MessageFraming.responseBody(of: head) {
+                case .failure(let problem):
+                    exchange.upstream.delegate = nil
+                    exchange.upstream.close()
+                    return failed(AgentError(.badGateway, "The upstream framed its answer ambiguously", details: problem.description), context: context)
+                case .success(let body):
+                    headers = MessageFraming.normalized(headers, body: body)
+                }
                 exchange.responseStarted = true
                 AgentHeaders.add(to: &headers)
                 if !head.isKeepAlive || isCloseDelimited(head) { closeAfterResponse = true }
+                // A connection that ends after this answer says so: a client must never
+                // find a kept-alive connection closed under its next request.
+                if closeAfterResponse, head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
             }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers))), promise: nil)
             if head.status.code < 200 { context.flush() }
@@ -156,7 +184,8 @@ extension ConnectionHandler: UpstreamDelegate {
                 finishExchange(exchange, context: context)
             } else {
                 // The engine answered before the request body ended: keep passing the
-                // body on, but this upstream cannot be reused.
+                // body on, but neither this upstream nor the client connection is reused.
+                exchange.answeredEarly = true
                 closeAfterResponse = true
             }
         }
@@ -172,9 +201,7 @@ extension ConnectionHandler: UpstreamDelegate {
         if !exchange.responseStarted {
             let reason = error.map { "\($0)" } ?? "connection closed before a response"
             services.logger.warning("engine failed", metadata: ["error": "\(reason)"])
-            respond(.error(AgentError(.badGateway, "The Docker engine closed the connection", details: reason)), context: context)
-            state = exchange.requestEnded ? .idle : .draining
-            resumeReads(context: context)
+            failed(AgentError(.badGateway, "The Docker engine closed the connection", details: reason), context: context)
         } else if !exchange.responseEnded {
             // Half a response cannot be completed honestly: cut the client off too.
             context.close(promise: nil)
@@ -194,7 +221,7 @@ extension ConnectionHandler: UpstreamDelegate {
     /// connection does, so the client connection must close after it.
     func isCloseDelimited(_ head: HTTPResponseHead) -> Bool {
         let code = head.status.code
-        if code == 204 || code == 304 { return false }
+        if code == 204 || code == 304 || code < 200 || isHeadRequest { return false }
         return !head.headers.contains(name: "content-length")
             && !head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
     }

@@ -25,6 +25,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var requestEnded: Bool
         var responseStarted = false
         var responseEnded = false
+        /// The response ended before the request did.
+        var answeredEarly = false
         /// The engine's 101, held until its `.end` has passed the HTTP decoder.
         var upgrade: HTTPResponseHead?
         /// Set for a console: its 101 becomes a websocket, not a raw relay.
@@ -97,11 +99,21 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the connection last started waiting for a request head.
     var idleSince = NIODeadline.now()
     /// Parts of requests the client sent behind the one being served (HTTP
-    /// pipelining), served in order once it is answered. Reads are held only while
-    /// some wait here: a client that waits for each answer never has its reads
-    /// paused, which would cost two `epoll_ctl` calls per request.
+    /// pipelining), served in order once it is answered and the client has taken the
+    /// answers so far (the channel is writable). Reads are held only while some wait
+    /// here: a client that waits for each answer never has its reads paused, which
+    /// would cost two `epoll_ctl` calls per request.
     var pipelined: CircularBuffer<HTTPServerRequestPart> = []
     var servingPipelined = false
+    /// What `pipelined` holds, against `maxPipelinedRequests` and `maxPipelinedBytes`.
+    var pipelinedRequests = 0
+    var pipelinedBytes = 0
+    /// One read can bring many requests; a client that sends more than this many
+    /// without taking the answers is not waiting for them: it is cut off.
+    static let maxPipelinedRequests = 128
+    static let maxPipelinedBytes = 1 << 20
+    /// Set once the connection is being cut off: whatever the decoder still delivers is dropped.
+    var discardingInput = false
     var context: ChannelHandlerContext?
     var readsPaused = false
     var readPending = false
@@ -116,6 +128,17 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var droppedBodyBytes = 0
     static let dropLimit = 1 << 20
     var inputClosed = false
+    /// The current request's body is still arriving (it has one and its end has not come).
+    var requestBodyOpen = false
+    /// The current request's end has arrived.
+    var requestEnded = true
+    /// The current request asked for an upgrade: the decoder reads nothing after its
+    /// head, so any answer but the upstream's 101 is the connection's last.
+    var isUpgradeRequest = false
+    /// Closes a connection whose request body stops arriving while the agent reads it.
+    var bodyTimer: Scheduled<Void>?
+    /// When a body byte last arrived, or reading last resumed.
+    var bodyProgress = NIODeadline.now()
     /// A validated console waiting for its engine connection.
     var pendingConsole: ConsoleRequest?
     /// `Exchange.flushesAtEnd` for the relay waiting for its upstream connection.
@@ -151,6 +174,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         headerTimer?.cancel()
         headerTimer = nil
+        bodyTimer?.cancel()
+        bodyTimer = nil
         self.context = nil
     }
 
@@ -174,17 +199,54 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A request body must keep arriving while the agent reads it: a client cannot hold
+    /// a connection by promising a body it never sends. Time the agent itself holds
+    /// reads (waiting for the engine, the disk, a peer) does not count. Armed once per
+    /// timeout, like the header timer.
+    func armBodyTimer() {
+        guard bodyTimer == nil, let context else { return }
+        let timeout = TimeAmount.nanoseconds(Int64(services.configuration.bodyTimeout * 1e9))
+        bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: bodyProgress + timeout) {
+            self.bodyTimer = nil
+            guard let context = self.context, self.requestBodyOpen else { return }
+            if self.readsPaused { self.bodyProgress = .now() }
+            guard NIODeadline.now() >= self.bodyProgress + timeout else { return self.armBodyTimer() }
+            self.services.logger.debug("closing a connection whose request body stopped arriving", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !discardingInput else { return }
         let part = unwrapInboundIn(data)
         if !pipelined.isEmpty {
-            return pipelined.append(part)
+            return enqueue(part, context: context)
         }
-        if case .head = part, !isIdle {
-            return pipelined.append(part)
+        if case .head = part, !isIdle || !context.channel.isWritable {
+            return enqueue(part, context: context)
         }
         serve(part, context: context)
+    }
+
+    /// Holds a part for later (see `pipelined`); a client past the limits is cut off.
+    func enqueue(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head: pipelinedRequests += 1
+        case .body(let body): pipelinedBytes += body.readableBytes
+        case .end: break
+        }
+        guard pipelinedRequests <= Self.maxPipelinedRequests, pipelinedBytes <= Self.maxPipelinedBytes else {
+            services.logger.debug("closing a connection that pipelined too much without reading", metadata: [
+                "peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "requests": "\(pipelinedRequests)",
+            ])
+            discardingInput = true
+            pipelined.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        pipelined.append(part)
     }
 
     var isIdle: Bool {
@@ -198,13 +260,18 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func servePipelined(context: ChannelHandlerContext) {
         guard !servingPipelined else { return }
         servingPipelined = true
-        while let part = pipelined.first, self.context != nil {
-            if case .head = part, !isIdle { break }
+        while let part = pipelined.first, self.context != nil, !discardingInput {
+            if case .head = part, !isIdle || !context.channel.isWritable { break }
             pipelined.removeFirst()
+            switch part {
+            case .head: pipelinedRequests -= 1
+            case .body(let body): pipelinedBytes -= body.readableBytes
+            case .end: break
+            }
             serve(part, context: context)
         }
         servingPipelined = false
-        if pipelined.isEmpty, !readsPaused, readPending, self.context != nil {
+        if pipelined.isEmpty, !readsPaused, readPending, self.context != nil, !isIdle || context.channel.isWritable {
             readPending = false
             context.read()
         }
@@ -215,6 +282,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             receivedHead(head, context: context)
         case .body(let body):
+            bodyProgress = .now()
             switch state {
             case .connecting(let head, var parts, let ended):
                 parts.append(.body(body))
@@ -258,6 +326,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 break
             }
         case .end(let trailers):
+            requestBodyOpen = false
+            requestEnded = true
             switch state {
             case .connecting(let head, var parts, _):
                 parts.append(.end(trailers))
@@ -312,10 +382,27 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        closeAfterResponse = quiescing || !head.isKeepAlive
+        isUpgradeRequest = head.method == .CONNECT || head.headers.contains(name: "upgrade")
+        closeAfterResponse = quiescing || !head.isKeepAlive || isUpgradeRequest
         droppedBodyBytes = 0
         receivedRequest = true
+        requestEnded = false
         isHeadRequest = head.method == .HEAD
+        // One framing rule before anything else: what is passed on is framed the way
+        // it was read, or not at all.
+        var head = head
+        switch MessageFraming.requestBody(of: head) {
+        case .failure(let problem):
+            requestBodyOpen = false
+            return refuse(AgentError(.badRequest, "Ambiguous request framing", details: problem.description), context: context)
+        case .success(let body):
+            requestBodyOpen = body != .none && body != .length(0)
+            head.headers = MessageFraming.normalized(head.headers, body: body)
+        }
+        if requestBodyOpen {
+            bodyProgress = .now()
+            armBodyTimer()
+        }
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature {
             let publicKey = head.headers.first(name: SignatureVerifier.publicKeyHeader)
@@ -330,16 +417,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             } catch {
                 services.authenticationFailures.record(error, peer: context.remoteAddress)
-                state = .draining
                 switch error {
                 case .missingHeaders:
-                    return respond(.error(.missingSignature), context: context)
+                    return refuse(.missingSignature, context: context)
                 case .associationClosed:
-                    return respond(.error(AgentError(
+                    return refuse(AgentError(
                         .forbidden, "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT",
-                        details: "restart the agent, or give it an AGENT_SECRET")), context: context)
+                        details: "restart the agent, or give it an AGENT_SECRET"), context: context)
                 case .malformedHeaders, .invalidSignature:
-                    return respond(.error(.invalidSignature), context: context)
+                    return refuse(.invalidSignature, context: context)
                 }
             }
         }
@@ -361,7 +447,42 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Answers a request the agent will not serve and ends the connection: the body, if
+    /// any, is not waited for. Input is still read (and dropped) for a moment, so that the
+    /// close does not reset the connection under the answer, then the connection closes.
+    func refuse(_ error: AgentError, context: ChannelHandlerContext) {
+        state = .draining
+        closeAfterResponse = true
+        respond(.error(error), context: context)
+        if requestEnded { return finishAnswered(context: context) }
+        // A request without a body ends right behind its head; any other is not waited for.
+        if requestBodyOpen || isUpgradeRequest { closeAfterLinger(context: context) }
+    }
+
+    /// A request that could not be served (its upstream failed): the connection goes
+    /// on only if the request has ended and nothing else asks for a close.
+    func failed(_ error: AgentError, context: ChannelHandlerContext) {
+        if requestEnded, !closeAfterResponse {
+            respond(.error(error), context: context)
+            state = .idle
+        } else {
+            refuse(error, context: context)
+        }
+        resumeReads(context: context)
+    }
+
+    /// Closes the connection after `refusalLinger`, whatever the client still sends.
+    func closeAfterLinger(context: ChannelHandlerContext) {
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.refusalLinger) {
+            self.context?.close(promise: nil)
+        }
+    }
+
+    /// How long a refused connection is read (and dropped) before it closes.
+    static let refusalLinger = TimeAmount.milliseconds(500)
+
     func resumeReads(context: ChannelHandlerContext) {
+        bodyProgress = .now()
         readsPaused = false
         if !pipelined.isEmpty || servingPipelined {
             return servePipelined(context: context)
@@ -374,8 +495,11 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Channel events
 
+    /// Reading waits while the agent is busy with what was read, and, between requests,
+    /// while the client has not taken the answers so far: a client that never reads
+    /// costs its socket buffers and at most one write buffer's worth of answers.
     func read(context: ChannelHandlerContext) {
-        if readsPaused || !pipelined.isEmpty {
+        if readsPaused || !pipelined.isEmpty || isIdle && !context.channel.isWritable {
             readPending = true
         } else {
             context.read()
@@ -386,6 +510,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if context.channel.isWritable, let next = whenWritable {
             whenWritable = nil
             next()
+        }
+        if context.channel.isWritable, isIdle, !readsPaused {
+            servePipelined(context: context)
         }
         if case .relaying(let exchange) = state {
             if context.channel.isWritable {
@@ -441,6 +568,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         closeStreamingFile()
         pipelined.removeAll()
+        requestBodyOpen = false
         if let kept = keptUpstream {
             keptUpstream = nil
             kept.pool.release(kept.channel, reusable: true)

@@ -1,0 +1,207 @@
+import Foundation
+import Testing
+
+/// What a client on port 9001 can cost the agent without a signature, and what it
+/// cannot do to other clients' requests; and that no byte of a hijacked stream is lost
+/// (issue 13). All against the real binary and the real engine.
+@Suite("Hostile clients and stream integrity")
+struct HostileClientTests {
+    typealias RawConnection = LimitsTests.RawConnection
+
+    static func agent(_ environment: [String: String] = [:]) throws -> AgentProcess {
+        try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket].merging(environment) { $1 })
+    }
+
+    static func signature(_ key: SigningKey) -> String {
+        key.headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+    }
+
+    static func docker(_ arguments: [String]) throws -> CommandResult {
+        try Command.run("docker", ["-H", "unix://" + (try TestEngine.socket)] + arguments)
+    }
+
+    // MARK: Finding 1: pipelining without reading
+
+    @Test("clients that pipeline requests and never read their answers cost bounded memory")
+    func pipeliningWithoutReading() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let before = try agent.memory().current
+        // 4 MiB of pipelined /ping per client (an answer each, never read), 8 clients.
+        let batch = String(repeating: "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n", count: 4096)
+        var clients: [RawConnection] = []
+        for _ in 0..<8 {
+            let client = try RawConnection(port: agent.port, reads: false)
+            for _ in 0..<32 { client.sendWithoutWaiting(batch) }
+            clients.append(client)
+        }
+        // As long as the agent is willing to read and answer, it does so now.
+        usleep(4_000_000)
+        let loaded = try agent.memory().current
+        #expect(loaded - before < 12 * 1024, "RSS \(before) KiB before, \(loaded) KiB with 8 clients that do not read")
+        clients.removeAll()
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+
+    @Test("pipelined requests of a client that reads are all answered, in order")
+    func pipeliningThatReads() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let key = SigningKey()
+        let connection = try RawConnection(port: agent.port)
+        // Engine requests, each relayed while the next ones wait behind it.
+        let count = 100
+        let requests = (0..<count).map { index in
+            "GET /_ping?n=\(index) HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))\r\n"
+        }.joined()
+        try connection.send(requests)
+        let deadline = Date().addingTimeInterval(20)
+        while connection.received.components(separatedBy: "HTTP/1.1 200 OK").count - 1 < count, Date() < deadline {
+            usleep(20_000)
+        }
+        #expect(connection.received.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == count)
+        #expect(!connection.closedByServer(within: 0.2))
+    }
+
+    // MARK: Finding 2 and 10: connections held by a body that never comes
+
+    @Test("an answer given before the request's body ended closes the connection, without waiting for it",
+          arguments: [
+            // Unsigned, refused at its head; a length and no body.
+            ("POST /containers/json HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", "HTTP/1.1 403"),
+            // Unsigned, a chunked body that never ends.
+            ("POST /containers/json HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "HTTP/1.1 403"),
+            // Public, answered without its (never sent) body.
+            ("GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", "HTTP/1.1 204"),
+            // A refused upgrade: the decoder reads nothing after it, so it must end the connection.
+            ("GET /containers/json HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", "HTTP/1.1 403"),
+          ])
+    func answeredBeforeBodyCloses(request: String, status: String) throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        try connection.send(request)
+        #expect(connection.closedByServer(within: 3), "still open after: \(request.prefix(40))")
+        #expect(connection.received.hasPrefix(status), "received: \(connection.received.prefix(200))")
+        #expect(connection.received.lowercased().contains("connection: close"), "received: \(connection.received.prefix(300))")
+    }
+
+    @Test("refused connections holding the connection limit are released, so Portainer gets in")
+    func heldConnectionsDoNotStarve() throws {
+        let agent = try Self.agent(["DECKHAND_MAX_CONNECTIONS": "32"])
+        defer { agent.stop() }
+        usleep(300_000)
+        let held = try (0..<32).map { _ in try RawConnection(port: agent.port) }
+        for connection in held {
+            connection.sendWithoutWaiting("POST /containers/json HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        }
+        usleep(2_000_000)
+        let key = SigningKey()
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers()).status == 200)
+        #expect(held.allSatisfy { !$0.channel.isActive })
+    }
+
+    @Test("a signed request whose body stops arriving is cut off after DECKHAND_BODY_TIMEOUT")
+    func stalledBodyTimesOut() throws {
+        let agent = try Self.agent(["DECKHAND_BODY_TIMEOUT": "1"])
+        defer { agent.stop() }
+        let key = SigningKey()
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"Na")
+        let sent = Date()
+        #expect(connection.closedByServer(within: 5))
+        #expect(Date().timeIntervalSince(sent) >= 0.9, "closed before the body timeout")
+    }
+
+    @Test("a slow but steady body outlasts DECKHAND_BODY_TIMEOUT")
+    func steadyBodyIsServed() throws {
+        let agent = try Self.agent(["DECKHAND_BODY_TIMEOUT": "1"])
+        defer { agent.stop() }
+        let key = SigningKey()
+        let name = "dh-steady-\(UUID().uuidString.prefix(8).lowercased())"
+        defer { _ = try? Self.docker(["volume", "rm", name]) }
+        let body = "{\"Name\":\"\(name)\"}"
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+        // A byte every 0.3 s: the whole body takes several body timeouts.
+        for character in body {
+            usleep(300_000)
+            try connection.send(String(character))
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while !connection.received.contains(name), Date() < deadline { usleep(20_000) }
+        #expect(connection.received.hasPrefix("HTTP/1.1 201"), "received: \(connection.received.prefix(300))")
+        #expect(try Self.docker(["volume", "inspect", name]).status == 0)
+    }
+
+    // MARK: Finding 3: one framing rule
+
+    @Test("a chunked body spelled in any case is re-framed, and the engine reads it as sent")
+    func chunkedInAnyCase() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let key = SigningKey()
+        let name = "dh-chunked-\(UUID().uuidString.prefix(8).lowercased())"
+        defer { _ = try? Self.docker(["volume", "rm", name]) }
+        let body = "{\"Name\":\"\(name)\"}"
+        let chunked = String(body.utf8.count, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("POST /v1.41/volumes/create HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))Content-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n\(chunked)")
+        try connection.send("GET /v1.41/volumes/\(name) HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))\r\n")
+        let deadline = Date().addingTimeInterval(10)
+        while connection.received.components(separatedBy: "\"Name\":\"\(name)\"").count < 3, Date() < deadline { usleep(20_000) }
+        let received = connection.received
+        #expect(received.hasPrefix("HTTP/1.1 201"), "received: \(received.prefix(300))")
+        #expect(received.contains("HTTP/1.1 200 OK"), "received: \(received.prefix(600))")
+        #expect(try Self.docker(["volume", "inspect", name]).status == 0)
+    }
+
+    @Test("an ambiguously framed request gets 400, ends the connection, and never reaches the engine",
+          arguments: [
+            "POST /v1.41/volumes/create HTTP/1.0\r\nTransfer-Encoding: chunked\r\n",
+            "POST /v1.41/volumes/create HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+            "POST /v1.41/volumes/create HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n",
+            "POST /v1.41/volumes/create HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n",
+            "POST /v1.41/volumes/create HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 20\r\n",
+          ])
+    func ambiguousFraming(start: String) throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let key = SigningKey()
+        let name = "dh-smuggled-\(UUID().uuidString.prefix(8).lowercased())"
+        let body = "{\"Name\":\"\(name)\"}"
+        let chunked = String(body.utf8.count, radix: 16) + "\r\n" + body + "\r\n0\r\n\r\n"
+        let connection = try RawConnection(port: agent.port)
+        try? connection.send(start + "Host: x\r\n\(Self.signature(key))Content-Type: application/json\r\n\r\n\(chunked)")
+        #expect(connection.closedByServer(within: 3))
+        #expect(connection.received.hasPrefix("HTTP/1.1 400"), "received: \(connection.received.prefix(300))")
+        #expect(try Self.docker(["volume", "inspect", name]).status != 0, "the engine created the smuggled volume")
+    }
+
+    // MARK: Findings 8 and 9: what follows the engine's 101
+
+    @Test("output the engine sends with its 101 and then closes reaches the client, 200 times out of 200")
+    func bytesBehindTheUpgrade() throws {
+        let name = "dh-hello-\(UUID().uuidString.prefix(8).lowercased())"
+        let run = try Self.docker(["run", "--name", name, "busybox:local", "echo", "hello"])
+        #expect(run.status == 0, "\(run.errorOutput)")
+        defer { _ = try? Self.docker(["rm", "-f", name]) }
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let key = SigningKey()
+        // stdout's multiplexed frame: stream 1, length 6, "hello\n".
+        let frame = "\u{1}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}hello\n"
+        var delivered = 0
+        var lost: [String] = []
+        for _ in 0..<200 {
+            let connection = try RawConnection(port: agent.port)
+            try connection.send("POST /v1.41/containers/\(name)/attach?logs=1&stdout=1&stream=0 HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+            _ = connection.closedByServer(within: 5)
+            let received = connection.received
+            if received.hasSuffix(frame) { delivered += 1 } else if lost.count < 3 { lost.append(received) }
+            // The engine's own status line, not NIO's spelling of 101.
+            #expect(received.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "received: \(received.prefix(100))")
+        }
+        #expect(delivered == 200, "lost: \(lost)")
+    }
+}

@@ -1,0 +1,116 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+@testable import Proxy
+import Testing
+
+/// The one framing rule (RFC 9112 §6.1–6.3), as plain values.
+@Suite("Message framing")
+struct MessageFramingTests {
+    static func head(_ headers: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: .POST, uri: "/x", headers: HTTPHeaders(headers))
+    }
+
+    @Test("unambiguous framings are read as such",
+          arguments: [
+            ([], MessageFraming.Body.none),
+            ([("Content-Length", "0")], .length(0)),
+            ([("content-length", " 42 ")], .length(42)),
+            ([("Content-Length", "42"), ("Content-Length", "42")], .length(42)),
+            ([("Transfer-Encoding", "chunked")], .chunked),
+            ([("TRANSFER-ENCODING", "Chunked")], .chunked),
+            ([("Transfer-Encoding", " CHUNKED\t")], .chunked),
+          ] as [([(String, String)], MessageFraming.Body)])
+    func accepted(headers: [(String, String)], body: MessageFraming.Body) throws {
+        #expect(try MessageFraming.requestBody(of: Self.head(headers)).get() == body)
+    }
+
+    @Test("ambiguous framings are refused",
+          arguments: [
+            [("Transfer-Encoding", "gzip")],
+            [("Transfer-Encoding", "gzip"), ("Transfer-Encoding", "chunked")],
+            [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+            [("Transfer-Encoding", "gzip, chunked")],
+            [("Transfer-Encoding", "chunked, chunked")],
+            [("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
+            [("Content-Length", "5"), ("Content-Length", "6")],
+            [("Content-Length", "-1")],
+            [("Content-Length", "+5")],
+            [("Content-Length", "5, 5")],
+            [("Content-Length", "")],
+            [("Content-Length", "9223372036854775808")],
+            [("Content-Length", "٥")],
+          ] as [[(String, String)]])
+    func refused(headers: [(String, String)]) {
+        #expect(throws: MessageFraming.Problem.self) { try MessageFraming.requestBody(of: Self.head(headers)).get() }
+    }
+
+    @Test("Transfer-Encoding on HTTP/1.0 is refused")
+    func http10() throws {
+        #expect(throws: MessageFraming.Problem.self) {
+            try MessageFraming.requestBody(of: Self.head([("Transfer-Encoding", "chunked")], version: .http1_0)).get()
+        }
+        #expect(try MessageFraming.requestBody(of: Self.head([("Content-Length", "3")], version: .http1_0)).get() == .length(3))
+    }
+
+    @Test("a chunked body's header is rewritten in the spelling NIO's encoder frames as chunked")
+    func normalized() {
+        let headers = HTTPHeaders([("Host", "x"), ("Transfer-Encoding", "Chunked")])
+        let rewritten = MessageFraming.normalized(headers, body: .chunked)
+        #expect(rewritten.first(name: "transfer-encoding") == "chunked")
+        #expect(rewritten[canonicalForm: "transfer-encoding"].count == 1)
+        // Encoded by NIO's own encoder, as the relay does: chunk framing is there.
+        let channel = EmbeddedChannel()
+        var configuration = HTTPRequestEncoder.Configuration()
+        configuration.automaticallySetFramingHeaders = false
+        try? channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder(configuration: configuration))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/x", headers: rewritten)
+        try? channel.writeOutbound(HTTPClientRequestPart.head(head))
+        try? channel.writeOutbound(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: "hello"))))
+        try? channel.writeOutbound(HTTPClientRequestPart.end(nil))
+        var wire = ""
+        while let buffer = try? channel.readOutbound(as: ByteBuffer.self) { wire += String(buffer: buffer) }
+        #expect(wire.hasSuffix("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "wire: \(wire)")
+    }
+}
+
+/// The upstream's own reason phrases, read in front of NIO's decoder.
+@Suite("Reason phrases")
+struct ReasonPhraseTests {
+    /// Feeds `bytes` to a recorder in two reads split at `split`; the phrases it recorded.
+    static func phrases(_ text: String, split: Int) throws -> [String] {
+        let recorder = ReasonPhraseRecorder()
+        let channel = EmbeddedChannel(handler: recorder)
+        let bytes = Array(text.utf8)
+        try channel.writeInbound(ByteBuffer(bytes: bytes[..<split]))
+        try channel.writeInbound(ByteBuffer(bytes: bytes[split...]))
+        var phrases: [String] = []
+        while let phrase = recorder.nextPhrase() { phrases.append(phrase) }
+        // Every byte passes on unchanged.
+        var passed = ""
+        while let buffer = try channel.readInbound(as: ByteBuffer.self) { passed += String(buffer: buffer) }
+        #expect(passed == text)
+        return phrases
+    }
+
+    @Test("the engine's 101 UPGRADED, whatever the reads, and nothing from the stream behind it")
+    func upgraded() throws {
+        let text = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nHTTP/1.1 200 Not A Head\r\n"
+        for split in 0...text.utf8.count {
+            #expect(try Self.phrases(text, split: split) == ["UPGRADED"])
+        }
+    }
+
+    @Test("interim answers' phrases, then the final one; a body is never scanned")
+    func interim() throws {
+        let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: </a>\r\n\r\nHTTP/1.1 404 Nope\r\nContent-Length: 20\r\n\r\nHTTP/1.1 200 Body\r\n\r\n"
+        for split in 0...text.utf8.count {
+            #expect(try Self.phrases(text, split: split) == ["Continue", "Early", "Nope"])
+        }
+    }
+
+    @Test("an empty phrase is kept empty")
+    func empty() throws {
+        #expect(try Self.phrases("HTTP/1.1 204 \r\n\r\n", split: 3) == [""])
+    }
+}
