@@ -62,6 +62,52 @@ struct ConsoleTests {
         }
     }
 
+    /// What a decoder that browsers and Python share makes of `bytes` (invalid
+    /// sequences as U+FFFD, one per maximal subpart): the independent truth.
+    static func pythonDecoded(_ bytes: [UInt8]) throws -> [UInt8] {
+        let script = "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().decode('utf-8', 'replace').encode())"
+        let result = try Command.run("python3", ["-c", script], input: Data(bytes))
+        guard result.status == 0 else { throw TestSetupError("python3 failed: \(result.errorOutput)") }
+        return Array(result.stdout)
+    }
+
+    /// Multi-byte characters of each length, then bytes that are not UTF-8 (a lone
+    /// 0xFF, a lead without its continuation, a surrogate, a cut four-byte character).
+    static let mixedOutput: [UInt8] = Array("h\u{E9}llo \u{20AC} \u{1F600} \u{4E16}".utf8) + [0xFF, 0x20, 0xC3, 0x28, 0xED, 0xA0, 0x80, 0x20, 0xF0, 0x9F, 0x98]
+
+    @Test("console output is text frames of valid UTF-8: characters cut at every read boundary arrive whole, invalid bytes as U+FFFD")
+    func textFrames() async throws {
+        let name = try Self.container(["busybox:local", "sleep", "300"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        // Each repetition is written in two parts with a pause between, cut at a different
+        // byte: the engine reads (and the agent gets) a character in two pieces.
+        let octal = { (bytes: ArraySlice<UInt8>) in bytes.map { "\\" + String($0, radix: 8) }.joined() }
+        let output = Self.mixedOutput
+        let script = (0...output.count).map { cut in
+            "printf '\(octal(output[..<cut]))'; sleep 0.05; printf '\(octal(output[cut...]))'; sleep 0.05"
+        }.joined(separator: "; ")
+        let body = try JSONSerialization.data(withJSONObject: [
+            "Cmd": ["sh", "-c", script], "Tty": true, "AttachStdin": true, "AttachStdout": true, "AttachStderr": true,
+        ])
+        let exec = try Self.engineJSON("POST", "/v1.41/containers/\(name)/exec", body: String(decoding: body, as: UTF8.self))
+        let id = try #require(exec["Id"] as? String)
+        let expected = try Self.pythonDecoded(Array(repeating: output, count: output.count + 1).flatMap { $0 })
+        try await TestAgent.with { agent async throws in
+            let (status, client) = try WebSocketClient.connect(
+                host: "127.0.0.1", port: agent.port, path: "/websocket/exec?id=\(id)", headers: SigningKey().headers())
+            #expect(status == 101)
+            let console = try #require(client)
+            defer { console.close() }
+            let result = console.wait(timeout: 30) { _, closed in closed }
+            #expect(result.closed)
+            let frames = console.dataFrames
+            #expect(!frames.isEmpty)
+            #expect(frames.allSatisfy { $0.opcode == .text }, "opcodes: \(frames.map { "\($0.opcode)" })")
+            #expect(frames.allSatisfy { String(validating: $0.payload, as: UTF8.self) != nil }, "a text frame is not valid UTF-8")
+            #expect(frames.flatMap(\.payload) == expected, "got \(String(decoding: frames.flatMap(\.payload), as: UTF8.self).debugDescription)")
+        }
+    }
+
     @Test("ids are checked before any upgrade: 400 when malformed, 404 when unknown")
     func badIds() async throws {
         try await TestAgent.with { agent async throws in

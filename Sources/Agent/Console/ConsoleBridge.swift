@@ -3,7 +3,8 @@ import NIOWebSocket
 
 /// The two ends of a console: websocket frames from and to the browser on one
 /// channel, the hijacked engine stream on the other. Browser data (binary or text
-/// frames) goes to the process's stdin; its output comes back as binary frames.
+/// frames) goes to the process's stdin unchanged; its output comes back as text
+/// frames of valid UTF-8, as Portainer's terminal (`term.write(e.data)`) needs.
 /// Either side closing closes the other: the browser gets a close frame when the
 /// process exits, the engine connection is closed when the browser goes away, and
 /// the browser gets a "going away" close frame when the agent stops.
@@ -31,6 +32,7 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
     private var sentClose = false
     private var readPending = false
     private var pinger: Scheduled<Void>?
+    private var output = UTF8StreamDecoder()
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -54,12 +56,19 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
     // From the engine.
     fileprivate func engineSent(_ bytes: ByteBuffer) {
         guard let context, !sentClose else { return }
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: bytes)), promise: nil)
+        writeText(output.decode(bytes.readableBytesView), context: context)
+    }
+
+    private func writeText(_ text: String, context: ChannelHandlerContext) {
+        guard !text.isEmpty else { return }
+        let data = context.channel.allocator.buffer(string: text)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: data)), promise: nil)
     }
 
     fileprivate func engineFlushed() { context?.flush() }
 
     fileprivate func engineEnded() {
+        if let context, !sentClose { writeText(output.finish(), context: context) }
         sendClose(code: .normalClosure)
     }
 

@@ -11,11 +11,21 @@ final class WebSocketClient: Sendable {
     let channel: Channel
     private let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
     private let closeCodeBox: NIOLockedValueBox<UInt16?>
+    private let framesBox: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
 
-    private init(channel: Channel, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
+    private init(
+        channel: Channel, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>,
+        frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
+    ) {
         self.channel = channel
         self.received = received
         self.closeCodeBox = closeCode
+        self.framesBox = frames
+    }
+
+    /// Every data frame the server sent so far, with its opcode, as a browser gets them.
+    var dataFrames: [(opcode: WebSocketOpcode, payload: [UInt8])] {
+        framesBox.withLockedValue { $0 }
     }
 
     /// The status code of the close frame the server sent, if any (1000 normal, 1001 going away).
@@ -30,12 +40,13 @@ final class WebSocketClient: Sendable {
         let context = try NIOSSLContext(configuration: configuration)
         let received = NIOLockedValueBox<(data: [UInt8], closed: Bool)>(([], false))
         let closeCode = NIOLockedValueBox<UInt16?>(nil)
+        let frames = NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>([])
         let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int.self)
         let channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                    try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake, received: received, closeCode: closeCode))
+                    try channel.pipeline.syncOperations.addHandler(HandshakeHandler(promise: handshake, received: received, closeCode: closeCode, frames: frames))
                 }
             }
             .connect(host: host, port: port).wait()
@@ -49,7 +60,7 @@ final class WebSocketClient: Sendable {
             try? channel.close().wait()
             return (status, nil)
         }
-        return (status, WebSocketClient(channel: channel, received: received, closeCode: closeCode))
+        return (status, WebSocketClient(channel: channel, received: received, closeCode: closeCode, frames: frames))
     }
 
     func send(_ text: String, opcode: WebSocketOpcode = .binary) throws {
@@ -78,13 +89,18 @@ final class WebSocketClient: Sendable {
         let promise: EventLoopPromise<Int>
         let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
         let closeCode: NIOLockedValueBox<UInt16?>
+        let frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
         var buffer = ByteBuffer()
         var done = false
 
-        init(promise: EventLoopPromise<Int>, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
+        init(
+            promise: EventLoopPromise<Int>, received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>,
+            frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
+        ) {
             self.promise = promise
             self.received = received
             self.closeCode = closeCode
+            self.frames = frames
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -99,7 +115,7 @@ final class WebSocketClient: Sendable {
             let rest = ByteBuffer(bytes: bytes[end.upperBound...])
             if status == 101 {
                 let pipeline = context.pipeline.syncOperations
-                try? pipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), FrameCollector(received: received, closeCode: closeCode)])
+                try? pipeline.addHandlers([WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), FrameCollector(received: received, closeCode: closeCode, frames: frames)])
                 if rest.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(rest)) }
                 pipeline.removeHandler(context: context, promise: nil)
             }
@@ -119,17 +135,24 @@ final class WebSocketClient: Sendable {
         typealias OutboundOut = WebSocketFrame
         let received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>
         let closeCode: NIOLockedValueBox<UInt16?>
+        let frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
 
-        init(received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>) {
+        init(
+            received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>,
+            frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>
+        ) {
             self.received = received
             self.closeCode = closeCode
+            self.frames = frames
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let frame = unwrapInboundIn(data)
             switch frame.opcode {
             case .binary, .text, .continuation:
-                received.withLockedValue { $0.data += Array(frame.unmaskedData.readableBytesView) }
+                let payload = Array(frame.unmaskedData.readableBytesView)
+                received.withLockedValue { $0.data += payload }
+                frames.withLockedValue { $0.append((frame.opcode, payload)) }
             case .connectionClose:
                 var payload = frame.unmaskedData
                 let code = payload.readWebSocketErrorCode().map { UInt16(webSocketErrorCode: $0) }
