@@ -6,8 +6,8 @@ import Testing
 @testable import HostFS
 
 /// A tree as deep as a container builds in its volume in two seconds, far deeper than
-/// PATH_MAX or any descriptor budget: removing it must neither recurse once per level
-/// nor hold a descriptor per level.
+/// PATH_MAX or any descriptor budget: removing it, or walking down it, must neither
+/// recurse once per level nor hold a descriptor per level.
 @Suite struct DeepTreeTests {
     static let depth = 16_000
 
@@ -50,6 +50,71 @@ import Testing
         try root.remove(path("wide"))
         #expect(!tree.exists(wide))
         #expect(tree.read(tree.outsidePath + "/secret.txt") == "secret")
+    }
+
+    /// The fallback resolution walks a path one component at a time: down a 16,000-level
+    /// path it keeps the directory it is in, not all of those above. The walk ends on a
+    /// FIFO that holds it at the bottom until the test opens the other end.
+    @Test func theWalkHoldsAFewDescriptorsAtAnyDepth() throws {
+        let tree = try HostileTree()
+        let outsideLink = tree.base + "/fifo"
+        let chain = try DirectoryChain(in: tree.rootPath, named: "deep", depth: Self.depth) { bottom in
+            #expect(mkfifoat(bottom, "fifo", 0o644) == 0)
+            #expect(linkat(bottom, "fifo", AT_FDCWD, outsideLink, 0) == 0)
+        }
+        let root = try tree.root(.componentWalk)
+        let names = ["deep"] + Array(repeating: "d", count: Self.depth) + ["fifo"]
+        let deepPath = ConfinedPath(components: names.map { try! FileName($0) })
+
+        let watch = DescriptorWatch(chain)
+        let opened = Shared<Result<Int32, SystemError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            opened.value = Result { () throws(SystemError) in try root.resolver.walk(deepPath, flags: O_RDONLY) }
+            done.signal()
+        }.start()
+        // Long enough for the walk to reach the FIFO and wait there, whatever it holds;
+        // then the writer's end lets it finish (unless it already failed).
+        usleep(1_000_000)
+        while done.wait(timeout: .now() + .milliseconds(10)) == .timedOut {
+            let writer = open(outsideLink, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if writer >= 0 {
+                close(writer)
+                done.wait()
+                break
+            }
+        }
+        let most = watch.stop()
+
+        let descriptor = try #require(try opened.value?.get())
+        var reached = stat()
+        fstat(descriptor, &reached)
+        close(descriptor)
+        var fifo = stat()
+        stat(outsideLink, &fifo)
+        #expect(reached.st_ino == fifo.st_ino)
+        #expect(most <= 3, "\(most) descriptors open at once on the chain's directories")
+        #expect(DescriptorWatch.openOn(Set(chain.identities)) == 0)
+    }
+
+    /// Links met on the way are read, and a target of many `..` climbs back up through
+    /// the directories the walk came down, one `..` at a time.
+    @Test func theWalkClimbsBackUpALongChain() throws {
+        let tree = try HostileTree()
+        let up = 1_300
+        let chain = try DirectoryChain(in: tree.rootPath, named: "deep", depth: 2_000) { bottom in
+            let target = String(repeating: "../", count: up) + "d"
+            #expect(symlinkat(target, bottom, "up") == 0)
+        }
+        let names = ["deep"] + Array(repeating: "d", count: 2_000) + ["up"]
+        let deepPath = ConfinedPath(components: names.map { try! FileName($0) })
+        let root = try tree.root(.componentWalk)
+        let descriptor = try root.resolver.walk(deepPath, flags: O_RDONLY | O_DIRECTORY)
+        var reached = stat()
+        fstat(descriptor, &reached)
+        close(descriptor)
+        let expected = chain.identities[chain.identities.count - up]
+        #expect(FileIdentity(reached) == expected)
     }
 
     /// What climbing back without holding every directory above relies on: `..` of a
@@ -144,5 +209,15 @@ final class DescriptorWatch: Sendable {
             var status = stat()
             return stat("/proc/self/fd/" + name, &status) == 0 && wanted.contains(FileIdentity(status))
         }
+    }
+}
+
+/// A value handed from one thread to another.
+final class Shared<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    var value: Value {
+        get { mutex.withLock { $0 } }
+        set { mutex.withLock { $0 = newValue } }
     }
 }
