@@ -110,17 +110,18 @@ public final class ConfinedRoot: Sendable {
     // MARK: - Changing
 
     /// Removes the entry at `path`: a file or a link (the link itself, never its target),
-    /// or a directory with everything in it. Links met inside are removed, not followed.
-    /// The root itself cannot be removed (`forbidden`).
+    /// or a directory with everything in it, however deep (see `TreeRemoval`). Links met
+    /// inside are removed, not followed. The root itself cannot be removed (`forbidden`).
+    /// A failure deep inside is blamed on `path`, the entry the client asked to remove.
     public func remove(_ path: ConfinedPath) throws(HostFSError) {
         guard let name = path.lastComponent else {
             throw .forbidden(path: path.description, reason: "the root cannot be removed")
         }
-        let parent = try mappingErrors(to: path) { () throws(SystemError) in
-            try resolver.open(path.parent, flags: deckhand_O_PATH | O_DIRECTORY)
+        try mappingErrors(to: path) { () throws(SystemError) in
+            let parent = try resolver.open(path.parent, flags: deckhand_O_PATH | O_DIRECTORY)
+            defer { close(parent) }
+            try TreeRemoval.remove(named: Array(name.value.utf8CString), in: parent)
         }
-        defer { close(parent) }
-        try Self.removeEntry(named: Array(name.value.utf8CString), in: parent, path: path)
     }
 
     /// Renames `source` to `destination`, both inside the root. Moves the entry itself (a
@@ -261,46 +262,5 @@ public final class ConfinedRoot: Sendable {
             mode: UInt32(status.st_mode) & 0o7777,
             symlinkTarget: target
         )
-    }
-
-    /// Removes `name` in `directory` without following it: unlink for anything but a
-    /// directory; a directory is emptied through a descriptor opened O_NOFOLLOW (so a link
-    /// swapped in fails with ELOOP rather than being followed), then removed.
-    /// `name` is NUL-terminated bytes as stored, so names that are not UTF-8 are removed too.
-    private static func removeEntry(named name: [CChar], in directory: Int32, path: ConfinedPath) throws(HostFSError) {
-        let status: stat
-        do {
-            status = try linkStatus(in: directory, name: name)
-        } catch {
-            throw error.mapped(to: path)
-        }
-        guard EntryKind(mode: status.st_mode) == .directory else {
-            if unlinkat(directory, name, 0) != 0 {
-                throw HostFSError.from(errno: errno, path: path.description, operation: "unlink")
-            }
-            return
-        }
-        let child = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        if child < 0 { throw HostFSError.from(errno: errno, path: path.description, operation: "open") }
-        do throws(HostFSError) {
-            let names: [[CChar]]
-            do {
-                names = try directoryNames(of: child)
-            } catch {
-                throw error.mapped(to: path)
-            }
-            for childName in names {
-                // Only for messages: a name that is not UTF-8 is shown with U+FFFD.
-                let childPath = (try? FileName(childName.displayString)).map { path.appending($0) } ?? path
-                try removeEntry(named: childName, in: child, path: childPath)
-            }
-        } catch {
-            close(child)
-            throw error
-        }
-        close(child)
-        if unlinkat(directory, name, AT_REMOVEDIR) != 0 {
-            throw HostFSError.from(errno: errno, path: path.description, operation: "rmdir")
-        }
     }
 }

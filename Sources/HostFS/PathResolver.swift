@@ -12,6 +12,8 @@ struct PathResolver: Sendable {
 
     /// The most links one resolution follows, as the kernel's own limit (MAXSYMLINKS).
     static let maximumLinks = 40
+    /// How many times a resolution is tried when renames keep racing its `..` steps.
+    static let attemptsAfterRenames = 16
     private static let dot: [CChar] = [46, 0]
     private static let dotDot: [CChar] = [46, 46, 0]
 
@@ -30,7 +32,7 @@ struct PathResolver: Sendable {
                 let code = errno
                 attempts += 1
                 // EAGAIN: a concurrent rename raced the ".." checks; the kernel asks for a retry.
-                if code == EINTR || (code == EAGAIN && attempts < 16) { continue }
+                if code == EINTR || (code == EAGAIN && attempts < Self.attemptsAfterRenames) { continue }
                 // ENOSYS: a kernel older than 5.6. EPERM: also what seccomp profiles older
                 // than openat2 answer for it (Docker's before 20.10). The walk is confined
                 // too, and a real EPERM comes back from it all the same.
@@ -38,17 +40,29 @@ struct PathResolver: Sendable {
                 throw SystemError(code: code, operation: "open")
             }
         }
-        return try walk(path, flags: flags)
+        // EAGAIN from the walk too: a directory moved while it climbed back out of it.
+        var walks = 0
+        while true {
+            do throws(SystemError) {
+                return try walk(path, flags: flags)
+            } catch where error.code == EAGAIN && walks < Self.attemptsAfterRenames - 1 {
+                walks += 1
+            }
+        }
     }
 
     /// The fallback: one component at a time, each opened with O_PATH|O_NOFOLLOW relative
     /// to the directory before it, so the kernel never follows a link or `..` for us.
     /// Links are read and their targets pushed back onto the walk (absolute ones restart
-    /// at the root); `..` pops the stack of open directories and stops at the root.
+    /// at the root); `..` climbs back to the directory the walk came down from and stops at
+    /// the root. Only the directory reached so far is held open, however deep the path:
+    /// `..` is opened again and must be the directory recorded on the way down (EAGAIN if
+    /// it was moved meanwhile).
     func walk(_ path: ConfinedPath, flags: Int32) throws(SystemError) -> Int32 {
-        let root = try retryingInterrupts("dup") { fcntl(rootDescriptor, F_DUPFD_CLOEXEC, 0) }
-        var directories: [Int32] = [root]
-        defer { directories.forEach { _ = close($0) } }
+        var current = try duplicateRoot()
+        defer { close(current) }
+        // The directories between the root and `current`, `current` last: empty at the root.
+        var descent: [FileIdentity] = []
 
         // Pending components, last one first, so targets of links can be pushed in front.
         // NUL-terminated bytes: link targets need not be UTF-8 and must reach the kernel as
@@ -60,10 +74,17 @@ struct PathResolver: Sendable {
         while let component = pending.popLast() {
             if component == Self.dot { continue }
             if component == Self.dotDot {
-                if directories.count > 1 { close(directories.removeLast()) }
+                guard descent.popLast() != nil else { continue } // `..` of the root is the root
+                let parent: Int32
+                if let expected = descent.last {
+                    parent = try openParent(of: current, expecting: expected, flags: deckhand_O_PATH)
+                } else {
+                    parent = try duplicateRoot()
+                }
+                close(current)
+                current = parent
                 continue
             }
-            let current = directories[directories.count - 1]
             // Only the very last component is final: one followed by `.` (from a link target
             // such as `file/.` or `file/`) must be a directory, as for the kernel.
             let isFinal = pending.isEmpty
@@ -86,8 +107,10 @@ struct PathResolver: Sendable {
                 let target = try linkTarget(in: current, name: component)
                 if target.first == UInt8(ascii: "/") {
                     // Absolute targets mean the root's "/", as in a chroot.
-                    directories[1...].forEach { _ = close($0) }
-                    directories.removeSubrange(1...)
+                    let root = try duplicateRoot()
+                    close(current)
+                    current = root
+                    descent.removeAll()
                 }
                 // A trailing slash means "a directory": kept as a final `.`.
                 if target.last == UInt8(ascii: "/") { pending.append(Self.dot) }
@@ -106,10 +129,16 @@ struct PathResolver: Sendable {
                 close(probe)
                 throw SystemError(code: ENOTDIR, operation: "open")
             }
-            directories.append(probe)
+            descent.append(FileIdentity(status))
+            close(current)
+            current = probe
         }
-        // Nothing left, or only `..` and links leading to a directory on the stack.
-        let last = directories[directories.count - 1]
-        return try retryingInterrupts("open") { openat(last, ".", flags) }
+        // Nothing left, or only `..` and links leading back to a directory walked through.
+        return try retryingInterrupts("open") { openat(current, ".", flags) }
+    }
+
+    /// A descriptor of the root the caller owns.
+    private func duplicateRoot() throws(SystemError) -> Int32 {
+        try retryingInterrupts("dup") { fcntl(rootDescriptor, F_DUPFD_CLOEXEC, 0) }
     }
 }

@@ -54,29 +54,14 @@ func linkTarget(in directory: Int32, name: UnsafePointer<CChar>) throws(SystemEr
 /// NUL-terminated bytes exactly as stored (not necessarily UTF-8).
 /// Reads through a duplicate so the caller keeps ownership of `descriptor`.
 func directoryNames(of descriptor: Int32) throws(SystemError) -> [[CChar]] {
-    let copy = try retryingInterrupts("dup") { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) }
-    guard let stream = fdopendir(copy) else {
-        let code = errno
-        close(copy)
-        throw SystemError(code: code, operation: "opendir")
-    }
-    defer { closedir(stream) }
+    let stream = try DirectoryStream(adopting: retryingInterrupts("dup") { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) })
     // A duplicate shares the offset: start from the beginning whatever was read before.
-    rewinddir(stream)
+    stream.rewind()
     var names: [[CChar]] = []
-    while true {
-        errno = 0
-        guard let entry = readdir(stream) else {
-            if errno != 0 { throw SystemError(code: errno, operation: "readdir") }
-            return names
-        }
-        let name = withUnsafePointer(to: entry.pointee.d_name) { tuple in
-            tuple.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: tuple.pointee)) {
-                Array(UnsafeBufferPointer(start: $0, count: strlen($0) + 1))
-            }
-        }
-        if !name.isDotOrDotDot { names.append(name) }
+    while let entry = try stream.next() {
+        names.append(entry.name)
     }
+    return names
 }
 
 extension Array where Element == CChar {

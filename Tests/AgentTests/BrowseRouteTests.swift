@@ -127,6 +127,50 @@ struct BrowseRouteTests {
         }
     }
 
+    /// A container builds a 16,000-level chain in seconds, without ever naming a path
+    /// longer than PATH_MAX: a 1,000-level chain at a time, the chain so far moved under it.
+    static let deepTreeScript = """
+        cd /data || exit 1
+        P=d; i=1; while [ $i -lt 1000 ]; do P=$P/d; i=$((i+1)); done
+        mkdir -p deep/$P && echo bottom > deep/$P/leaf || exit 1
+        i=0; while [ $i -lt 15 ]; do mkdir -p next/$P && mv deep next/$P/d && mv next deep || exit 1; i=$((i+1)); done
+        """
+
+    @Test("delete removes a 16,000-level tree without the agent process dying (it crashed on SIGSEGV)")
+    func deleteDeepTree() throws {
+        let volume = try TestVolume.create(populatedBy: Self.deepTreeScript)
+        defer { volume.remove() }
+        let data = try volume.dataPath
+        #expect(Self.depth(of: data + "/deep") >= 16_000)
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket,
+            "DECKHAND_VOLUMES_ROOT": try TestVolume.volumesRoot,
+        ])
+        defer { agent.stop() }
+        let key = SigningKey()
+        // No answer at all (curl fails) when the agent dies of it.
+        let deleted = try? Curl.request("DELETE", agent.baseURL + "/browse/delete?volumeID=\(volume.name)&path=/deep",
+                                        headers: key.headers(), extra: ["--max-time", "120"])
+        #expect(deleted?.status == 204, "\(deleted?.text ?? "no answer")")
+        #expect(agent.process.isRunning, "the agent process died")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+        #expect(!FileManager.default.fileExists(atPath: data + "/deep"))
+    }
+
+    /// How many `d` directories are stacked under `top`, counted one openat at a time
+    /// (the chain's path is far longer than PATH_MAX).
+    static func depth(of top: String) -> Int {
+        var current = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        var depth = 0
+        while current >= 0 {
+            let child = openat(current, "d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            close(current)
+            current = child
+            if child >= 0 { depth += 1 }
+        }
+        return depth
+    }
+
     @Test("rename moves within the root, refuses to overwrite, and cannot leave")
     func rename() async throws {
         try await Self.withVolume { agent, key, volume in

@@ -47,7 +47,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         // Only magic links differ: the kernel refuses them (ELOOP), the walk reads them as
         // plain links inside the root. And procfs is not the same for both: fd/N and
         // fdinfo/N of /proc/self name the resolver's own descriptors, which differ
-        // between the two calls (the walk holds one per directory it is in), so the
+        // between the two calls (the walk holds descriptors of its own), so the
         // kernel may find no such entry (ENOENT) where the walk finds one; what the walk
         // then opens is on procfs (found by the fuzzer: \x07proc/self/fd/6).
         require(tree.hasProc && (kernel.code == ELOOP || kernel.code == ENOENT && onProcfs[1]),
