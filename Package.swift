@@ -108,7 +108,7 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Tests/Fuzz/FuzzSupport"),
         fuzzer("RoutingFuzzer", ["Proxy", nioHTTP1]),
-        fuzzer("SignatureFuzzer", [crypto, locks]),
+        fuzzer("SignatureFuzzer", ["Proxy", crypto, locks]),
         fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
         fuzzer("MultipartFuzzer", []),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
