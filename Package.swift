@@ -59,6 +59,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -110,7 +111,7 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Tests/Fuzz/FuzzSupport"),
         fuzzer("RoutingFuzzer", ["Proxy", nioHTTP1]),
-        fuzzer("SignatureFuzzer", [crypto, locks]),
+        fuzzer("SignatureFuzzer", ["Proxy", crypto, locks]),
         fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
         fuzzer("MultipartFuzzer", []),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Proxy
 import Testing
 @testable import Agent
 

@@ -79,6 +79,12 @@ extension LabSuites {
             #expect(listed.first { $0["NodeName"] == "node2" }?["NodeRole"] == "worker")
             #expect(listed.first { $0["NodeName"] == "node2" }?["IPAddress"] == node2.address)
 
+            // The membership probe tells who a node is only to the addresses the cluster
+            // address names: not to this test, on the lab bridge.
+            let probe = try Curl.request("GET", "https://\(node1.address):9001/v2/cluster/member")
+            #expect(probe.status == 403)
+            #expect(!probe.text.contains("node1"), "\(probe.text)")
+
             // A volume's file on node3, through node1's agent.
             let volumes = try lab.request(node1, "GET", "/v1.41/volumes", key: key, headers: ["X-PortainerAgent-Target": "node3"])
             let volume = try #require(((try volumes.json() as? [String: Any])?["Volumes"] as? [[String: Any]])?

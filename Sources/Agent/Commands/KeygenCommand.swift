@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import FoundationEssentials
 import Glibc
+import Proxy
 
 /// `deckhand keygen`: a P-256 key of the kind Portainer signs with, for scripts,
 /// `curl` and the `docker` CLI.

@@ -133,16 +133,6 @@ extension AgentConfiguration {
         return total
     }
 
-    /// A name that can travel in the target and unreachable-nodes headers as it is:
-    /// no spaces, no commas, nothing to escape.
-    static func isNodeName(_ text: String) -> Bool {
-        guard let first = text.utf8.first, (1...253).contains(text.utf8.count) else { return false }
-        func isAlphanumeric(_ byte: UInt8) -> Bool {
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-        }
-        return isAlphanumeric(first) && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
-    }
-
     /// Flags win over the environment, the environment over the defaults.
     /// Throws the first setting that cannot be used.
     static func resolve(
@@ -203,8 +193,10 @@ extension AgentConfiguration {
             configuration.clusterAddress = parsed
         }
         if let name = value(.nodeName) {
-            guard isNodeName(name) else {
-                throw ConfigurationError(setting: .nodeName, value: name, accepted: "a host name: 1 to 253 letters, digits, '.', '-' or '_', starting with a letter or digit")
+            // The name other agents will check it against (`PeerText`), and one that
+            // travels in the target and unreachable-nodes headers as it is.
+            guard PeerText.isNodeName(name) else {
+                throw ConfigurationError(setting: .nodeName, value: name, accepted: "a host name: dot-separated labels of 1 to 63 letters, digits, '-' or '_', each starting with a letter or digit, 253 characters at most")
             }
             configuration.nodeName = name
         }

@@ -10,6 +10,9 @@ struct AgentRequest {
     var route: Route
     var head: HTTPRequestHead
     var body: ByteBuffer?
+    /// The connection's two ends, for the cluster probe's answer.
+    var localAddress: SocketAddress?
+    var remoteAddress: SocketAddress?
 }
 
 /// The agent's own routes: the thin layer that turns a routed request into a call
@@ -62,11 +65,25 @@ struct AgentEndpoints: Sendable {
             let agents = cluster.members.map { Agent(IPAddress: $0.host, Port: String($0.port), NodeName: $0.nodeName, NodeRole: $0.role) }
             return eventLoop.makeCompletedFuture { .json(.ok, try AgentJSON.encode(agents)) }
         case .memberInfo:
-            guard let node = cluster?.localNode else {
+            guard let cluster, let node = cluster.localNode else {
                 return eventLoop.makeSucceededFuture(.error(AgentError(.serviceUnavailable, "This agent is not part of a cluster")))
             }
-            let info = MemberInfo(NodeName: node.name, NodeRole: node.role, Version: AgentVersion.deckhand)
-            return eventLoop.makeCompletedFuture { .json(.ok, try AgentJSON.encode(info)) }
+            // What a probe needs, to whom it may be told; the version only to a proven peer.
+            let admission = cluster.admitProbe(
+                challenge: request.head.headers.first(name: PeerKey.challengeHeader), local: request.localAddress, remote: request.remoteAddress)
+            return eventLoop.makeCompletedFuture {
+                switch admission {
+                case .refused:
+                    return .error(.notAPeer)
+                case .clusterAddress:
+                    return .json(.ok, try AgentJSON.encode(MemberInfo(NodeName: node.name, NodeRole: node.role)))
+                case .proven(let nonce):
+                    let body = try AgentJSON.encode(MemberInfo(NodeName: node.name, NodeRole: node.role, Version: AgentVersion.deckhand))
+                    var response = AgentResponse.json(.ok, body)
+                    if let peerKey = cluster.peerKey { response.headers.add(name: PeerKey.proofHeader, value: peerKey.answerProof(nonce: nonce, body: body)) }
+                    return response
+                }
+            }
         case .hostInfo:
             guard let hostInfo else { return eventLoop.makeSucceededFuture(.error(Self.hostManagementDisabled)) }
             // A cache miss walks sysfs and udev: keep it off the event loop.

@@ -15,6 +15,10 @@ struct AgentError: Error, Sendable {
 
     static let missingSignature = AgentError(.forbidden, "Missing request signature headers", details: "Unauthorized")
     static let invalidSignature = AgentError(.forbidden, "Invalid request signature", details: "Unauthorized")
+    /// Secret mode: a request marked as forwarded by another agent, without that agent's proof.
+    static let unprovenPeer = AgentError(.forbidden, "Forwarded request without a valid peer proof", details: "Unauthorized")
+    /// `GET /v2/cluster/member` from anyone but a cluster peer.
+    static let notAPeer = AgentError(.forbidden, "This route answers the cluster's agents only", details: "Unauthorized")
 
     private struct Body: Encodable {
         var message: String

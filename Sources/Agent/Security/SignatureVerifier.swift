@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import NIOConcurrencyHelpers
+import Proxy
 import Synchronization
 
 /// Portainer's request signature: an ECDSA P-256 signature over `MD5(message)`,
@@ -169,46 +170,6 @@ final class SignatureVerifier: Sendable {
               let signature = try? P256.Signing.ECDSASignature(rawRepresentation: raw)
         else { return false }
         return key.isValidSignature(signature, for: digest)
-    }
-}
-
-/// Hex as Portainer writes keys: two lower- or upper-case digits per byte.
-enum HexEncoding {
-    static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(utf8.count / 2)
-        var index = 0
-        while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-            index += 2
-        }
-        return bytes
-    }
-
-    static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func isDigit(_ c: UInt8) -> Bool {
-        nibble(c) != nil
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

@@ -75,7 +75,7 @@ final class AgentServer: Sendable {
                 address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
                 probeInterval: .nanoseconds(Int64(configuration.probeInterval * 1e9)),
                 memberTimeout: .nanoseconds(Int64(configuration.memberTimeout * 1e9)),
-                nodeName: configuration.nodeName)
+                nodeName: configuration.nodeName, secret: configuration.secret)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
         let services = AgentServices(

@@ -8,6 +8,8 @@ import Proxy
 // The agent's own answers: whole responses, streamed downloads, streaming uploads.
 extension ConnectionHandler {
     func answer(_ exchange: AgentExchange, context: ChannelHandlerContext) {
+        exchange.request.localAddress = context.localAddress
+        exchange.request.remoteAddress = context.remoteAddress
         deliver(services.endpoints.respond(to: exchange.request, on: context.eventLoop), for: exchange, context: context)
     }
 

@@ -12,13 +12,13 @@ extension ConnectionHandler {
     func dispatchInCluster(
         _ head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, context: ChannelHandlerContext
     ) -> Bool {
-        // A request another agent sent here is served here, never sent on again.
+        // A request another agent sent here is served here, never sent on again;
+        // with a secret, only if that agent proves it holds it.
         let forwarded = head.headers.contains(name: Aggregator.hopHeader)
-        // Built only for a request that goes on: copying headers costs an allocation.
-        var onward: HTTPRequestHead {
-            var onward = head
-            onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: "1")
-            return onward
+        if forwarded, !cluster.admitsForwarded(head, localName: local.name) {
+            state = .draining
+            respond(.error(.unprovenPeer), context: context)
+            return true
         }
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
         case .node(let name) where name != local.name:
@@ -30,14 +30,14 @@ extension ConnectionHandler {
                 refuse(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))"), context: context)
                 return true
             }
-            startRelay(head: onward, pool: cluster.pool(for: member), context: context)
+            startRelay(head: cluster.forwarded(head, to: member), pool: cluster.pool(for: member), context: context)
             return true
         case .manager where !local.isManager && !forwarded:
             guard let manager = cluster.remoteManager() else {
                 refuse(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)"), context: context)
                 return true
             }
-            startRelay(head: onward, pool: cluster.pool(for: manager), context: context)
+            startRelay(head: cluster.forwarded(head, to: manager), pool: cluster.pool(for: manager), context: context)
             return true
         case .aggregate(let kind) where !forwarded:
             guard let aggregator = services.aggregator else { return false }

@@ -59,7 +59,7 @@ public struct Aggregator: Sendable {
         peerHead.headers.replaceOrAdd(name: Self.hopHeader, value: Self.listPartHop)
         peerHead.headers.replaceOrAdd(name: Self.targetHeader, value: "")
         let fanOut = FanOut(
-            peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead,
+            peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead, peerKey: membership.peerKey,
             limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
         return fanOut.run(concurrency: concurrency).map { results in
             Self.merge(results, from: peers, localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
@@ -109,6 +109,7 @@ private final class FanOut {
     private let engine: UpstreamPool
     private let localHead: HTTPRequestHead
     private let peerHead: HTTPRequestHead
+    private let peerKey: PeerKey?
     private let limit: Int
     private let timeout: TimeAmount
     private let eventLoop: EventLoop
@@ -117,12 +118,16 @@ private final class FanOut {
     private var next = 0
     private var finished = 0
 
-    init(peers: [ClusterPeer], localIndex: Int?, engine: UpstreamPool, localHead: HTTPRequestHead, peerHead: HTTPRequestHead, limit: Int, timeout: TimeAmount, eventLoop: EventLoop) {
+    init(
+        peers: [ClusterPeer], localIndex: Int?, engine: UpstreamPool, localHead: HTTPRequestHead, peerHead: HTTPRequestHead, peerKey: PeerKey?,
+        limit: Int, timeout: TimeAmount, eventLoop: EventLoop
+    ) {
         self.peers = peers
         self.localIndex = localIndex
         self.engine = engine
         self.localHead = localHead
         self.peerHead = peerHead
+        self.peerKey = peerKey
         self.limit = limit
         self.timeout = timeout
         self.eventLoop = eventLoop
@@ -150,6 +155,7 @@ private final class FanOut {
         } else {
             var head = peerHead
             head.headers.replaceOrAdd(name: Aggregator.targetHeader, value: peers[index].member.nodeName)
+            peerKey?.sign(&head, for: peers[index].member.nodeName)
             call = peers[index].pool.collect(head, on: eventLoop, limit: limit, timeout: timeout)
         }
         call.assumeIsolated().whenComplete { result in

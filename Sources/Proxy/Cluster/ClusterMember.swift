@@ -21,9 +21,14 @@ public struct ClusterMember: Sendable, Equatable {
 
     public var role: String { isManager ? "manager" : "worker" }
 
-    /// The member that answered the membership probe at `host:port` with `info`.
-    public init(answer info: MemberInfo, host: String, port: Int) {
-        self.init(nodeName: info.NodeName, isManager: info.NodeRole == "manager", host: host, port: port, version: info.Version)
+    /// The member that answered the membership probe at `host:port` with `info`,
+    /// once every word of it is what it should be (see `PeerText`): a name with a
+    /// CR/LF in it would otherwise reach response headers and log lines.
+    public init(answer info: MemberInfo, host: String, port: Int) throws(PeerRefusal) {
+        guard PeerText.isNodeName(info.NodeName) else { throw .invalid("node name", info.NodeName) }
+        guard info.NodeRole == "manager" || info.NodeRole == "worker" else { throw .invalid("role", info.NodeRole) }
+        if let version = info.Version, !PeerText.isVersion(version) { throw .invalid("version", version) }
+        self.init(nodeName: info.NodeName, isManager: info.NodeRole == "manager", host: host, port: port, version: info.Version ?? "")
     }
 }
 
@@ -35,13 +40,14 @@ public struct ClusterPeer: Sendable {
 }
 
 /// What an agent tells a peer that probes it, and nothing more: this exchange
-/// happens before any Portainer request, so it carries no signature.
+/// happens before any Portainer request, so it carries no signature. The version
+/// is told only to a peer that proved it shares the secret.
 public struct MemberInfo: Codable, Sendable, Equatable {
     public var NodeName: String
     public var NodeRole: String
-    public var Version: String
+    public var Version: String?
 
-    public init(NodeName: String, NodeRole: String, Version: String) {
+    public init(NodeName: String, NodeRole: String, Version: String? = nil) {
         self.NodeName = NodeName
         self.NodeRole = NodeRole
         self.Version = Version
@@ -50,8 +56,35 @@ public struct MemberInfo: Codable, Sendable, Equatable {
 
 extension MemberInfo {
     /// Reads a peer's answer to the membership probe (its body, JSON). Throws on
-    /// anything else: the peer is not trusted to send what it should.
-    public init(probeAnswer body: some Sequence<UInt8>) throws {
-        self = try JSONDecoder().decode(MemberInfo.self, from: Data(body))
+    /// anything else: the peer is not trusted to send what it should. The decoder's
+    /// own error is not passed on, since it may quote what the peer sent.
+    public init(probeAnswer body: some Sequence<UInt8>) throws(PeerRefusal) {
+        do {
+            self = try JSONDecoder().decode(MemberInfo.self, from: Data(body))
+        } catch {
+            throw .unreadable
+        }
+    }
+}
+
+/// Why a probe answer did not make a member.
+public enum PeerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Not the JSON of a `MemberInfo`.
+    case unreadable
+    /// One field is not what it may be: which, and the value as sent.
+    case invalid(String, String)
+    /// Secret mode: the answer carries no proof, or a wrong one.
+    case unproven
+    /// Another address that still answers holds this node name.
+    case nameTaken(by: String)
+
+    /// Safe for a log line: a peer's value is quoted and cut (`PeerText.quoted`).
+    public var description: String {
+        switch self {
+        case .unreadable: return "the answer is not a member description"
+        case .invalid(let field, let value): return "invalid \(field) \(PeerText.quoted(value))"
+        case .unproven: return "no valid proof of the shared secret"
+        case .nameTaken(let address): return "the node name is held by \(address), which still answers"
+        }
     }
 }

@@ -10,6 +10,10 @@ import NIOSSL
 /// resolved every probe interval, each address is asked who it is, and members that
 /// stop answering for three intervals are dropped (they come back when they answer).
 /// No gossip, no consensus: Swarm's DNS is the source of truth.
+///
+/// What an address answers is checked before it makes a member (`PeerText`); with
+/// a secret, it must also prove that it holds it (`PeerKey`). A node name belongs to
+/// the address that answered for it first, for as long as that address answers.
 public final class ClusterMembership: Sendable {
     public struct Settings: Sendable {
         public var address: ClusterAddress
@@ -21,20 +25,28 @@ public final class ClusterMembership: Sendable {
         /// The name this agent answers to instead of its engine's `Name`, so that
         /// several agents in front of one engine are distinct members.
         public var nodeName: String?
+        /// `AGENT_SECRET`: peers prove they hold it before they are members.
+        public var secret: String?
 
-        public init(address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount, nodeName: String? = nil) {
+        public init(
+            address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount, nodeName: String? = nil,
+            secret: String? = nil
+        ) {
             self.address = address
             self.defaultPort = defaultPort
             self.probeInterval = probeInterval
             self.memberTimeout = memberTimeout
             self.nodeName = nodeName
+            self.secret = secret
         }
     }
 
-    /// The probe path; public, agent to agent (see `MemberInfo`).
+    /// The probe path; agent to agent, without Portainer's signature (see `MemberInfo`).
     public static let memberInfoPath = "/v2/cluster/member"
 
     public let settings: Settings
+    /// Present in secret mode.
+    public let peerKey: PeerKey?
     private let engine: UpstreamPool
     private let peerTLS: NIOSSLContext
     private let eventLoop: EventLoop
@@ -51,6 +63,12 @@ public final class ClusterMembership: Sendable {
         /// rebuilt when a member comes, changes or goes, not on each request.
         var members: [ClusterMember] = []
         var peers: [ClusterPeer] = []
+        /// The hosts the cluster address named at the last round: the only ones told
+        /// who this agent is without a secret.
+        var resolvedHosts: Set<String> = []
+        /// Why each refused address was refused, as last logged: logged again only
+        /// when it changes, not every round.
+        var refusals: [String: String] = [:]
         var stopped = false
         var nextRound: Scheduled<Void>?
     }
@@ -58,11 +76,15 @@ public final class ClusterMembership: Sendable {
     private struct Entry {
         var member: ClusterMember
         var lastSeen: NIODeadline
+        /// Its latest probe was answered, and the cluster address still names it:
+        /// while so, no other address may take its node name.
+        var answering = true
     }
 
     public init(settings: Settings, engine: UpstreamPool, eventLoop: EventLoop, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
         self.settings = settings
         self.engine = engine
+        self.peerKey = settings.secret.map(PeerKey.init(secret:))
         self.peerTLS = try UpstreamTransport.peerTLSContext()
         self.eventLoop = eventLoop
         self.threadPool = threadPool
@@ -75,8 +97,9 @@ public final class ClusterMembership: Sendable {
     public var localNode: NodeIdentity? { state.withLockedValue { $0.local } }
 
     /// Every member that answered recently, sorted by node name; this node included
-    /// once it has found itself among the addresses. A node seen at two addresses (its
-    /// task was replaced and the old address is not yet pruned) is the newer one.
+    /// once it has found itself among the addresses. A node name is held by one
+    /// address: a second address claiming it (a replaced task's) takes it over only
+    /// once the first stops answering or leaves the cluster address.
     public var members: [ClusterMember] { state.withLockedValue { $0.members } }
 
     /// `members` with the keep-alive connections to each one's agent, for the fan-out.
@@ -107,18 +130,59 @@ public final class ClusterMembership: Sendable {
         return pool
     }
 
-    /// One member per node name (the latest address wins a tie), sorted by name.
+    /// Sorted by name; `adopt` keeps one entry per node name.
     private func rebuildMembers(in state: inout State) {
-        var byName: [String: Entry] = [:]
-        for entry in state.entries.values {
-            if let other = byName[entry.member.nodeName], other.lastSeen > entry.lastSeen { continue }
-            byName[entry.member.nodeName] = entry
-        }
-        let members = byName.values.map(\.member).sorted { $0.nodeName < $1.nodeName }
+        let members = state.entries.values.map(\.member).sorted { $0.nodeName < $1.nodeName }
         var peers: [ClusterPeer] = []
         for member in members { peers.append(ClusterPeer(member: member, pool: pool(for: member, in: &state))) }
         state.members = members
         state.peers = peers
+    }
+
+    // MARK: Between agents
+
+    /// Who may be told who this agent is (`GET /v2/cluster/member`).
+    public enum ProbeAdmission: Sendable, Equatable {
+        /// Secret mode: the prober proved it holds the key; the answer proves it back
+        /// over this nonce (`PeerKey.answerProof`).
+        case proven(nonce: String)
+        /// Trust on first use: a probe from an address the cluster address names.
+        case clusterAddress
+        case refused
+    }
+
+    /// Decides on one probe from its challenge header and the connection's two ends.
+    /// The challenge names the address its sender dialled, which must be this end's:
+    /// so it cannot be relayed here from an impostor's address.
+    public func admitProbe(challenge: String?, local: SocketAddress?, remote: SocketAddress?) -> ProbeAdmission {
+        if let peerKey {
+            guard let ip = local?.ipAddress, let port = local?.port else { return .refused }
+            guard let nonce = peerKey.admitChallenge(challenge, address: "\(Self.plainIP(ip)):\(port)") else { return .refused }
+            return .proven(nonce: nonce)
+        }
+        guard let ip = remote?.ipAddress else { return .refused }
+        return state.withLockedValue { $0.resolvedHosts.contains(Self.plainIP(ip)) } ? .clusterAddress : .refused
+    }
+
+    /// `head` as it goes on to `member`'s agent: marked as forwarded and, in secret
+    /// mode, with this agent's proof.
+    public func forwarded(_ head: HTTPRequestHead, to member: ClusterMember, hop: String = "1") -> HTTPRequestHead {
+        var onward = head
+        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: hop)
+        peerKey?.sign(&onward, for: member.nodeName)
+        return onward
+    }
+
+    /// Whether a request another agent forwarded to this one (named `localName`) may
+    /// be served: always without a secret, only with a valid fresh proof with one.
+    public func admitsForwarded(_ head: HTTPRequestHead, localName: String) -> Bool {
+        peerKey?.admits(head, node: localName) ?? true
+    }
+
+    /// An IPv4 peer of a dual-stack socket shows as `::ffff:a.b.c.d`; the cluster
+    /// address resolves it to `a.b.c.d`.
+    static func plainIP(_ ip: String) -> String {
+        ip.hasPrefix("::ffff:") && ip.contains(".") ? String(ip.dropFirst(7)) : ip
     }
 
     // MARK: Probing
@@ -156,7 +220,8 @@ public final class ClusterMembership: Sendable {
                 self.logger.warning("cannot ask the local engine who this node is", metadata: ["error": "\(error)"])
             }
         let probes = resolve().flatMap { addresses in
-            EventLoopFuture.whenAllComplete(addresses.map { self.probe(host: $0.host, port: $0.port) }, on: self.eventLoop)
+            self.resolved(addresses)
+            return EventLoopFuture.whenAllComplete(addresses.map { self.probe(host: $0.host, port: $0.port) }, on: self.eventLoop)
         }
         return identity.and(probes).map { _ in
             self.prune()
@@ -220,28 +285,66 @@ public final class ClusterMembership: Sendable {
         return hosts
     }
 
+    /// Addresses the cluster address no longer names stop holding their node names
+    /// (a replaced task's), and only those it names are told who this agent is.
+    private func resolved(_ addresses: [(host: String, port: Int)]) {
+        let keys = Set(addresses.map { "\($0.host):\($0.port)" })
+        state.withLockedValue { state in
+            state.resolvedHosts = Set(addresses.map(\.host))
+            for key in state.entries.keys where !keys.contains(key) { state.entries[key]?.answering = false }
+            state.refusals = state.refusals.filter { keys.contains($0.key) }
+        }
+    }
+
     private func probe(host: String, port: Int) -> EventLoopFuture<Void> {
+        let address = "\(host):\(port)"
         let placeholder = ClusterMember(nodeName: "", isManager: false, host: host, port: port, version: "")
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": host])
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": host])
+        let challenge = peerKey?.challenge(address: address)
+        if let challenge { head.headers.add(name: PeerKey.challengeHeader, value: challenge.header) }
         return pool(for: placeholder).collect(head, on: eventLoop, limit: 64 * 1024, timeout: settings.memberTimeout)
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
-                let info = try MemberInfo(probeAnswer: response.body.readableBytesView)
-                let member = ClusterMember(answer: info, host: host, port: port)
-                let isNew = self.state.withLockedValue { state -> Bool in
-                    let key = "\(host):\(port)"
-                    let previous = state.entries[key]?.member
-                    state.entries[key] = Entry(member: member, lastSeen: .now())
-                    if previous != member { self.rebuildMembers(in: &state) }
-                    return previous != member
+                let body = response.body.readableBytesView
+                if let peerKey = self.peerKey, let challenge,
+                   !peerKey.isProven(answer: body, proof: response.head.headers.first(name: PeerKey.proofHeader), nonce: challenge.nonce) {
+                    throw PeerRefusal.unproven
                 }
-                if isNew {
-                    self.logger.info("cluster member", metadata: ["node": "\(member.nodeName)", "role": "\(member.role)", "address": "\(host):\(port)"])
+                let member = try ClusterMember(answer: MemberInfo(probeAnswer: body), host: host, port: port)
+                if try self.adopt(member, at: address) {
+                    self.logger.info("cluster member", metadata: ["node": "\(member.nodeName)", "role": "\(member.role)", "address": "\(address)"])
                 }
             }
             .recover { error in
-                self.logger.debug("probe failed", metadata: ["address": "\(host):\(port)", "error": "\(error)"])
+                let refusal = self.state.withLockedValue { state -> String? in
+                    state.entries[address]?.answering = false
+                    guard let refusal = error as? PeerRefusal else { return nil }
+                    let reason = "\(refusal)"
+                    return state.refusals.updateValue(reason, forKey: address) == reason ? nil : reason
+                }
+                if let refusal {
+                    self.logger.warning("cluster member refused", metadata: ["address": "\(address)", "reason": "\(refusal)"])
+                } else {
+                    self.logger.debug("probe failed", metadata: ["address": "\(address)", "error": "\(error)"])
+                }
             }
+    }
+
+    /// Records `member` as the one at `address`; true when it is new or changed.
+    /// Throws when another address that still answers holds its node name; one that
+    /// does not answer any more gives the name up at once.
+    private func adopt(_ member: ClusterMember, at address: String) throws -> Bool {
+        try state.withLockedValue { state -> Bool in
+            let others = state.entries.filter { $0.key != address && $0.value.member.nodeName == member.nodeName }
+            if let holder = others.first(where: { $0.value.answering }) { throw PeerRefusal.nameTaken(by: holder.key) }
+            for key in others.keys { state.entries[key] = nil }
+            state.refusals[address] = nil
+            let previous = state.entries[address]?.member
+            state.entries[address] = Entry(member: member, lastSeen: .now())
+            let changed = previous != member || !others.isEmpty
+            if changed { self.rebuildMembers(in: &state) }
+            return changed
+        }
     }
 
     /// Members silent for three probe intervals are gone until they answer again.

@@ -48,6 +48,12 @@ struct LabSwarm {
     /// The first node: the lab's manager.
     var manager: Node { nodes[0] }
 
+    /// The lab bridge's address in the root namespace (`x.y.z.1` of the nodes' /24):
+    /// where a server of the test itself is reachable from every node.
+    var bridgeAddress: String {
+        nodes[0].address.split(separator: ".").dropLast().joined(separator: ".") + ".1"
+    }
+
     /// Throws when anything answers on a node's port 9001: an agent left by an earlier
     /// run, or another suite's, which the tests would talk to by mistake.
     func requirePortsFree() throws {

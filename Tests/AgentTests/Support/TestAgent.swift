@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import Proxy
 @testable import Agent
 
 /// A Portainer-style signing client: a P-256 key and the two headers it sends.

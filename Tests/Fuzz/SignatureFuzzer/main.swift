@@ -1,5 +1,6 @@
 import Crypto
 import FuzzSupport
+import Proxy
 
 // The signature headers: SignatureVerifier.verify on an X-PortainerAgent-PublicKey and an
 // X-PortainerAgent-Signature value, and the hex and base64 codecs under them. Input: lines

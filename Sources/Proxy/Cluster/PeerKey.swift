@@ -1,0 +1,177 @@
+import Crypto
+import FoundationEssentials
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+
+/// How agents that share `AGENT_SECRET` prove it to each other without sending it:
+/// HMAC-SHA256 under a key derived from the secret (HKDF-SHA256, no salt, info
+/// `keyLabel`), over a fresh nonce and what the proof vouches for.
+///
+/// - A probe carries a challenge, `<unix time>.<nonce>.<MAC("deckhand probe v1",
+///   time, nonce, address probed)>`: only an agent that holds the key is told who
+///   the prober is, and only when it is the address the prober dialled (a relay to
+///   another agent does not pass).
+/// - The answer carries `MAC("deckhand member v1", the prober's nonce, body)`: the
+///   prober adopts only a peer that holds the key, and cannot be given an old answer.
+/// - A forwarded request carries `<unix time>.<nonce>.<MAC("deckhand forward v1",
+///   time, nonce, node it is for, method, URI, hop value)>`.
+///
+/// Times more than `window` seconds off are refused, and so is a nonce seen within
+/// it, so a captured proof cannot be replayed. Every field is `\n`-separated; none
+/// can contain one (HTTP heads cannot, node names are host names).
+public final class PeerKey: Sendable {
+    /// Probe request header: the prober's challenge.
+    public static let challengeHeader = "X-PortainerAgent-Deckhand-Challenge"
+    /// Probe answer header (the MAC alone) and forwarded request header (a token).
+    public static let proofHeader = "X-PortainerAgent-Deckhand-Proof"
+    /// The HKDF info string: the key is for this and nothing else.
+    public static let keyLabel = "deckhand peer key v1"
+    /// How far a proof's time may be from this agent's clock, either way, in seconds.
+    public static let window: Int64 = 30
+    /// Nonces remembered at most; past it the oldest goes first (see `ReplayWindow`).
+    static let replayLimit = 65536
+
+    let key: SymmetricKey
+    private let seen = NIOLockedValueBox(ReplayWindow())
+
+    public init(secret: String) {
+        key = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Data(secret.utf8)), info: Data(Self.keyLabel.utf8), outputByteCount: 32)
+    }
+
+    public static var now: Int64 { Int64(time(nil)) }
+
+    // MARK: Probes
+
+    /// A challenge for the probe of `address` ("host:port" as dialled); the nonce
+    /// checks the answer (`isProven`).
+    public func challenge(address: String, now: Int64 = PeerKey.now) -> (header: String, nonce: String) {
+        let nonce = Self.freshNonce()
+        let mac = self.mac(["deckhand probe v1", String(now), nonce, address])
+        return ("\(now).\(nonce).\(mac)", nonce)
+    }
+
+    /// The challenge's nonce when it is valid, fresh and for `address` (this end's
+    /// "host:port"); nil otherwise.
+    public func admitChallenge(_ header: String?, address: String, now: Int64 = PeerKey.now) -> String? {
+        guard let token = Token(header) else { return nil }
+        return admit(token, now: now, fields: ["deckhand probe v1", token.time, token.nonce, address]) ? token.nonce : nil
+    }
+
+    /// The proof an answer `body` carries for the challenge with `nonce`.
+    public func answerProof(nonce: String, body: some Sequence<UInt8>) -> String {
+        var mac = HMAC<SHA256>(key: key)
+        mac.update(data: Data("deckhand member v1\n\(nonce)\n".utf8))
+        mac.update(data: Data(body))
+        return HexEncoding.encode(mac.finalize())
+    }
+
+    /// Whether `proof` is the answer proof of `body` for the challenge with `nonce`.
+    public func isProven(answer body: some Sequence<UInt8>, proof: String?, nonce: String) -> Bool {
+        guard let proof, let given = HexEncoding.decode(proof), given.count == SHA256.byteCount else { return false }
+        var mac = HMAC<SHA256>(key: key)
+        mac.update(data: Data("deckhand member v1\n\(nonce)\n".utf8))
+        mac.update(data: Data(body))
+        return Self.equal(Array(mac.finalize()), given)
+    }
+
+    // MARK: Forwarded requests
+
+    /// The proof header's value for one request forwarded to `node`'s agent.
+    public func forwardProof(method: String, uri: String, hop: String, node: String, now: Int64 = PeerKey.now) -> String {
+        let nonce = Self.freshNonce()
+        let mac = self.mac(["deckhand forward v1", String(now), nonce, node, method, uri, hop])
+        return "\(now).\(nonce).\(mac)"
+    }
+
+    /// Whether a request forwarded here, to `node` (this agent's name), carries a valid,
+    /// fresh proof not seen before.
+    public func admitForwarded(proof: String?, method: String, uri: String, hop: String, node: String, now: Int64 = PeerKey.now) -> Bool {
+        guard let token = Token(proof) else { return false }
+        return admit(token, now: now, fields: ["deckhand forward v1", token.time, token.nonce, node, method, uri, hop])
+    }
+
+    /// Adds the proof to `head`, forwarded to `node`'s agent (its hop header set).
+    public func sign(_ head: inout HTTPRequestHead, for node: String) {
+        let hop = head.headers.first(name: Aggregator.hopHeader) ?? ""
+        head.headers.replaceOrAdd(name: Self.proofHeader, value: forwardProof(method: head.method.rawValue, uri: head.uri, hop: hop, node: node))
+    }
+
+    /// Whether `head`, forwarded here to `node` (this agent), carries a valid proof.
+    public func admits(_ head: HTTPRequestHead, node: String) -> Bool {
+        admitForwarded(
+            proof: head.headers.first(name: Self.proofHeader), method: head.method.rawValue, uri: head.uri,
+            hop: head.headers.first(name: Aggregator.hopHeader) ?? "", node: node)
+    }
+
+    // MARK: Parts
+
+    /// `<time>.<32 hex digits>.<64 hex digits>`, read strictly.
+    private struct Token {
+        var time: String
+        var seconds: Int64
+        var nonce: String
+        var mac: [UInt8]
+
+        init?(_ text: String?) {
+            guard let text, text.utf8.count <= 120 else { return nil }
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, (1...12).contains(parts[0].utf8.count), parts[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+                  let seconds = Int64(parts[0]), parts[1].utf8.count == 32, HexEncoding.decode(String(parts[1])) != nil,
+                  let mac = HexEncoding.decode(String(parts[2])), mac.count == SHA256.byteCount
+            else { return nil }
+            self.time = String(parts[0])
+            self.seconds = seconds
+            self.nonce = String(parts[1]).lowercased()
+            self.mac = mac
+        }
+    }
+
+    private func admit(_ token: Token, now: Int64, fields: [String]) -> Bool {
+        guard abs(token.seconds - now) <= Self.window else { return false }
+        let expected = HMAC<SHA256>.authenticationCode(for: Data(fields.joined(separator: "\n").utf8), using: key)
+        guard Self.equal(Array(expected), token.mac) else { return false }
+        // Only a valid proof is remembered: a stranger cannot fill the window.
+        return seen.withLockedValue { $0.insert(token.nonce, expires: token.seconds + Self.window, now: now, limit: Self.replayLimit) }
+    }
+
+    private func mac(_ fields: [String]) -> String {
+        HexEncoding.encode(HMAC<SHA256>.authenticationCode(for: Data(fields.joined(separator: "\n").utf8), using: key))
+    }
+
+    /// 128 random bits, hex.
+    static func freshNonce() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return HexEncoding.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    /// Constant time: how many leading bytes match must not show in the timing.
+    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}
+
+/// The nonces of valid proofs still inside the time window, so that each is
+/// accepted once. Bounded: past `limit` the oldest is forgotten early (it could then
+/// be replayed until its time leaves the window), rather than memory growing
+/// with the forwarding rate.
+struct ReplayWindow {
+    private var nonces: Set<String> = []
+    private var order = CircularBuffer<(nonce: String, expires: Int64)>()
+
+    /// False when `nonce` was seen already.
+    mutating func insert(_ nonce: String, expires: Int64, now: Int64, limit: Int) -> Bool {
+        while let first = order.first, first.expires < now || order.count >= limit {
+            nonces.remove(first.nonce)
+            order.removeFirst()
+        }
+        guard nonces.insert(nonce).inserted else { return false }
+        order.append((nonce, expires))
+        return true
+    }
+}
