@@ -16,8 +16,7 @@ extension ConnectionHandler {
         // with a secret, only if that agent proves it holds it.
         let forwarded = head.headers.contains(name: Aggregator.hopHeader)
         if forwarded, !cluster.admitsForwarded(head, localName: local.name) {
-            state = .draining
-            respond(.error(.unprovenPeer), context: context)
+            refuse(.unprovenPeer, context: context)
             return true
         }
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
