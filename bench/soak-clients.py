@@ -6,15 +6,20 @@ Slow clients (slowloris) open a TLS connection and trickle a request head one by
 at a time, reconnecting whenever the agent cuts them off. Malformed clients cycle
 through garbage (plain TCP and inside TLS), bad signature headers (missing, bad
 hex, bad base64, wrong lengths, a well-formed forgery) and oversized headers, and
-check that each gets the answer it should (400, 403, 431 or a closed connection).
+check that each gets the answer it should (400, 403, 431 or a closed connection);
+the attacks of issue 13 among them: a body promised and never sent, ambiguous
+request framing and a refused upgrade, each of which must also end the connection
+within a few seconds. Pipeliners write megabytes of pipelined requests and never
+read an answer (the agent's memory, measured by soak.sh, must not grow with them).
 
-    soak-clients.py HOST:PORT[,HOST:PORT...] SLOW MALFORMED STOP_FILE MAX_SECONDS
+    soak-clients.py HOST:PORT[,HOST:PORT...] SLOW MALFORMED STOP_FILE MAX_SECONDS [PIPELINERS]
 """
 import asyncio
 import base64
 import json
 import os
 import random
+import socket
 import ssl
 import sys
 import time
@@ -22,12 +27,14 @@ import time
 targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in sys.argv[1].split(",")]
 slow_count, malformed_count = int(sys.argv[2]), int(sys.argv[3])
 stop_file, max_seconds = sys.argv[4], float(sys.argv[5])
+pipeliner_count = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
 
-stats = {"slow_connections": 0, "slow_cut_by_agent": 0, "slow_answered": 0, "malformed": {}, "unexpected": {}}
+stats = {"slow_connections": 0, "slow_cut_by_agent": 0, "slow_answered": 0, "malformed": {}, "unexpected": {},
+         "pipeliners": 0, "pipelined_mb": 0}
 KEY_PREFIX = "3059301306072a8648ce3d020106082a8648ce3d03010703420004"
 
 
@@ -97,7 +104,40 @@ KINDS = {
     "short-signature": {403},
     "forged": {403},
     "oversized-headers": {431, 0},
+    # Issue 13: answered, and the connection ends without the agent waiting for more.
+    "held-body": {403},
+    "chunked-never-ends": {403},
+    "refused-upgrade": {403},
+    "te-on-http10": {400},
+    "two-transfer-encodings": {400},
+    "te-and-length": {400},
 }
+# Kinds whose connection the agent must end after its answer, within CLOSE_SECONDS.
+MUST_CLOSE = {"held-body", "chunked-never-ends", "refused-upgrade", "te-on-http10", "two-transfer-encodings", "te-and-length"}
+CLOSE_SECONDS = 5
+ATTACKS = {
+    "held-body": b"POST /containers/create HTTP/1.1\r\nHost: soak\r\nContent-Length: 1000000\r\n\r\n",
+    "chunked-never-ends": b"POST /containers/create HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    "refused-upgrade": b"POST /containers/x/attach HTTP/1.1\r\nHost: soak\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    "te-on-http10": b"POST /containers/create HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "two-transfer-encodings": b"POST /containers/create HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "te-and-length": b"POST /containers/create HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+}
+
+
+async def closed_within(reader, seconds):
+    """Whether the other side ends the stream within `seconds` (reading what is left)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            data = await asyncio.wait_for(reader.read(65536), timeout=max(0.01, deadline - time.monotonic()))
+            if not data:
+                return True
+    except asyncio.TimeoutError:
+        return False
+    except (ConnectionError, ssl.SSLError, OSError):
+        return True
+    return False
 
 
 async def read_status(reader):
@@ -122,7 +162,9 @@ async def malformed_client(host, port, started):
                 await asyncio.wait_for(reader.read(), timeout=30)
             else:
                 reader, writer = await asyncio.open_connection(host, port, ssl=context)
-                if kind == "garbage-http":
+                if kind in ATTACKS:
+                    request = ATTACKS[kind]
+                elif kind == "garbage-http":
                     request = os.urandom(64).replace(b"\n", b"") + b"\r\n\r\n"
                 elif kind == "oversized-headers":
                     request = b"GET /containers/json HTTP/1.1\r\nHost: soak\r\nX-Filler: " + b"a" * 100_000 + b"\r\n\r\n"
@@ -131,6 +173,8 @@ async def malformed_client(host, port, started):
                 writer.write(request)
                 await writer.drain()
                 status = await read_status(reader)
+                if kind in MUST_CLOSE and status and not await closed_within(reader, CLOSE_SECONDS):
+                    status = -1  # answered, but the connection was held open
         except (asyncio.TimeoutError, ConnectionError, ssl.SSLError, OSError):
             status = 0
         finally:
@@ -142,9 +186,44 @@ async def malformed_client(host, port, started):
         await asyncio.sleep(random.uniform(0.2, 0.6))
 
 
+async def pipeliner(host, port, started):
+    """Writes pipelined requests that each get an answer, never reads one, and hangs
+    up after a while: unread answers must not pile up in the agent."""
+    batch = b"GET /ping HTTP/1.1\r\nHost: soak\r\n\r\n" * 2048
+    while not stopping(started):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer = None
+        try:
+            raw.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(raw, (host, port))
+            reader, writer = await asyncio.open_connection(sock=raw, ssl=context, server_hostname="")
+            stats["pipeliners"] += 1
+            sent = 0
+            held_until = time.monotonic() + random.uniform(5, 10)
+            while sent < 4 << 20 and time.monotonic() < held_until and not stopping(started):
+                writer.write(batch)
+                try:
+                    await asyncio.wait_for(writer.drain(), timeout=1)
+                except asyncio.TimeoutError:
+                    continue  # the agent stopped reading: as it should
+                sent += len(batch)
+            stats["pipelined_mb"] += sent >> 20
+            while time.monotonic() < held_until and not stopping(started):
+                await asyncio.sleep(0.5)
+        except (ConnectionError, ssl.SSLError, OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+            else:
+                raw.close()
+
+
 async def main():
     started = time.monotonic()
     tasks = [slow_client(*targets[i % len(targets)], started) for i in range(slow_count)]
+    tasks += [pipeliner(*targets[i % len(targets)], started) for i in range(pipeliner_count)]
     tasks += [malformed_client(*targets[i % len(targets)], started) for i in range(malformed_count)]
     await asyncio.gather(*tasks)
     print(json.dumps(stats, sort_keys=True), flush=True)

@@ -7,8 +7,13 @@
 #     both go to node 1's agent (aggregated /containers/json, /images/json, /volumes,
 #     /networks over the three nodes).
 #   - bench/soak-clients.py: SLOW slowloris clients (request heads trickled byte by
-#     byte) and MALFORMED clients (garbage, bad or forged signatures, oversized
-#     headers), spread over the local agent and node 1's, for as long as wrk runs.
+#     byte), MALFORMED clients (garbage, bad or forged signatures, oversized headers,
+#     and issue 13's attacks: bodies promised and never sent, ambiguous framing,
+#     refused upgrades, each of which must end its connection) and PIPELINERS clients
+#     (megabytes of pipelined requests, never reading an answer), spread over the
+#     local agent and node 1's, for as long as wrk runs.
+#   - Every agent runs in its own memory cgroup limited to MEMORY_LIMIT_MB: an agent
+#     the attacks could drive out of memory is killed, and the soak fails.
 # Prints requests done, failed well-formed requests (any non-2xx answer or socket
 # error; must be 0), crashes (must be none), what the hostile clients got, and each
 # agent's open descriptors, RSS and anonymous RSS before, at peak and after the load.
@@ -21,7 +26,8 @@
 #   bench/soak.sh [REQUESTS, default 200000] [CONNECTIONS, default 1000] [SLOW, default 300] [MALFORMED, default 100]
 # Environment: DECKHAND_TEST_ENGINE_SOCKET (the engine), DECKHAND_TEST_LAB_ENV (the
 # lab's env file; without it the lab part is skipped and said so), LAB_SHARE (default
-# 15), SETTLE (default 45), SCRATCH_PATH. Holds /tmp/deckhand-lab.lock (with a lab)
+# 15), SETTLE (default 45), PIPELINERS (default 20), MEMORY_LIMIT_MB (default 512: twice what node 1 peaks at under this load),
+# SCRATCH_PATH. Holds /tmp/deckhand-lab.lock (with a lab)
 # and /tmp/deckhand-bench.lock, in that order, for the whole run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +37,8 @@ slow=${3:-300}
 malformed=${4:-100}
 lab_share=${LAB_SHARE:-15}
 settle=${SETTLE:-45}
+pipeliners=${PIPELINERS:-20}
+memory_limit_mb=${MEMORY_LIMIT_MB:-512}
 sock=${DECKHAND_TEST_ENGINE_SOCKET:?set DECKHAND_TEST_ENGINE_SOCKET to the engine socket}
 lab_env=${DECKHAND_TEST_LAB_ENV:-}
 anon_slack_kb=$((4 * 1024))
@@ -50,17 +58,36 @@ ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d /tmp/deckhand-soak.XXXXXX)
 pids=()
 volume=soak-$$
+cgroups=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for group in "${cgroups[@]}"; do rmdir "$group" 2>/dev/null || true; done
     docker -H "unix://$sock" volume rm -f "$volume" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
+# Puts process $1 in a memory cgroup of its own, limited to MEMORY_LIMIT_MB (v1 or v2).
+limit_memory() {
+    local group
+    if [ -d /sys/fs/cgroup/memory ]; then
+        group=/sys/fs/cgroup/memory/deckhand-soak-$$-$1
+        mkdir "$group" && echo $((memory_limit_mb << 20)) > "$group/memory.limit_in_bytes"
+    elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        group=/sys/fs/cgroup/deckhand-soak-$$-$1
+        mkdir "$group" && echo $((memory_limit_mb << 20)) > "$group/memory.max"
+    else
+        echo "soak: no memory cgroup on this machine: the agents run without a memory limit"; return
+    fi
+    cgroups+=("$group")
+    echo "$1" > "$group/cgroup.procs"
+}
+
 load_conditions() {
     echo "load average $(cut -d' ' -f1-3 /proc/loadavg), $(pgrep -c swift-frontend || true) swift-frontend processes running"
 }
+echo "agents limited to $memory_limit_mb MiB each; $pipeliners pipeliners that never read"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u '+%F %H:%M UTC'); at start: $(load_conditions)"
 
 # The local agent, with a volume to browse.
@@ -74,6 +101,7 @@ CAP_HOST_MANAGEMENT=1 DECKHAND_HOST_ROOT=/ DECKHAND_ENGINE_SOCKET="$sock" DECKHA
     AGENT_HOST=127.0.0.1 AGENT_PORT=$port LOG_LEVEL=WARN LOG_MODE=JSON "$binary" serve 2>"$work/local.log" &
 pids+=($!)
 agents=("local:$!")
+limit_memory "$!"
 for _ in $(seq 1 100); do curl -sk "https://127.0.0.1:$port/ping" >/dev/null && break; sleep 0.1; done
 local_paths=(/containers/json /images/json "/browse/ls?volumeID=$volume&path=/" /host/info)
 
@@ -96,6 +124,7 @@ if [ -n "$lab_env" ]; then
             LOG_LEVEL=WARN LOG_MODE=JSON "$binary" serve 2>"$work/node$n.log" &
         pids+=($!)
         agents+=("node$n:$!")
+        limit_memory "$!"
     done
     lab_target="$NODE1_ADDR:9001"
     # shellcheck source=bench/cluster-lab.sh
@@ -140,7 +169,7 @@ lab_connections=$((connections * lab_share / 100))
 local_requests=$((requests - lab_requests))
 local_connections=$((connections - lab_connections))
 client_targets="127.0.0.1:$port${lab_target:+,$lab_target}"
-python3 bench/soak-clients.py "$client_targets" "$slow" "$malformed" "$work/stop" 1800 > "$work/clients.json" &
+python3 bench/soak-clients.py "$client_targets" "$slow" "$malformed" "$work/stop" 1800 "$pipeliners" > "$work/clients.json" &
 clients_pid=$!
 pids+=($clients_pid)
 sleep 3  # the hostile clients are connected before the load starts
