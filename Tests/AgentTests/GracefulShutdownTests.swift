@@ -7,12 +7,13 @@ struct GracefulShutdownTests {
     @Test("a request in flight finishes, then the agent exits and accepts nothing more")
     func drainsInFlightRequests() throws {
         let name = "dh-drain-\(UInt32.random(in: 0...UInt32.max))"
-        #expect(try DockerCLITests.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "2"]).status == 0)
-        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
         defer { agent.stop() }
+        // Started after the agent, so that it cannot have exited before the agent is up.
+        #expect(try DockerCLITests.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "3"]).status == 0)
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let key = SigningKey()
-        // The engine answers /wait only when the container exits, about 2 s from now.
+        // The engine answers /wait only when the container exits, about 3 s from now.
         let waiting = DispatchGroup()
         let result = LockedReply()
         let url = agent.baseURL + "/v1.41/containers/\(name)/wait"
@@ -23,14 +24,19 @@ struct GracefulShutdownTests {
             waiting.leave()
         }
         usleep(700_000)
+        // The request is in flight: the container still runs and nothing has answered.
+        #expect(try DockerCLITests.engine(["inspect", "-f", "{{.State.Running}}", name]).output == "true\n")
+        #expect(result.answeredAt == nil)
+        let signalled = Date()
         kill(agent.pid, SIGTERM)
         usleep(300_000)
-        // No new connections once stopping.
-        #expect((try? Curl.request("GET", agent.baseURL + "/ping", extra: ["--max-time", "2"])) == nil)
+        // No new connections once stopping: refused (curl's 7), not merely slow.
+        #expect(try Curl.exitStatus(agent.baseURL + "/ping", maxTime: 2) == 7)
         #expect(waiting.wait(timeout: .now() + 15) == .success)
         let reply = try #require(result.get())
         #expect(reply.status == 200)
         #expect(reply.text.contains("\"StatusCode\":0"))
+        #expect(try #require(result.answeredAt) > signalled.addingTimeInterval(1), "the answer came before the container could exit")
         // It exits once drained, within its 10 s grace (plus room for a loaded CI machine).
         var exited = false
         let deadline = Date().addingTimeInterval(20)
@@ -212,9 +218,12 @@ private final class LockedResult: @unchecked Sendable {
 private final class LockedReply: @unchecked Sendable {
     // Set once by the request thread, read after it signalled the group.
     private var reply: HTTPReply?
+    private var time: Date?
     private let lock = NSLock()
-    func set(_ value: HTTPReply?) { lock.lock(); reply = value; lock.unlock() }
+    func set(_ value: HTTPReply?) { lock.lock(); reply = value; time = Date(); lock.unlock() }
     func get() -> HTTPReply? { lock.lock(); defer { lock.unlock() }; return reply }
+    /// When the request ended (answered or failed), or nil while it is in flight.
+    var answeredAt: Date? { lock.lock(); defer { lock.unlock() }; return time }
 }
 
 /// Collects what a raw client connection receives.

@@ -23,8 +23,27 @@ struct HostInfoRouteTests {
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"] == "application/json")
             let body = try #require(try reply.json() as? [String: Any])
+            // The original's keys are all there; Deckhand's additions are the documented
+            // ones (optional ones left out when unknown); nothing else.
+            #expect(Set(body.keys) == ["PCIDevices", "PhysicalDisks"])
             let pci = try #require(body["PCIDevices"] as? [[String: Any]])
             let disks = try #require(body["PhysicalDisks"] as? [[String: Any]])
+            let pciKeys: Set<String> = [
+                "Vendor", "Name", "Address", "Class", "ClassID", "VendorID", "DeviceID", "SubsystemVendor",
+                "SubsystemName", "SubsystemVendorID", "SubsystemDeviceID", "Revision", "Driver",
+            ]
+            let diskKeys: Set<String> = [
+                "Vendor", "Size", "Name", "Model", "Serial", "WWN", "Rotational", "Removable", "Transport",
+                "PartitionTable", "PartitionTableUUID", "Filesystem", "Partitions",
+            ]
+            for device in pci {
+                #expect(Set(device.keys).isSuperset(of: ["Vendor", "Name", "Address", "Class", "ClassID", "VendorID", "DeviceID"]))
+                #expect(Set(device.keys).isSubset(of: pciKeys), "\(device.keys.sorted())")
+            }
+            for disk in disks {
+                #expect(Set(disk.keys).isSuperset(of: ["Vendor", "Size", "Name", "Partitions"]))
+                #expect(Set(disk.keys).isSubset(of: diskKeys), "\(disk.keys.sorted())")
+            }
             #expect(!pci.isEmpty)
             for device in pci {
                 #expect(device["Vendor"] is String)

@@ -4,11 +4,13 @@ import Testing
 
 @Suite("AGENT_SECRET_TIMEOUT")
 struct SecretTimeoutTests {
+    // 5 s: long enough that a loaded machine still gets the first request in before it
+    // (1 s was not), short enough to wait out.
     @Test("with nobody associated in time, every signed request is refused until restart")
     func closesWhenUnused() throws {
-        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_TIMEOUT": "1s"])
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_TIMEOUT": "5s"])
         defer { agent.stop() }
-        usleep(1_600_000)
+        usleep(5_600_000)
         let reply = try Curl.request("GET", agent.baseURL + "/_ping", headers: SigningKey().headers())
         #expect(reply.status == 403)
         #expect((try reply.json() as? [String: String])?["message"] == "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT")
@@ -17,11 +19,11 @@ struct SecretTimeoutTests {
 
     @Test("an association made in time keeps working after the timeout")
     func associatedInTime() throws {
-        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_TIMEOUT": "1s"])
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_TIMEOUT": "5s"])
         defer { agent.stop() }
         let key = SigningKey()
         #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers()).status == 200)
-        usleep(1_600_000)
+        usleep(5_600_000)
         #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers()).status == 200)
         #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: SigningKey().headers()).status == 403)
     }

@@ -17,8 +17,7 @@ import Testing
 
     @Test(arguments: fixtureNames)
     func jsonMatchesGolden(fixture: String) throws {
-        let tree = TestSupport.fixtures.appendingPathComponent("\(fixture).umockdev").path
-        let output = try TestSupport.output(["umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info"])
+        let output = try TestSupport.hostInfo(fixture: fixture)
         let golden = try String(contentsOf: TestSupport.fixtures.appendingPathComponent("\(fixture).json"), encoding: .utf8)
         // Structural comparison first, for a readable failure; then the exact bytes.
         let actual = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))
@@ -29,10 +28,9 @@ import Testing
 
     @Test(arguments: fixtureNames)
     func pciNamesMatchLspciOnTheSameTree(fixture: String) throws {
-        let tree = TestSupport.fixtures.appendingPathComponent("\(fixture).umockdev").path
-        let output = try TestSupport.output(["umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info"])
+        let output = try TestSupport.hostInfo(fixture: fixture)
         let devices = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8)).pciDevices
-        let lspci = try TestSupport.output(["umockdev-run", "-d", tree, "--", "lspci", "-mm", "-D"])
+        let lspci = try TestSupport.underFixture(fixture, ["lspci", "-mm", "-D", "-i", TestSupport.pinnedPCIIDs])
         let expected = lspci.split(separator: "\n").map { TestSupport.machineFields(String($0)) }
         #expect(!expected.isEmpty)
         #expect(devices.map(\.address) == expected.map { $0[0] })
@@ -45,8 +43,7 @@ import Testing
     }
 
     @Test func unknownDeviceUsesLspciFallbackNotUnknown() throws {
-        let tree = TestSupport.fixtures.appendingPathComponent("virtio-vm.umockdev").path
-        let output = try TestSupport.output(["umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info"])
+        let output = try TestSupport.hostInfo(fixture: "virtio-vm")
         let host = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))
         #expect(host.pciDevices.first { $0.address == "0000:00:00.0" }?.name == "Device 0d57")
         #expect(!output.contains("unknown"))

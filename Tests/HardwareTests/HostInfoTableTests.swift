@@ -17,9 +17,8 @@ import Testing
     }
 
     @Test func commandPrintsTheSameTable() throws {
-        let tree = TestSupport.fixtures.appendingPathComponent("sata-hdd.umockdev").path
-        let json = try TestSupport.output(["umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info"])
-        let table = try TestSupport.output(["umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info", "--table"])
+        let json = try TestSupport.hostInfo(fixture: "sata-hdd")
+        let table = try TestSupport.hostInfo(fixture: "sata-hdd", ["--table"])
         #expect(table == HostInfoTable(try JSONDecoder().decode(HostInfo.self, from: Data(json.utf8))).render())
     }
 }

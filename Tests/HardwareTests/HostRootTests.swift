@@ -12,16 +12,13 @@ import Testing
         let udevData = root.appendingPathComponent("run/udev/data")
         try FileManager.default.createDirectory(at: misc, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: udevData, withIntermediateDirectories: true)
-        let ids = try String(contentsOfFile: "/usr/share/misc/pci.ids", encoding: .utf8)
+        let ids = try String(contentsOfFile: TestSupport.pinnedPCIIDs, encoding: .utf8)
             .replacingOccurrences(of: "\n1af4  Red Hat, Inc.\n", with: "\n1af4  Host Root Vendor\n")
         try ids.write(to: misc.appendingPathComponent("pci.ids"), atomically: true, encoding: .utf8)
         try "E:ID_MODEL=Host_Root_Model\nE:ID_MODEL_ENC=Host\\x20Root\\x20Model\nE:ID_WWN=0x5000000000000001\n"
             .write(to: udevData.appendingPathComponent("b254:0"), atomically: true, encoding: .utf8)
 
-        let tree = TestSupport.fixtures.appendingPathComponent("virtio-vm.umockdev").path
-        let output = try TestSupport.output([
-            "umockdev-run", "-d", tree, "--", TestSupport.deckhand, "host-info", "--host-root", root.path,
-        ])
+        let output = try TestSupport.hostInfo(fixture: "virtio-vm", ["--host-root", root.path])
         let host = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))
         #expect(host.pciDevices.count == 6)
         #expect(host.pciDevices.first { $0.address == "0000:00:02.0" }?.vendor == "Host Root Vendor")

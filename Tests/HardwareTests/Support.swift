@@ -8,6 +8,26 @@ enum TestSupport {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fixtures/hardware")
 
+    /// The host root every fixture run is given: it holds only the pinned
+    /// `usr/share/misc/pci.ids` (fixtures/hardware/trim-pci-ids.py), so that names do not
+    /// change with the machine's pciutils, and a `/host` on the machine is never read.
+    /// Its lack of `sys` leaves sysfs to umockdev's fake `/sys`.
+    static let fixtureHostRoot = fixtures.appendingPathComponent("host-root")
+    static let pinnedPCIIDs = fixtureHostRoot.appendingPathComponent("usr/share/misc/pci.ids").path
+
+    /// `deckhand host-info` (plus `arguments`) under umockdev on the fixture tree `name`,
+    /// with the pinned host root unless `arguments` give another.
+    static func hostInfo(fixture name: String, _ arguments: [String] = []) throws -> String {
+        let root = arguments.contains("--host-root") ? [] : ["--host-root", fixtureHostRoot.path]
+        return try underFixture(name, [deckhand, "host-info"] + root + arguments)
+    }
+
+    /// `command` run under umockdev on the fixture tree `name`; it must succeed.
+    static func underFixture(_ name: String, _ command: [String]) throws -> String {
+        let tree = fixtures.appendingPathComponent("\(name).umockdev").path
+        return try output(["umockdev-run", "-d", tree, "--"] + command)
+    }
+
     /// The `deckhand` executable built next to this test bundle (e.g. `.build/debug/deckhand`).
     static var deckhand: String {
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

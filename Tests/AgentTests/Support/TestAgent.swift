@@ -92,6 +92,13 @@ final class TestAgent: Sendable {
 }
 
 enum Curl {
+    /// curl's exit status for a GET that should get no answer at all, so that a test
+    /// can tell how it failed: 7 is a refused connection, 35 a connection closed during
+    /// the TLS handshake, 28 a time-out (an answer that never came is not a refusal).
+    static func exitStatus(_ url: String, maxTime: Int = 3) throws -> Int32 {
+        try Command.run("curl", ["-sk", "--http1.1", "-o", "/dev/null", "--max-time", String(maxTime), url]).status
+    }
+
     static func request(
         _ method: String,
         _ url: String,
