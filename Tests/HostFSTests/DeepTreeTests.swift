@@ -23,7 +23,9 @@ import Testing
         let most = watch.stop()
         #expect(result == .none)
         #expect(!tree.exists(tree.rootPath + "/deep"))
-        #expect(most <= 4, "\(most) descriptors open at once on the chain's directories")
+        // A few (top, current, next, and what a concurrent directory read may hold),
+        // against one per level (16,000) before: the bound leaves room for the watch's timing.
+        #expect(most <= 8, "\(most) descriptors open at once on the chain's directories")
         #expect(DescriptorWatch.openOn(Set(chain.identities)) == 0)
         #expect(tree.read(tree.rootPath + "/etc/hosts") == "confined hosts")
     }
