@@ -132,11 +132,7 @@ extension AgentConfiguration {
     /// A name that can travel in the target and unreachable-nodes headers as it is:
     /// no spaces, no commas, nothing to escape.
     static func isNodeName(_ text: String) -> Bool {
-        guard let first = text.utf8.first, (1...253).contains(text.utf8.count) else { return false }
-        func isAlphanumeric(_ byte: UInt8) -> Bool {
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-        }
-        return isAlphanumeric(first) && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+        ASCII.isRestrictedName(text, maximumLength: 253)
     }
 
     /// Flags win over the environment, the environment over the defaults.

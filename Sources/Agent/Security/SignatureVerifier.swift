@@ -139,8 +139,7 @@ final class SignatureVerifier: Sendable {
             guard count < keyHexLength else { return false }
             if count < keyPrefixHex.count {
                 // The header's digits, in either case.
-                let lower = (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte) ? byte + 0x20 : byte
-                guard lower == keyPrefixHex[count] else { return false }
+                guard ASCII.lowercased(byte) == keyPrefixHex[count] else { return false }
             } else {
                 guard HexEncoding.isDigit(byte) else { return false }
             }
@@ -181,7 +180,7 @@ enum HexEncoding {
         bytes.reserveCapacity(utf8.count / 2)
         var index = 0
         while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            guard let high = ASCII.hexValue(utf8[index]), let low = ASCII.hexValue(utf8[index + 1]) else { return nil }
             bytes.append(high << 4 | low)
             index += 2
         }
@@ -199,16 +198,7 @@ enum HexEncoding {
     }
 
     static func isDigit(_ c: UInt8) -> Bool {
-        nibble(c) != nil
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        ASCII.hexValue(c) != nil
     }
 }
 
@@ -225,13 +215,7 @@ enum Base64Unpadded {
 
     /// One of the 64 digits of the standard alphabet (not the `=` pad).
     static func isDigit(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "+"), UInt8(ascii: "/"):
-            return true
-        default:
-            return false
-        }
+        ASCII.isAlphanumeric(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: "/")
     }
 
     static func encode(_ bytes: some Sequence<UInt8>) -> String {
