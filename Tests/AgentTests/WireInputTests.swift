@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import Proxy
 import Testing
@@ -63,5 +64,34 @@ struct WireNumberTests {
         for invalid in ["ｔａｓｋｓ.agent", "tâsks.agent", "host:99999999999999999999", "host:0", "[::1]:65536"] {
             #expect(ClusterAddress(invalid) == nil, "\(invalid)")
         }
+    }
+
+    @Test("timeouts too long for a 64-bit count of nanoseconds stop start-up with the variable's name", arguments: [
+        ("AGENT_SECRET_TIMEOUT", "99999999999999999999h"),
+        ("AGENT_SECRET_TIMEOUT", "2562048h"),
+        ("AGENT_SECRET_TIMEOUT", "1" + String(repeating: "0", count: 400) + "s"),
+        ("DECKHAND_HEADER_TIMEOUT", "1e300"),
+        ("DECKHAND_PROBE_INTERVAL", "nan"),
+        ("DECKHAND_MEMBER_TIMEOUT", "inf"),
+        ("AGENT_PORT", "99999999999999999999"),
+        ("DECKHAND_MAX_CONNECTIONS", "9223372036854775808"),
+    ])
+    func outOfRangeSettings(variable: String, value: String) throws {
+        let setting = try #require(Setting.allCases.first { $0.environmentName == variable })
+        #expect(throws: ConfigurationError.self) {
+            try AgentConfiguration.resolve(flags: [:], environment: [variable: value])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try AgentConfiguration.resolve(flags: [setting: value], environment: [:])
+        }
+    }
+
+    @Test("the longest timeout Go accepts is taken, and converts to nanoseconds without a trap")
+    func longestTimeout() throws {
+        let configuration = try AgentConfiguration.resolve(flags: [:], environment: ["AGENT_SECRET_TIMEOUT": "2562047h"])
+        #expect(configuration.associationTimeout == 2_562_047 * 3600)
+        #expect(TimeAmount.fromSeconds(configuration.associationTimeout).nanoseconds == 2_562_047 * 3600 * 1_000_000_000)
+        #expect(TimeAmount.fromSeconds(.infinity).nanoseconds == 0)
+        #expect(TimeAmount.fromSeconds(1e300).nanoseconds > 9_000_000_000_000_000_000)
     }
 }
