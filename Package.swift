@@ -116,5 +116,8 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         fuzzer("MultipartFuzzer", []),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("MemberInfoFuzzer", ["Proxy"]),
+        fuzzer("HTTPDateFuzzer", []),
+        fuzzer("ByteRangeFuzzer", []),
+        fuzzer("HeaderParametersFuzzer", []),
     ]
 }
