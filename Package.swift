@@ -43,10 +43,13 @@ let package = Package(
                 // 0.8 MB less to read at start) and lay out together the functions that
                 // run at start and per request (scripts/link-order): the kernel maps code
                 // 64 KiB around each page touched, so scattered code is resident memory.
+                // No debug information (`--strip-debug`): a crash report, even from Swift's
+                // backtracer turned on with SWIFT_BACKTRACE, then names functions but not the
+                // build machine's source paths (issue 13). The symbol table stays, for perf.
                 .unsafeFlags([
                     "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                     "-Xlinker", "--symbol-ordering-file=\(packageRoot)/scripts/link-order.txt",
-                    "-Xlinker", "--no-warn-symbol-ordering",
+                    "-Xlinker", "--no-warn-symbol-ordering", "-Xlinker", "--strip-debug",
                 ], .when(configuration: .release)),
             ]
         ),
@@ -116,5 +119,8 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         fuzzer("MultipartFuzzer", []),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("MemberInfoFuzzer", ["Proxy"]),
+        fuzzer("HTTPDateFuzzer", []),
+        fuzzer("ByteRangeFuzzer", []),
+        fuzzer("HeaderParametersFuzzer", []),
     ]
 }

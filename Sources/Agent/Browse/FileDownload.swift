@@ -5,7 +5,8 @@ import NIOHTTP1
 /// The answer to a file download, with the behaviour of Go's `http.ServeContent`:
 /// `Last-Modified` and `If-Modified-Since` (304), one `Range` (206, or 416 when it
 /// starts past the end), `Content-Type` from the extension, and an attachment
-/// `Content-Disposition`. Several ranges get the whole file (a server may ignore Range).
+/// `Content-Disposition`. Several ranges, or a malformed one, get the whole file (a
+/// server may ignore Range), as does an If-Modified-Since that is not a date.
 enum FileDownload {
     static func response(for file: ReadableFile, requestHeaders: HTTPHeaders) -> AgentResponse {
         var headers = HTTPHeaders()
@@ -61,68 +62,6 @@ enum FileDownload {
     }
 }
 
-/// A `Range: bytes=…` header against a file of `size` bytes.
-enum ByteRange: Equatable {
-    case whole
-    case unsatisfiable
-    case part(Range<Int64>)
-
-    static func parse(_ header: String, size: Int64) -> ByteRange {
-        let trimmed = header.trimmingSpaces
-        guard trimmed.hasPrefix("bytes=") else { return .whole }
-        let specs = trimmed.dropFirst(6).split(separator: ",")
-        guard specs.count == 1 else { return .whole }
-        let spec = specs[0].trimmingSpaces
-        guard let dash = spec.firstIndex(of: "-") else { return .unsatisfiable }
-        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
-        if first.isEmpty {
-            // bytes=-N: the last N bytes.
-            guard let count = Int64(last), count > 0 else { return .unsatisfiable }
-            return size == 0 ? .unsatisfiable : .part(max(0, size - count)..<size)
-        }
-        guard let start = Int64(first), start >= 0 else { return .unsatisfiable }
-        guard start < size else { return .unsatisfiable }
-        if last.isEmpty { return .part(start..<size) }
-        guard let end = Int64(last), end >= start else { return .unsatisfiable }
-        return .part(start..<min(end + 1, size))
-    }
-}
-
-/// HTTP dates (IMF-fixdate), as `Last-Modified` and `If-Modified-Since` carry them.
-enum HTTPDate {
-    private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    static func format(_ seconds: Int64) -> String {
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
-    }
-
-    /// Unix seconds of an IMF-fixdate, or nil for anything else (the header is then ignored).
-    static func parse(_ text: String) -> Int64? {
-        // "Sun, 06 Nov 1994 08:49:37 GMT"
-        let fields = text.split(separator: " ")
-        guard fields.count == 6, fields[5] == "GMT", fields[0].hasSuffix(","),
-              let day = Int32(fields[1]), let month = months.firstIndex(of: String(fields[2])), let year = Int32(fields[3])
-        else { return nil }
-        let clock = fields[4].split(separator: ":")
-        guard clock.count == 3, let hour = Int32(clock[0]), let minute = Int32(clock[1]), let second = Int32(clock[2]),
-              (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
-        else { return nil }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = Int32(month)
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        return Int64(timegm(&parts))
-    }
-}
-
 /// `Content-Type` from a file name's extension, for the types a host or volume
 /// browser meets most; anything else is `application/octet-stream`.
 enum MediaType {
@@ -142,16 +81,6 @@ enum MediaType {
     static func forFileName(_ name: String) -> String {
         guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "application/octet-stream" }
         return byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
-    }
-}
-
-extension StringProtocol {
-    /// Without leading and trailing spaces and tabs (header values' optional white space).
-    var trimmingSpaces: SubSequence {
-        var start = startIndex, end = endIndex
-        while start < end, self[start] == " " || self[start] == "\t" { start = index(after: start) }
-        while end > start, self[index(before: end)] == " " || self[index(before: end)] == "\t" { end = index(before: end) }
-        return self[start..<end]
     }
 }
 

@@ -85,8 +85,8 @@ struct HeaderParameters: Equatable, Sendable {
             utf8 = utf8.dropFirst()
             if byte == UInt8(ascii: "%") {
                 guard utf8.count >= 2,
-                      let high = hexValue(utf8[utf8.startIndex]),
-                      let low = hexValue(utf8[utf8.startIndex + 1]) else { return nil }
+                      let high = ASCII.hexValue(utf8[utf8.startIndex]),
+                      let low = ASCII.hexValue(utf8[utf8.startIndex + 1]) else { return nil }
                 bytes.append(high << 4 | low)
                 utf8 = utf8.dropFirst(2)
             } else {
@@ -102,14 +102,5 @@ struct HeaderParameters: Equatable, Sendable {
         guard let first = text.firstIndex(where: { !isBlank($0) }),
               let last = text.lastIndex(where: { !isBlank($0) }) else { return "" }
         return String(text[first...last])
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

@@ -65,6 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        CrashReport.install()
         let configuration: AgentConfiguration
         do {
             configuration = try AgentConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)

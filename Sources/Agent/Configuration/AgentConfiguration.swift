@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Proxy
 
 /// Everything the agent is told at start-up, validated. Built once, by
@@ -111,18 +112,20 @@ enum Setting: String, CaseIterable, Sendable {
 }
 
 extension AgentConfiguration {
-    /// Go's duration syntax, as the original agent takes it: `72h`, `1h30m`, `90s`, `500ms`.
+    /// Go's duration syntax, as the original agent takes it: `72h`, `1h30m`, `90s`, `500ms`,
+    /// in seconds. Nil past Go's own limit, an `Int64` of nanoseconds (about 292 years),
+    /// so that the value always converts to NIO's nanoseconds.
     static func parseDuration(_ text: String) -> Double? {
         var total = 0.0
-        var rest = Substring(text)
+        var rest = Array(text.utf8)[...]
         guard !rest.isEmpty else { return nil }
         while !rest.isEmpty {
-            let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard let value = Double(number) else { return nil }
+            let number = rest.prefix { ASCII.isDigit($0) || $0 == UInt8(ascii: ".") }
+            guard let value = Double(String(decoding: number, as: UTF8.self)) else { return nil }
             rest = rest.dropFirst(number.count)
-            let unit = rest.prefix { $0.isLetter }
+            let unit = rest.prefix(while: ASCII.isLetter)
             rest = rest.dropFirst(unit.count)
-            switch unit {
+            switch String(decoding: unit, as: UTF8.self) {
             case "h": total += value * 3600
             case "m": total += value * 60
             case "s": total += value
@@ -130,7 +133,14 @@ extension AgentConfiguration {
             default: return nil
             }
         }
+        guard total.isFinite, total * 1e9 < Double(Int64.max) else { return nil }
         return total
+    }
+
+    /// A name that can travel in the target and unreachable-nodes headers as it is:
+    /// the one rule peers are held to too (`PeerText`).
+    static func isNodeName(_ text: String) -> Bool {
+        PeerText.isNodeName(text)
     }
 
     /// Flags win over the environment, the environment over the defaults.
@@ -230,7 +240,7 @@ extension AgentConfiguration {
         }
         if let text = value(.secretTimeout) {
             guard let seconds = Self.parseDuration(text), seconds > 0 else {
-                throw ConfigurationError(setting: .secretTimeout, value: text, accepted: "a duration such as 72h, 30m or 90s")
+                throw ConfigurationError(setting: .secretTimeout, value: text, accepted: "a duration such as 72h, 30m or 90s, at most 2562047h")
             }
             configuration.associationTimeout = seconds
         }
@@ -243,5 +253,15 @@ extension AgentConfiguration {
                 accepted: "to be given together with \(given == .tlsKey ? Setting.tlsCertificate.environmentName : Setting.tlsKey.environmentName)")
         }
         return configuration
+    }
+}
+
+extension TimeAmount {
+    /// A setting's seconds as NIO's nanoseconds. `resolve` keeps every setting within
+    /// range; the clamp (to the largest Double below 2^63 ns, about 292 years) makes sure
+    /// a conversion never traps.
+    static func fromSeconds(_ seconds: Double) -> TimeAmount {
+        guard seconds.isFinite, seconds > 0 else { return .zero }
+        return .nanoseconds(Int64(min(seconds * 1e9, Double(Int64.max).nextDown)))
     }
 }

@@ -20,12 +20,11 @@ struct ConsoleRequest {
         }
         switch kind {
         case .exec:
-            guard id.count <= 64, id.allSatisfy({ $0.isHexDigit }) else {
-                throw AgentError(.badRequest, "Invalid exec id: expected hexadecimal")
+            guard Self.isExecID(id) else {
+                throw AgentError(.badRequest, "Invalid exec id: expected 64 lowercase hexadecimal digits")
             }
         case .attach:
-            guard id.count <= 255, let first = id.unicodeScalars.first, first.isASCIIAlphanumeric,
-                  id.unicodeScalars.allSatisfy({ $0.isASCIIAlphanumeric || $0 == "_" || $0 == "." || $0 == "-" }) else {
+            guard ASCII.isRestrictedName(id, maximumLength: 255) else {
                 throw AgentError(.badRequest, "Invalid container id or name")
             }
         }
@@ -37,6 +36,12 @@ struct ConsoleRequest {
         self.kind = kind
         self.id = id
         self.webSocketKey = key
+    }
+
+    /// An exec id as the engine makes them (64 random lowercase hex digits) and looks
+    /// them up: whole, never by prefix or name.
+    static func isExecID(_ id: String) -> Bool {
+        id.utf8.count == 64 && id.utf8.allSatisfy(ASCII.isLowercaseHexDigit)
     }
 
     /// Asks the engine whether it knows the id, before any upgrade.
@@ -68,11 +73,5 @@ struct ConsoleRequest {
         headers.add(name: "Sec-WebSocket-Accept", value: Data(digest).base64EncodedString())
         AgentHeaders.add(to: &headers)
         return HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
-    }
-}
-
-extension Unicode.Scalar {
-    var isASCIIAlphanumeric: Bool {
-        ("a"..."z").contains(self) || ("A"..."Z").contains(self) || ("0"..."9").contains(self)
     }
 }

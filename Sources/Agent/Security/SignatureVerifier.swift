@@ -140,10 +140,9 @@ final class SignatureVerifier: Sendable {
             guard count < keyHexLength else { return false }
             if count < keyPrefixHex.count {
                 // The header's digits, in either case.
-                let lower = (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte) ? byte + 0x20 : byte
-                guard lower == keyPrefixHex[count] else { return false }
+                guard ASCII.lowercased(byte) == keyPrefixHex[count] else { return false }
             } else {
-                guard HexEncoding.isDigit(byte) else { return false }
+                guard ASCII.hexValue(byte) != nil else { return false }
             }
             count += 1
         }
@@ -186,13 +185,7 @@ enum Base64Unpadded {
 
     /// One of the 64 digits of the standard alphabet (not the `=` pad).
     static func isDigit(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "+"), UInt8(ascii: "/"):
-            return true
-        default:
-            return false
-        }
+        ASCII.isAlphanumeric(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: "/")
     }
 
     static func encode(_ bytes: some Sequence<UInt8>) -> String {

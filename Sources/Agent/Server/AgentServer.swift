@@ -73,8 +73,8 @@ final class AgentServer: Sendable {
         if let address = clusterAddress {
             let settings = ClusterMembership.Settings(
                 address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
-                probeInterval: .nanoseconds(Int64(configuration.probeInterval * 1e9)),
-                memberTimeout: .nanoseconds(Int64(configuration.memberTimeout * 1e9)),
+                probeInterval: .fromSeconds(configuration.probeInterval),
+                memberTimeout: .fromSeconds(configuration.memberTimeout),
                 nodeName: configuration.nodeName, secret: configuration.secret)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
@@ -110,7 +110,7 @@ final class AgentServer: Sendable {
             .bind(host: configuration.host, port: configuration.port)
             .get()
         if configuration.secret == nil {
-            let window = TimeAmount.nanoseconds(Int64(configuration.associationTimeout * 1e9))
+            let window = TimeAmount.fromSeconds(configuration.associationTimeout)
             let verifier = services.verifier
             group.next().scheduleTask(in: window) {
                 if verifier.closeAssociationIfUnused() {

@@ -189,7 +189,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// period, and a busy connection arms a new one when it next becomes idle.
     func armHeaderTimer() {
         guard headerTimer == nil, let context else { return }
-        let timeout = TimeAmount.nanoseconds(Int64(services.configuration.headerTimeout * 1e9))
+        let timeout = TimeAmount.fromSeconds(services.configuration.headerTimeout)
         headerTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: idleSince + timeout) {
             self.headerTimer = nil
             guard let context = self.context, case .idle = self.state else { return }
@@ -205,7 +205,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// timeout, like the header timer.
     func armBodyTimer() {
         guard bodyTimer == nil, let context else { return }
-        let timeout = TimeAmount.nanoseconds(Int64(services.configuration.bodyTimeout * 1e9))
+        let timeout = TimeAmount.fromSeconds(services.configuration.bodyTimeout)
         bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: bodyProgress + timeout) {
             self.bodyTimer = nil
             guard let context = self.context, self.requestBodyOpen else { return }

@@ -31,7 +31,8 @@ public struct ClusterAddress: Sendable, Equatable, CustomStringConvertible {
                 port = number
             }
             if let port, !(1...65535).contains(port) { return nil }
-            guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_" || $0 == ":" }) else {
+            // ASCII only: `isLetter` and `isNumber` alone would let any script's letters through to the resolver.
+            guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-_:".contains($0)) }) else {
                 return nil
             }
             seeds.append(Seed(host: String(host), port: port))

@@ -18,7 +18,7 @@ public enum ServiceDiscovery {
         var name = [CChar](repeating: 0, count: 256)
         guard gethostname(&name, name.count - 1) == 0 else { return eventLoop.makeSucceededFuture(nil) }
         let hostname = String(cString: name)
-        guard !hostname.isEmpty, hostname.allSatisfy({ $0.isHexDigit }) else { return eventLoop.makeSucceededFuture(nil) }
+        guard !hostname.isEmpty, hostname.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return eventLoop.makeSucceededFuture(nil) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/containers/\(hostname)/json", headers: ["Host": "docker"])
         return engine.collect(head, on: eventLoop, limit: 4 << 20, timeout: .seconds(5)).map { response in
             guard response.head.status == .ok,

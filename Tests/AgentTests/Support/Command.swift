@@ -173,13 +173,20 @@ private final class CollectedOutput: @unchecked Sendable {
 final class ChildProcess {
     let pid: pid_t
     private var exited = false
+    /// The signal that ended the child, once `isRunning` has seen it end of one.
+    private(set) var terminatingSignal: Int32?
 
     init(pid: pid_t) { self.pid = pid }
 
     var isRunning: Bool {
         guard !exited else { return false }
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+        if waitpid(pid, &status, WNOHANG) == pid {
+            exited = true
+            // WIFSIGNALED and WTERMSIG are macros Swift does not import.
+            let signal = status & 0x7f
+            if signal != 0 && signal != 0x7f { terminatingSignal = signal }
+        }
         return !exited
     }
 

@@ -1,0 +1,1 @@
+../../../Sources/Agent/HTTP/ASCII.swift

@@ -1,0 +1,1 @@
+../../../Sources/Agent/Browse/HeaderParameters.swift
