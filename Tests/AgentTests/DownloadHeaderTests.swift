@@ -131,13 +131,15 @@ struct HostileHeaderTests {
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
 
-    @Test("a Content-Length past 64 bits is a 400, one within them is answered, and the agent stays up")
+    @Test("a Content-Length past a signed 64-bit length is a 400, one within it is answered, and the agent stays up")
     func contentLengths() throws {
         let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
         defer { agent.stop() }
         let key = SigningKey()
         let signature = key.headers().map { "\($0.key): \($0.value)\r\n" }.joined()
-        for length in ["99999999999999999999", "18446744073709551616", "-1", "1e3", "0x10"] {
+        // NIO's parser refuses what does not fit 64 bits; the agent's framing rule
+        // (MessageFraming) refuses what does not fit an Int64 length.
+        for length in ["99999999999999999999", "18446744073709551616", "18446744073709551615", "9223372036854775808", "-1", "1e3", "0x10"] {
             let connection = try LimitsTests.RawConnection(port: agent.port)
             try connection.send("GET /browse/get?path=/x HTTP/1.1\r\nHost: agent\r\n\(signature)Content-Length: \(length)\r\n\r\n")
             #expect(connection.closedByServer(within: 5), "Content-Length: \(length)")
@@ -145,7 +147,7 @@ struct HostileHeaderTests {
             #expect(agent.process.isRunning, "the agent died on Content-Length: \(length)")
         }
         // A length the HTTP parser takes is only a body nobody reads: the request is answered.
-        for length in ["9223372036854775807", "9223372036854775808", "18446744073709551615"] {
+        for length in ["9223372036854775807", "4294967296"] {
             let connection = try LimitsTests.RawConnection(port: agent.port)
             try connection.send("GET /ping HTTP/1.1\r\nHost: agent\r\nContent-Length: \(length)\r\n\r\n")
             let deadline = Date().addingTimeInterval(5)

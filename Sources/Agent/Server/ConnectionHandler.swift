@@ -393,8 +393,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var head = head
         switch MessageFraming.requestBody(of: head) {
         case .failure(let problem):
+            // Where its body ends cannot be known: nothing after this head is read as a request.
             requestBodyOpen = false
-            return refuse(AgentError(.badRequest, "Ambiguous request framing", details: problem.description), context: context)
+            refuse(AgentError(.badRequest, "Ambiguous request framing", details: problem.description), context: context)
+            return closeAfterLinger(context: context)
         case .success(let body):
             requestBodyOpen = body != .none && body != .length(0)
             head.headers = MessageFraming.normalized(head.headers, body: body)
