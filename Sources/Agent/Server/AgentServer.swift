@@ -100,7 +100,10 @@ final class AgentServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 512)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // At most 4 socket reads (256 KiB) per wake-up: whatever one read cycle
+            // brings is decoded at once, so this bounds what a client that pipelines
+            // without reading makes the loop parse (and hold) before it is cut off.
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard limit.admit(channel) else { return }
