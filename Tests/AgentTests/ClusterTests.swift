@@ -174,6 +174,12 @@ extension LabSuites {
         func faults() throws {
             let lab = try LabCluster(probeInterval: 1, memberTimeout: 2)
             defer { lab.stop() }
+            // The lab is shared: a failure below must not leave node3's engine stopped or
+            // node2 cut off (both commands do nothing when already so).
+            defer {
+                _ = try? lab.lab(["link", "2", "up"])
+                _ = try? lab.lab(["engine", "3", "start"])
+            }
             let key = lab.key
             let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
 
