@@ -23,7 +23,7 @@ extension LabSuites {
         }
 
         static func listedNames(_ lab: LabCluster, _ node: LabCluster.Node) throws -> [String] {
-            (try lab.request(node, "GET", "/agents", key: lab.key).json() as? [[String: String]] ?? []).map { $0["NodeName"] ?? "" }
+            try lab.agentNames(asking: node)
         }
 
         /// Every node's aggregated list and /agents: the three real nodes, nothing else,

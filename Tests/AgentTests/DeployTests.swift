@@ -73,12 +73,19 @@ extension LabSuites {
             let key = SigningKey()
             try deployment.waitForCluster(service: "\(Self.stack)_agent", key: key)
             let nodes = deployment.swarm.nodes
+            // Every lab node has the same /sys, so an answer relayed from the wrong node
+            // would still be right: each node's own /run gets udev entries that give its
+            // disks a serial naming the node, which its answer must carry.
+            let markers = try Self.plantSerialMarkers(on: nodes)
+            defer { markers.remove() }
             for (index, node) in nodes.enumerated() {
                 // What the node itself sees (its own /run, hence its own udev view).
                 let local = try deployment.swarm.lab(["exec", String(node.index), try CommandLineTests.deckhand, "host-info", "--host-root", "/"])
                 try #require(local.status == 0, "\(local.errorOutput)")
                 let expected = try #require(try JSONSerialization.jsonObject(with: local.stdout) as? [String: Any])
                 #expect(!((expected["PCIDevices"] as? [Any]) ?? []).isEmpty)
+                let serials = try #require(expected["PhysicalDisks"] as? [[String: Any]]).map { $0["Serial"] as? String }
+                #expect(!serials.isEmpty && serials.allSatisfy { $0 == markers.serial(of: node) }, "\(node.name): \(serials)")
                 let direct = try deployment.request(node, "/host/info", key: key)
                 let relayed = try deployment.request(nodes[(index + 1) % nodes.count], "/v2/host/info", key: key,
                                                      headers: ["X-PortainerAgent-Target": node.name])
@@ -86,6 +93,53 @@ extension LabSuites {
                     #expect(reply.status == 200, "\(node.name): \(reply.text)")
                     let body = try #require(try reply.json() as? [String: Any], "\(node.name): \(reply.text)")
                     #expect(NSDictionary(dictionary: body).isEqual(to: expected), "\(node.name): \(reply.text)")
+                }
+            }
+        }
+
+        /// udev database entries, one set per node in that node's own /run, that give
+        /// every disk of the machine the serial `deckhand-<node name>`.
+        struct SerialMarkers {
+            /// What was created, deepest first, to be removed afterwards.
+            var created: [String] = []
+
+            func serial(of node: LabSwarm.Node) -> String { "deckhand-\(node.name)" }
+
+            func remove() {
+                for path in created { _ = try? FileManager.default.removeItem(atPath: path) }
+            }
+        }
+
+        static func plantSerialMarkers(on nodes: [LabSwarm.Node]) throws -> SerialMarkers {
+            // The machine's disks, as the nodes' shared /sys shows them: major:minor of each.
+            let virtual = ["loop", "ram", "zram", "dm-", "md", "nbd"]
+            let disks = try FileManager.default.contentsOfDirectory(atPath: "/sys/block")
+                .filter { name in !virtual.contains { name.hasPrefix($0) } }
+            let numbers = try disks.map { try String(contentsOfFile: "/sys/block/\($0)/dev", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
+            try #require(!numbers.isEmpty, "no disk in /sys/block")
+            var markers = SerialMarkers()
+            do {
+                try plant(in: nodes, numbers: numbers, into: &markers)
+            } catch {
+                markers.remove()
+                throw error
+            }
+            return markers
+        }
+
+        private static func plant(in nodes: [LabSwarm.Node], numbers: [String], into markers: inout SerialMarkers) throws {
+            for node in nodes {
+                // The node's /run, seen from the root namespace, holds its engine's socket.
+                let run = URL(fileURLWithPath: node.socket).deletingLastPathComponent().path
+                for folder in ["\(run)/udev", "\(run)/udev/data"] where !FileManager.default.fileExists(atPath: folder) {
+                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+                    markers.created.insert(folder, at: 0)
+                }
+                for number in numbers {
+                    let entry = "\(run)/udev/data/b\(number)"
+                    try #require(!FileManager.default.fileExists(atPath: entry), "\(entry) exists already")
+                    try "E:ID_SERIAL_SHORT=\(markers.serial(of: node))\n".write(toFile: entry, atomically: false, encoding: .utf8)
+                    markers.created.insert(entry, at: 0)
                 }
             }
         }

@@ -19,8 +19,16 @@ struct EngineProxyTests {
             #expect(viaAgent.headers["api-version"] == direct.headers["api-version"])
             #expect(viaAgent.headers["content-type"] == direct.headers["content-type"])
             #expect(viaAgent.headers["portainer-agent"] == AgentVersion.deckhand)
-            if path.hasSuffix("version") || path.hasSuffix("images/json") {
+            if path.hasSuffix("version") {
                 #expect(viaAgent.body == direct.body)
+            } else if path.hasSuffix("images/json") {
+                // DockerCLITests tag and remove images on this engine in parallel, which
+                // changes the tags between the two reads but never the set of image IDs.
+                let ids = { (reply: HTTPReply) throws -> [String] in
+                    try #require(try reply.json() as? [[String: Any]]).compactMap { $0["Id"] as? String }.sorted()
+                }
+                #expect(try ids(viaAgent) == ids(direct))
+                #expect(try !ids(direct).isEmpty)
             } else {
                 // /info carries a clock and counters; compare what does not move.
                 let a = try #require(try viaAgent.json() as? [String: Any])

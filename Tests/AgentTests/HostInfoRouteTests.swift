@@ -60,4 +60,43 @@ struct HostInfoRouteTests {
             #expect(NSDictionary(dictionary: printed).isEqual(to: body))
         }
     }
+    /// The agent's answer is cached for 5 s (HostInfoCache's time to live), but a udev
+    /// event makes it collect again at once. The event comes from a umockdev testbed
+    /// (fixtures/hardware/testbed-with-uevents.py) in which the agent runs, never from
+    /// the machine's own disks: the fixture disk grows, and says so with "change".
+    @Test("a udev change event on a disk refreshes the cached answer before its time to live")
+    func udevChangeEventRefreshes() throws {
+        let hardware = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fixtures/hardware")
+        let sda = "/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+        let grown: UInt64 = 2 * 7_814_037_168  // sectors: twice the fixture's 4 TB
+        let agent = try AgentProcess(
+            environment: [
+                "CAP_HOST_MANAGEMENT": "1", "DECKHAND_HOST_ROOT": hardware.appendingPathComponent("host-root").path,
+                "DECKHAND_ENGINE_SOCKET": try TestEngine.socket,
+            ],
+            launcher: [
+                "umockdev-wrapper", "/usr/bin/python3", hardware.appendingPathComponent("testbed-with-uevents.py").path,
+                hardware.appendingPathComponent("sata-hdd.umockdev").path, sda, "size", String(grown), "--",
+            ])
+        defer { agent.stop() }
+        let key = SigningKey()
+        func diskSize() throws -> UInt64? {
+            let reply = try Curl.request("GET", agent.baseURL + "/v2/host/info", headers: key.headers())
+            #expect(reply.status == 200, "\(reply.text)")
+            let disks = try #require(try reply.json() as? [String: Any])["PhysicalDisks"] as? [[String: Any]]
+            return (disks?.first { $0["Name"] as? String == "sda" }?["Size"] as? NSNumber)?.uint64Value
+        }
+        #expect(try diskSize() == 4_000_787_030_016)
+        let cached = Date()
+        #expect(kill(agent.pid, SIGUSR1) == 0)
+        var size = try diskSize()
+        while size != grown * 512 && Date() < cached.addingTimeInterval(4) {
+            usleep(100_000)
+            size = try diskSize()
+        }
+        #expect(size == grown * 512, "still \(size.map(String.init) ?? "none") \(Date().timeIntervalSince(cached))s after the first answer")
+    }
 }
+

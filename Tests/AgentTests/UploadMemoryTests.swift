@@ -48,6 +48,9 @@ struct UploadMemoryTests {
         let agent = try Self.startAgent()
         defer { agent.stop() }
         let key = SigningKey()
+        // Associate the key and warm the TLS and HTTP paths before the baseline.
+        #expect(try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=\(volume.name)&path=/", headers: key.headers()).status == 200)
+        let baseline = agent.openDescriptorCount()
         let boundary = "cutoffboundary"
         let head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"target.bin\"\r\n\r\n"
         let body = Data(head.utf8) + Data(repeating: 0x42, count: 8 << 20)
@@ -63,15 +66,16 @@ struct UploadMemoryTests {
                                      "-H", "X-PortainerAgent-Signature: \(key.headers()["X-PortainerAgent-Signature"]!)",
                                      "--data-binary", "@\(file.path)",
                                      agent.baseURL + "/browse/put?volumeID=\(volume.name)"], timeout: 30)
-        // The agent notices the connection is gone and drops the staged file.
-        let data = try volume.dataPath
-        var names: [String] = []
-        for _ in 0..<50 {
-            names = try FileManager.default.contentsOfDirectory(atPath: data)
-            if names == ["target.bin"] { break }
+        // The agent notices the connection is gone and drops the staged file: an
+        // O_TMPFILE, which no listing shows, so it is its descriptor that must go.
+        var open = agent.openDescriptorCount()
+        for _ in 0..<50 where open != baseline {
             usleep(100_000)
+            open = agent.openDescriptorCount()
         }
-        #expect(names == ["target.bin"])
+        #expect(open == baseline, "descriptors: \(baseline) before the upload, \(open) after")
+        let data = try volume.dataPath
+        #expect(try FileManager.default.contentsOfDirectory(atPath: data) == ["target.bin"])
         #expect(try String(contentsOfFile: data + "/target.bin", encoding: .utf8) == "original\n")
         // And it keeps serving.
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)

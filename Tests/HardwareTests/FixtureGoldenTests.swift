@@ -42,6 +42,19 @@ import Testing
         #expect(devices.map { $0.subsystemName ?? "" } == expected.map { $0[$0.count - 1] })
     }
 
+    /// Disks against lsblk under the same tree (LsblkView says what lsblk cannot see).
+    @Test(arguments: fixtureNames)
+    func diskListMatchesLsblkOnTheSameTree(fixture: String) throws {
+        let output = try TestSupport.hostInfo(fixture: fixture)
+        let disks = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8)).physicalDisks
+        try LsblkView.expect(
+            disks, match: LsblkView.underFixture(fixture), blindTransports: [.sata, .scsi, .usb, .virtio],
+            readSysfs: { path in
+                let cat = try TestSupport.run(["umockdev-run", "-d", TestSupport.fixtures.appendingPathComponent("\(fixture).umockdev").path, "--", "cat", "/sys/\(path)"])
+                return cat.status == 0 ? cat.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : nil
+            })
+    }
+
     @Test func unknownDeviceUsesLspciFallbackNotUnknown() throws {
         let output = try TestSupport.hostInfo(fixture: "virtio-vm")
         let host = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))

@@ -4,7 +4,8 @@ import Synchronization
 import Testing
 
 /// The cache answers from memory while fresh, and collects again after its time to
-/// live, after `invalidate()`, and after a real udev block event.
+/// live and after `invalidate()`. That a udev event invalidates it is shown through the
+/// agent in a umockdev testbed (HostInfoRouteTests), not on the machine's own disks.
 @Suite struct HostInfoCacheTests {
     final class Counter: Sendable {
         let loads = Atomic<Int>(0)
@@ -38,22 +39,6 @@ import Testing
         _ = cache.hostInfo()
         cache.invalidate()
         _ = cache.hostInfo()
-        #expect(counter.count == 2)
-    }
-
-    @Test func udevBlockEventInvalidates() throws {
-        let counter = Counter()
-        let cache = HostInfoCache(timeToLive: .seconds(60), load: counter.load)
-        #expect(cache.watchForChanges())
-        _ = cache.hostInfo()
-        // A synthetic "change" uevent on a real disk: the kernel sends it like a hot-plug.
-        let disk = try #require(try HardwareInventory(hostRoot: .system).collect().physicalDisks.first)
-        try "change".write(toFile: "/sys/block/\(disk.name)/uevent", atomically: false, encoding: .utf8)
-        let deadline = Date().addingTimeInterval(5)
-        while counter.count < 2 && Date() < deadline {
-            _ = cache.hostInfo()
-            Thread.sleep(forTimeInterval: 0.02)
-        }
         #expect(counter.count == 2)
     }
 }

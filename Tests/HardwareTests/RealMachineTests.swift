@@ -19,17 +19,15 @@ import Testing
         #expect(devices.map(\.name) == expected.map { $0[3] })
     }
 
+    /// Every disk field against lsblk (minus the kernel's virtual block device families).
     @Test func diskListMatchesLsblkWithoutVirtualDevices() throws {
-        let disks = try Self.hostInfo().physicalDisks
-        // lsblk's own view, minus the kernel's virtual block device families.
-        let virtual = ["loop", "ram", "zram", "dm-", "md", "nbd"]
-        let expected = try TestSupport.output(["lsblk", "-b", "-d", "-n", "-o", "NAME,SIZE"]).split(separator: "\n")
-            .map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
-            .filter { fields in !virtual.contains { fields[0].hasPrefix($0) } }
-            .sorted { $0[0] < $1[0] }
-        #expect(!expected.isEmpty)
-        #expect(disks.map(\.name) == expected.map { $0[0] })
-        #expect(disks.map { String($0.size) } == expected.map { $0[1] })
+        let view = try LsblkView.onMachine()
+        #expect(!view.disks.isEmpty)
+        try LsblkView.expect(
+            Self.hostInfo().physicalDisks, match: view, blindTransports: [.virtio],
+            readSysfs: { path in
+                (try? String(contentsOfFile: "/sys/\(path)", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            })
     }
 
     @Test func inventoryInProcessAgreesWithTheCommand() throws {

@@ -145,31 +145,34 @@ import Testing
     }
 
     @Test func aDestinationOnAnotherFilesystemGetsACopy() throws {
-        // The root is "/" (ext4 here) and the destination a folder in /dev/shm (tmpfs), so
+        // The root is a temporary folder and the destination a tmpfs mounted inside it, so
         // the rename fails with EXDEV and the writer must copy. Both kinds in one test, one
-        // after the other: a named temporary file in "/" must not be seen by the other.
+        // after the other: a named temporary file in the root must not be seen by the other.
         for temporary in [TemporaryFile.Kind.automatic, .named] {
             try copiesAcrossFilesystems(temporary)
         }
     }
 
     func copiesAcrossFilesystems(_ temporary: TemporaryFile.Kind) throws {
-        var template = Array("/dev/shm/hostfs-test-XXXXXX".utf8CString)
+        var template = Array((FileManager.default.temporaryDirectory.path + "/hostfs-root-XXXXXX").utf8CString)
         let made = try #require(mkdtemp(&template))
-        let folder = String(cString: made)
-        defer { _ = try? FileManager.default.removeItem(atPath: folder) }
+        let rootPath = String(cString: made)
+        defer { _ = try? FileManager.default.removeItem(atPath: rootPath) }
+        let folder = rootPath + "/other-fs"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try #require(mount("tmpfs", folder, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
+        defer { _ = umount2(folder, Int32(MNT_DETACH)) }
         var rootStatus = stat(), folderStatus = stat()
-        #expect(stat("/", &rootStatus) == 0 && stat(folder, &folderStatus) == 0)
-        try #require(rootStatus.st_dev != folderStatus.st_dev, "/dev/shm must be another filesystem than /")
+        #expect(stat(rootPath, &rootStatus) == 0 && stat(folder, &folderStatus) == 0)
+        try #require(rootStatus.st_dev != folderStatus.st_dev, "the tmpfs must be another filesystem than the root")
 
-        let root = try ConfinedRoot(path: "/")
-        let before = (try? FileManager.default.contentsOfDirectory(atPath: "/")) ?? []
+        let root = try ConfinedRoot(path: rootPath)
         let writer = try root.makeAtomicWriter(kind: temporary)
         let content = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         try writer.write(content)
-        try writer.commit(in: try ConfinedPath(folder), named: FileName("copied.bin"))
+        try writer.commit(in: try ConfinedPath("/other-fs"), named: FileName("copied.bin"))
         #expect(FileManager.default.contents(atPath: folder + "/copied.bin").map(Array.init) == content)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["copied.bin"])
-        #expect(((try? FileManager.default.contentsOfDirectory(atPath: "/")) ?? []) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: rootPath) == ["other-fs"])
     }
 }

@@ -11,11 +11,13 @@ final class AgentProcess {
     var pid: Int32 { process.pid }
 
     /// Starts `deckhand serve` on `port` (a free one when nil) with `environment` added;
-    /// its standard error goes to `logPath`.
-    init(port: Int? = nil, environment: [String: String]) throws {
+    /// its standard error goes to `logPath`. A `launcher` (a command line that runs the
+    /// command line after it) runs the agent, e.g. in a device testbed.
+    init(port: Int? = nil, environment: [String: String], launcher: [String] = []) throws {
         self.port = try port ?? Self.freePort()
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-\(UUID().uuidString).log").path
-        process = try Command.spawn(try CommandLineTests.deckhand, ["serve"], environment: [
+        let command = launcher + [try CommandLineTests.deckhand, "serve"]
+        process = try Command.spawn(command[0], Array(command.dropFirst()), environment: [
             "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(self.port), "LOG_LEVEL": "ERROR",
         ].merging(environment) { $1 }, errorLog: logPath)
         for _ in 0..<200 {

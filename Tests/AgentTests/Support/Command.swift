@@ -130,7 +130,10 @@ enum Command {
         return ChildProcess(pid: try spawnChild(path, arguments, environment: environment, actions: &actions).get())
     }
 
-    /// posix_spawn with the test's environment plus `environment`.
+    /// posix_spawn with the test's environment plus `environment`. The child starts with
+    /// no signal blocked and SIGPIPE at its default, as from a shell: the test runner's
+    /// threads block most signals, and a child would otherwise inherit that mask (a
+    /// script's SIGTERM or SIGUSR1 handler would then never run).
     private static func spawnChild(
         _ path: String, _ arguments: [String], environment: [String: String], actions: inout posix_spawn_file_actions_t
     ) -> Result<pid_t, TestSetupError> {
@@ -138,8 +141,18 @@ enum Command {
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = env.map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard spawned == 0 else { return .failure(TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")) }
         return .success(pid)
     }

@@ -67,6 +67,19 @@ final class LabCluster {
         try Curl.request(method, "https://\(node.address):9001" + path, headers: key.headers(secret: secret).merging(headers) { $1 }, body: body)
     }
 
+    /// The node names in `node`'s `/agents` answer. Anything but a 200 listing named
+    /// agents throws, so that an error can never read as "that node is absent".
+    func agentNames(asking node: Node) throws -> [String] {
+        let reply = try request(node, "GET", "/agents", key: key)
+        guard reply.status == 200, let agents = try reply.json() as? [[String: String]] else {
+            throw TestSetupError("/agents on \(node.name) answered \(reply.status): \(reply.text)")
+        }
+        return try agents.map { agent in
+            guard let name = agent["NodeName"] else { throw TestSetupError("an agent without a NodeName: \(agent)") }
+            return name
+        }
+    }
+
     /// What the agent on `node` (port 9001) has logged so far.
     func log(_ node: Node) -> String {
         (try? String(contentsOf: logFolder.appendingPathComponent("\(node.index)-9001.log"), encoding: .utf8)) ?? ""

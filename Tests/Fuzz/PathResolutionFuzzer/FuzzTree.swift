@@ -6,14 +6,14 @@ import Glibc
 
 /// A real tree in a fresh temporary folder, planted the way a hostile container would
 /// plant its volume (as Tests/HostFSTests/HostileTree.swift, with more kinds of link),
-/// next to an `outside` folder that resolution beneath `root` must never reach. When the
-/// process may make its own mount namespace, `root/proc` is a real procfs, so magic links
-/// (`proc/self/root`, `proc/self/fd/N`) are there to be refused too.
+/// next to an `outside` folder that resolution beneath `root` must never reach. `root/proc`
+/// is a real procfs (in the process's own mount namespace), so magic links
+/// (`proc/self/root`, `proc/self/fd/N`) are there to be refused too; a process that
+/// cannot mount it stops, rather than fuzz without magic links and still pass.
 struct FuzzTree: Sendable {
     let base: String
     /// The root's real path, as /proc/self/fd shows the descriptors opened beneath it.
     let root: String
-    let hasProc: Bool
     /// The root opened for each way of resolving: the kernel's openat2, and the walk.
     let roots: [ConfinedRoot]
 
@@ -52,7 +52,7 @@ struct FuzzTree: Sendable {
         Self.check(mkfifo(root + "/fifo", 0o644), "fifo")
         Self.check(mknod(root + "/null", S_IFCHR | 0o666, (1 << 8) | 3), "null")
         Self.bindSocket(at: root + "/socket")
-        hasProc = deckhand_fuzz_mount_proc(root + "/proc") == 0
+        Self.check(deckhand_fuzz_mount_proc(root + "/proc"), "a procfs at root/proc, without which magic links go untested")
         roots = [try! ConfinedRoot(path: root, resolution: .automatic), try! ConfinedRoot(path: root, resolution: .componentWalk)]
     }
 
