@@ -41,14 +41,15 @@ func strftimeDate(_ time: Int64) -> String {
     var value = time_t(time)
     var parts = tm()
     guard gmtime_r(&value, &parts) != nil else { return "gmtime failed" }
-    var buffer = [CChar](repeating: 0, count: 64)
-    let length = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-    var formatted = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    let year = Int(parts.tm_year) + 1900
-    if year < 1000, let range = formatted.firstRange(of: " \(year) ") {
-        formatted.replaceSubrange(range, with: " " + String(repeating: "0", count: 4 - "\(year)".count) + "\(year) ")
+    func format(_ pattern: String) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, pattern, &parts)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
-    return formatted
+    // The year is padded here, in its own place: a search for it in the whole string
+    // found the day of the month first when both were 22 (a finding of this harness).
+    let year = "\(Int(parts.tm_year) + 1900)"
+    return format("%a, %d %b ") + String(repeating: "0", count: max(0, 4 - year.count)) + year + format(" %H:%M:%S GMT")
 }
 
 runLibFuzzer(testOneInput)
