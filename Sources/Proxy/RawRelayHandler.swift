@@ -79,7 +79,11 @@ public final class RawRelayHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        // A channel torn down without its end reaching this handler must not leave the
+        // partner open, relaying to nobody.
+        let partner = self.partner
         self.partner = nil
+        partner?.partnerBecameUnusable()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
