@@ -25,6 +25,8 @@ struct CommandLineTests {
         ("DECKHAND_ENGINE_SOCKET", "relative/docker.sock", "DECKHAND_ENGINE_SOCKET"),
         ("DECKHAND_NODE_NAME", "node 1", "DECKHAND_NODE_NAME"),
         ("DECKHAND_NODE_NAME", "node1,node2", "DECKHAND_NODE_NAME"),
+        ("DECKHAND_ALLOWED_CLIENTS", "10.0.0.1/8", "DECKHAND_ALLOWED_CLIENTS"),
+        ("DECKHAND_ALLOWED_CLIENTS", "192.168.1.10,portainer.example", "DECKHAND_ALLOWED_CLIENTS"),
     ])
     func invalidSetting(variable: String, value: String, named: String) throws {
         let result = try Command.run(try Self.deckhand, ["serve"], environment: [variable: value], timeout: 20)

@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
     var bodyTimeout: String?
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more are closed with a log line (DECKHAND_MAX_CONNECTIONS, default 4096).")
     var maxConnections: String?
+    @Option(name: .customLong("allowed-clients"), help: "Addresses and CIDR networks (IPv4, IPv6, comma-separated) connections may come from; others are closed at accept. The cluster's agents are always let in (DECKHAND_ALLOWED_CLIENTS, default: anyone).")
+    var allowedClients: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
     var memberTimeout: String?
 
@@ -59,7 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
-            (.nodeName, nodeName),
+            (.nodeName, nodeName), (.allowedClients, allowedClients),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }
@@ -99,6 +101,7 @@ struct ServeCommand: AsyncParsableCommand {
             "address": "\(configuration.host):\(server.port)",
             "engine": "unix://\(configuration.engineSocket)",
             "mode": "\(configuration.secret == nil ? "trust on first use" : "shared secret")",
+            "allowed_clients": "\(configuration.allowedClients.map { "\($0) and the cluster's agents" } ?? "anyone")",
             "version": "\(AgentVersion.deckhand)",
         ])
         let signal = await ShutdownSignal.wait()

@@ -30,6 +30,9 @@ struct AgentConfiguration: Sendable {
     var associationTimeout: Double = 72 * 3600
     /// Connections served at once; more are closed on arrival, with a log line.
     var maxConnections = 4096
+    /// `DECKHAND_ALLOWED_CLIENTS`: where connections may come from (besides the
+    /// cluster's members); nil lets anyone connect.
+    var allowedClients: ClientAllowlist?
     var engineSocket = "/var/run/docker.sock"
     var hostRoot = "/host"
     var volumesRoot = "/var/lib/docker/volumes"
@@ -60,7 +63,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
-    case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName
+    case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients
 
     var environmentName: String {
         switch self {
@@ -83,6 +86,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
         case .secretTimeout: return "AGENT_SECRET_TIMEOUT"
         case .nodeName: return "DECKHAND_NODE_NAME"
+        case .allowedClients: return "DECKHAND_ALLOWED_CLIENTS"
         }
     }
 
@@ -107,6 +111,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .maxConnections: return "max-connections"
         case .secretTimeout: return "secret-timeout"
         case .nodeName: return "node-name"
+        case .allowedClients: return "allowed-clients"
         }
     }
 }
@@ -237,6 +242,15 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .maxConnections, value: text, accepted: "a number of connections from 1 to 1000000")
             }
             configuration.maxConnections = count
+        }
+        if let text = value(.allowedClients) {
+            guard let allowlist = ClientAllowlist(text) else {
+                let problem = ClientAllowlist.firstInvalidEntry(text).map { "; \"\($0)\" is not one" } ?? ""
+                throw ConfigurationError(
+                    setting: .allowedClients, value: text,
+                    accepted: "IPv4 or IPv6 addresses or CIDR networks (host bits zero), separated by commas\(problem)")
+            }
+            configuration.allowedClients = allowlist
         }
         if let text = value(.secretTimeout) {
             guard let seconds = Self.parseDuration(text), seconds > 0 else {

@@ -91,6 +91,7 @@ final class AgentServer: Sendable {
         let sslContext = try identity.serverContext()
         let quiescing = ServerQuiescingHelper(group: group)
         let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
+        let admission = ClientAdmission(allowlist: configuration.allowedClients, cluster: cluster, logger: logger)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -106,7 +107,9 @@ final class AgentServer: Sendable {
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard limit.admit(channel) else { return }
+                    // Before TLS and before any byte is read: a client from elsewhere
+                    // costs neither a handshake nor a connection slot.
+                    guard admission.admit(channel), limit.admit(channel) else { return }
                     try Self.configureConnection(channel.pipeline.syncOperations, services: services, sslContext: sslContext)
                 }
             }

@@ -164,6 +164,16 @@ public final class ClusterMembership: Sendable {
         return state.withLockedValue { $0.resolvedHosts.contains(Self.plainIP(ip)) } ? .clusterAddress : .refused
     }
 
+    /// Whether `remote` is one of the cluster's agents: an address the cluster address
+    /// named at the last round, or a member's. A client allowlist lets these in, so
+    /// that peers probe and forward to each other whatever else it names.
+    public func isClusterAddress(_ remote: SocketAddress?) -> Bool {
+        guard let ip = remote?.ipAddress.map(Self.plainIP) else { return false }
+        return state.withLockedValue { state in
+            state.resolvedHosts.contains(ip) || state.members.contains { $0.host == ip }
+        }
+    }
+
     /// `head` as it goes on to `member`'s agent: marked as forwarded and, in secret
     /// mode, with this agent's proof.
     public func forwarded(_ head: HTTPRequestHead, to member: ClusterMember, hop: String = "1") -> HTTPRequestHead {
