@@ -49,6 +49,8 @@ struct ServeCommand: AsyncParsableCommand {
     var bodyTimeout: String?
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more are closed with a log line (DECKHAND_MAX_CONNECTIONS, default 4096).")
     var maxConnections: String?
+    @Option(name: .customLong("secret-file"), help: "File of shared secrets, one per line (AGENT_SECRET_FILE, e.g. a Docker secret); several are valid at once, for rotation. Re-read on SIGHUP and when it changes.")
+    var secretFile: String?
     @Option(name: .customLong("allowed-clients"), help: "Addresses and CIDR networks (IPv4, IPv6, comma-separated) connections may come from; others are closed at accept. The cluster's agents are always let in (DECKHAND_ALLOWED_CLIENTS, default: anyone).")
     var allowedClients: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
@@ -61,13 +63,14 @@ struct ServeCommand: AsyncParsableCommand {
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
-            (.nodeName, nodeName), (.allowedClients, allowedClients),
+            (.nodeName, nodeName), (.allowedClients, allowedClients), (.secretFile, secretFile),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }
 
     func run() async throws {
         CrashReport.install()
+        Glibc.signal(SIGHUP, SIG_IGN)
         let configuration: AgentConfiguration
         do {
             configuration = try AgentConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
@@ -100,10 +103,21 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("listening", metadata: [
             "address": "\(configuration.host):\(server.port)",
             "engine": "unix://\(configuration.engineSocket)",
-            "mode": "\(configuration.secret == nil ? "trust on first use" : "shared secret")",
+            "mode": "\(configuration.secrets.isEmpty ? "trust on first use" : "shared secret")",
+            "secrets": "\(configuration.secrets.count)",
             "allowed_clients": "\(configuration.allowedClients.map { "\($0) and the cluster's agents" } ?? "anyone")",
             "version": "\(AgentVersion.deckhand)",
         ])
+        // SIGHUP re-reads AGENT_SECRET_FILE; without one it is logged, never fatal
+        // (ignored from the start, above).
+        let hangUp = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangUp.setEventHandler {
+            if !server.reloadSecrets(reason: "SIGHUP") {
+                logger.info("SIGHUP: nothing to reload (no AGENT_SECRET_FILE)")
+            }
+        }
+        hangUp.resume()
+        defer { hangUp.cancel() }
         let signal = await ShutdownSignal.wait()
         logger.info("stopping", metadata: ["signal": "\(signal)"])
         await server.stop()

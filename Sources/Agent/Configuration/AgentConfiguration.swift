@@ -9,8 +9,16 @@ struct AgentConfiguration: Sendable {
     var port = 9001
     var logLevel: Logger.Level = .info
     var logFormat: LogFormat = .text
-    /// `AGENT_SECRET`: when set, any key that signs this secret is accepted.
-    var secret: String?
+    /// `AGENT_SECRET`, or the lines of `AGENT_SECRET_FILE`: any key that signs one of
+    /// them is accepted. None: trust on first use.
+    var secrets: [String] = []
+    /// `AGENT_SECRET_FILE`, re-read on SIGHUP and when it changes.
+    var secretFile: String?
+    /// The one secret of `AGENT_SECRET` (or the first of the file's).
+    var secret: String? {
+        get { secrets.first }
+        set { secrets = newValue.map { [$0] } ?? [] }
+    }
     /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
     var hostManagement = false
     var clusterAddress: ClusterAddress?
@@ -63,7 +71,7 @@ struct ConfigurationError: Error, CustomStringConvertible {
 enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
-    case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients
+    case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
 
     var environmentName: String {
         switch self {
@@ -87,6 +95,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .secretTimeout: return "AGENT_SECRET_TIMEOUT"
         case .nodeName: return "DECKHAND_NODE_NAME"
         case .allowedClients: return "DECKHAND_ALLOWED_CLIENTS"
+        case .secretFile: return "AGENT_SECRET_FILE"
         }
     }
 
@@ -112,6 +121,7 @@ enum Setting: String, CaseIterable, Sendable {
         case .secretTimeout: return "secret-timeout"
         case .nodeName: return "node-name"
         case .allowedClients: return "allowed-clients"
+        case .secretFile: return "secret-file"
         }
     }
 }
@@ -193,6 +203,19 @@ extension AgentConfiguration {
             }
         }
         configuration.secret = value(.secret)
+        if let path = value(.secretFile) {
+            guard configuration.secret == nil else {
+                throw ConfigurationError(
+                    setting: .secretFile, value: path,
+                    accepted: "one of AGENT_SECRET and AGENT_SECRET_FILE, not both")
+            }
+            do {
+                configuration.secrets = try SecretFile.read(path)
+            } catch {
+                throw ConfigurationError(setting: .secretFile, value: path, accepted: "\(error)")
+            }
+            configuration.secretFile = path
+        }
         if let management = value(.hostManagement) {
             switch management.lowercased() {
             case "1", "true": configuration.hostManagement = true

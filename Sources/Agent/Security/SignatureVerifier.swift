@@ -5,7 +5,10 @@ import Proxy
 import Synchronization
 
 /// Portainer's request signature: an ECDSA P-256 signature over `MD5(message)`,
-/// where the message is "Portainer-App" or the shared `AGENT_SECRET`.
+/// where the message is "Portainer-App" or the shared `AGENT_SECRET`. Several secrets
+/// may be valid at once (`AGENT_SECRET_FILE`, one per line, while a Swarm rotates),
+/// and they may be replaced while the agent runs; a pair verified under a secret
+/// that is gone is verified again (and refused).
 ///
 /// Trust on first use associates the first key whose signature verifies (never a
 /// key that merely parses); with a secret, every key that signs it is accepted.
@@ -32,22 +35,46 @@ final class SignatureVerifier: Sendable {
     static let defaultMessage = "Portainer-App"
 
     let mode: Mode
-    private let digest: Insecure.MD5Digest
     private let cacheLimit: Int
-    private let state = NIOLockedValueBox(State())
+    private let state: NIOLockedValueBox<State>
     private let checks = Atomic<Int>(0)
 
     private struct State {
+        /// What a signature may sign: MD5 of each secret, or of the default message.
+        var digests: [Insecure.MD5Digest]
+        /// Changes with `digests`: a pair checked against older digests is not remembered.
+        var generation = 0
         var associatedKey: String?
         var associationClosed = false
         var verified: Set<String> = []
         var verifiedOrder: [String] = []
     }
 
-    init(secret: String?, cacheLimit: Int = 1024) {
-        self.mode = secret == nil ? .trustOnFirstUse : .sharedSecret
-        self.digest = Insecure.MD5.hash(data: Data((secret ?? Self.defaultMessage).utf8))
+    /// No secrets: trust on first use of the default message.
+    init(secrets: [String], cacheLimit: Int = 1024) {
+        self.mode = secrets.isEmpty ? .trustOnFirstUse : .sharedSecret
         self.cacheLimit = cacheLimit
+        self.state = NIOLockedValueBox(State(digests: Self.digests(secrets)))
+    }
+
+    convenience init(secret: String?, cacheLimit: Int = 1024) {
+        self.init(secrets: secret.map { [$0] } ?? [], cacheLimit: cacheLimit)
+    }
+
+    private static func digests(_ secrets: [String]) -> [Insecure.MD5Digest] {
+        (secrets.isEmpty ? [defaultMessage] : secrets).map { Insecure.MD5.hash(data: Data($0.utf8)) }
+    }
+
+    /// Makes `secrets` the valid ones (shared-secret mode only; never none): pairs
+    /// remembered under the old set are forgotten.
+    func replaceSecrets(_ secrets: [String]) {
+        guard mode == .sharedSecret, !secrets.isEmpty else { return }
+        state.withLockedValue { state in
+            state.digests = Self.digests(secrets)
+            state.generation += 1
+            state.verified = []
+            state.verifiedOrder = []
+        }
     }
 
     /// The key associated by trust on first use, hex-encoded, if any.
@@ -88,12 +115,12 @@ final class SignatureVerifier: Sendable {
         }
         let key = publicKey.lowercased()
         let cacheKey = key + ":" + signature
-        let (known, closed) = state.withLockedValue { state -> (Bool?, Bool) in
-            if state.associationClosed { return (nil, true) }
+        let (known, closed, digests, generation) = state.withLockedValue { state -> (Bool?, Bool, [Insecure.MD5Digest], Int) in
+            if state.associationClosed { return (nil, true, [], 0) }
             if mode == .trustOnFirstUse, let associated = state.associatedKey, associated != key {
-                return (nil, false)
+                return (nil, false, [], 0)
             }
-            return (state.verified.contains(cacheKey), false)
+            return (state.verified.contains(cacheKey), false, state.digests, state.generation)
         }
         if closed { throw .associationClosed }
         switch known {
@@ -102,7 +129,7 @@ final class SignatureVerifier: Sendable {
         case .some(false): break
         }
         checks.add(1, ordering: .relaxed)
-        guard Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: digest) else {
+        guard digests.contains(where: { Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: $0) }) else {
             throw .invalidSignature
         }
         let accepted = state.withLockedValue { state -> Bool in
@@ -112,7 +139,8 @@ final class SignatureVerifier: Sendable {
                 if let associated = state.associatedKey, associated != key { return false }
                 state.associatedKey = key
             }
-            if state.verified.insert(cacheKey).inserted {
+            // Checked against secrets replaced meanwhile: valid a moment ago, not remembered.
+            if state.generation == generation, state.verified.insert(cacheKey).inserted {
                 state.verifiedOrder.append(cacheKey)
                 if state.verifiedOrder.count > cacheLimit {
                     state.verified.remove(state.verifiedOrder.removeFirst())

@@ -38,14 +38,18 @@ final class AgentServer: Sendable {
     private let quiescing: ServerQuiescingHelper
     private let connections: ConnectionLimit
     private let trimming: RepeatedTask
+    /// Present with `AGENT_SECRET_FILE`, with the task that watches the file.
+    private let secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
 
     /// The port actually bound (useful when configured with port 0).
     var port: Int { listener.localAddress?.port ?? 0 }
 
     private init(
         services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel,
-        quiescing: ServerQuiescingHelper, connections: ConnectionLimit, trimming: RepeatedTask
+        quiescing: ServerQuiescingHelper, connections: ConnectionLimit, trimming: RepeatedTask,
+        secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
     ) {
+        self.secretRotation = secretRotation
         self.services = services
         self.sslContext = sslContext
         self.group = group
@@ -75,12 +79,12 @@ final class AgentServer: Sendable {
                 address: address, defaultPort: configuration.port == 0 ? 9001 : configuration.port,
                 probeInterval: .fromSeconds(configuration.probeInterval),
                 memberTimeout: .fromSeconds(configuration.memberTimeout),
-                nodeName: configuration.nodeName, secret: configuration.secret)
+                nodeName: configuration.nodeName, secrets: configuration.secrets)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
         let services = AgentServices(
             configuration: configuration,
-            verifier: SignatureVerifier(secret: configuration.secret),
+            verifier: SignatureVerifier(secrets: configuration.secrets),
             authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
             endpoints: try AgentEndpoints(configuration: configuration, cluster: cluster),
@@ -115,7 +119,7 @@ final class AgentServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        if configuration.secret == nil {
+        if configuration.secrets.isEmpty {
             let window = TimeAmount.fromSeconds(configuration.associationTimeout)
             let verifier = services.verifier
             group.next().scheduleTask(in: window) {
@@ -144,9 +148,25 @@ final class AgentServer: Sendable {
             }
             if trim { Self.trimHeap() }
         }
+        let secretRotation = configuration.secretFile.map { path in
+            let rotation = SecretRotation(
+                path: path, secrets: configuration.secrets, verifier: services.verifier, peerKey: cluster?.peerKey, logger: logger)
+            return (rotation, rotation.watch(on: group.next(), every: Self.secretFileCheckInterval))
+        }
         return AgentServer(
             services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing,
-            connections: limit, trimming: trimming)
+            connections: limit, trimming: trimming, secretRotation: secretRotation)
+    }
+
+    /// How often `AGENT_SECRET_FILE` is checked for a change.
+    static let secretFileCheckInterval = TimeAmount.seconds(2)
+
+    /// `SIGHUP`: reads `AGENT_SECRET_FILE` again. False when there is none to read.
+    @discardableResult
+    func reloadSecrets(reason: String) -> Bool {
+        guard let secretRotation else { return false }
+        secretRotation.rotation.reload(reason: reason)
+        return true
     }
 
     private static func configureConnection(
@@ -185,6 +205,7 @@ final class AgentServer: Sendable {
         }
         try? await listener.close()
         trimming.cancel()
+        secretRotation?.watch.cancel()
         services.cluster?.stop()
         services.engine.closeIdle()
     }

@@ -25,19 +25,20 @@ public final class ClusterMembership: Sendable {
         /// The name this agent answers to instead of its engine's `Name`, so that
         /// several agents in front of one engine are distinct members.
         public var nodeName: String?
-        /// `AGENT_SECRET`: peers prove they hold it before they are members.
-        public var secret: String?
+        /// `AGENT_SECRET` (or the secrets of `AGENT_SECRET_FILE`): peers prove they hold
+        /// one before they are members.
+        public var secrets: [String]
 
         public init(
             address: ClusterAddress, defaultPort: Int, probeInterval: TimeAmount, memberTimeout: TimeAmount, nodeName: String? = nil,
-            secret: String? = nil
+            secrets: [String] = []
         ) {
             self.address = address
             self.defaultPort = defaultPort
             self.probeInterval = probeInterval
             self.memberTimeout = memberTimeout
             self.nodeName = nodeName
-            self.secret = secret
+            self.secrets = secrets
         }
     }
 
@@ -84,7 +85,7 @@ public final class ClusterMembership: Sendable {
     public init(settings: Settings, engine: UpstreamPool, eventLoop: EventLoop, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
         self.settings = settings
         self.engine = engine
-        self.peerKey = settings.secret.map(PeerKey.init(secret:))
+        self.peerKey = settings.secrets.isEmpty ? nil : PeerKey(secrets: settings.secrets)
         self.peerTLS = try UpstreamTransport.peerTLSContext()
         self.eventLoop = eventLoop
         self.threadPool = threadPool

@@ -18,6 +18,11 @@ import NIOHTTP1
 /// - A forwarded request carries `<unix time>.<nonce>.<MAC("deckhand forward v1",
 ///   time, nonce, node it is for, method, URI, hop value)>`.
 ///
+/// While a Swarm rotates its secret, an agent may hold several (`AGENT_SECRET_FILE`):
+/// each MAC is then sent once per key, `.`-separated, and one that matches any key of
+/// the receiver's proves the sender. So an agent with the old and new secrets and one
+/// with only the old still trust each other; agents sharing no secret do not.
+///
 /// Times more than `window` seconds off are refused, and so is a nonce seen within
 /// it, so a captured proof cannot be replayed. Every field is `\n`-separated; none
 /// can contain one (HTTP heads cannot, node names are host names).
@@ -33,13 +38,36 @@ public final class PeerKey: Sendable {
     /// Nonces remembered at most; past it the oldest goes first (see `ReplayWindow`).
     static let replayLimit = 65536
 
-    let key: SymmetricKey
+    /// The most secrets an agent holds at once, and so MACs in one proof.
+    public static let maxSecrets = 8
+
+    private let keys: NIOLockedValueBox<[SymmetricKey]>
     private let seen = NIOLockedValueBox(ReplayWindow())
 
-    public init(secret: String) {
-        key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: Data(secret.utf8)), info: Data(Self.keyLabel.utf8), outputByteCount: 32)
+    /// `secrets` must not be empty; past `maxSecrets` the rest are ignored.
+    public init(secrets: [String]) {
+        precondition(!secrets.isEmpty, "a peer key needs a secret")
+        keys = NIOLockedValueBox(Self.derive(secrets))
     }
+
+    public convenience init(secret: String) {
+        self.init(secrets: [secret])
+    }
+
+    /// Makes `secrets` the ones this agent proves and accepts (a rotation); ignored when empty.
+    public func replaceSecrets(_ secrets: [String]) {
+        guard !secrets.isEmpty else { return }
+        let derived = Self.derive(secrets)
+        keys.withLockedValue { $0 = derived }
+    }
+
+    private static func derive(_ secrets: [String]) -> [SymmetricKey] {
+        secrets.prefix(maxSecrets).map {
+            HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32)
+        }
+    }
+
+    private var currentKeys: [SymmetricKey] { keys.withLockedValue { $0 } }
 
     public static var now: Int64 { Int64(time(nil)) }
 
@@ -62,19 +90,27 @@ public final class PeerKey: Sendable {
 
     /// The proof an answer `body` carries for the challenge with `nonce`.
     public func answerProof(nonce: String, body: some Sequence<UInt8>) -> String {
-        var mac = HMAC<SHA256>(key: key)
-        mac.update(data: Data("deckhand member v1\n\(nonce)\n".utf8))
-        mac.update(data: Data(body))
-        return HexEncoding.encode(mac.finalize())
+        let body = Data(body)
+        return currentKeys.map { HexEncoding.encode(Self.answerMAC(key: $0, nonce: nonce, body: body)) }.joined(separator: ".")
     }
 
     /// Whether `proof` is the answer proof of `body` for the challenge with `nonce`.
     public func isProven(answer body: some Sequence<UInt8>, proof: String?, nonce: String) -> Bool {
-        guard let proof, let given = HexEncoding.decode(proof), given.count == SHA256.byteCount else { return false }
+        guard let proof, proof.utf8.count <= Self.maxSecrets * 65 else { return false }
+        let given = proof.split(separator: ".", omittingEmptySubsequences: false).map { HexEncoding.decode(String($0)) }
+        guard given.allSatisfy({ $0?.count == SHA256.byteCount }) else { return false }
+        let body = Data(body)
+        return currentKeys.contains { key in
+            let expected = Array(Self.answerMAC(key: key, nonce: nonce, body: body))
+            return given.contains { Self.equal(expected, $0!) }
+        }
+    }
+
+    private static func answerMAC(key: SymmetricKey, nonce: String, body: Data) -> HashedAuthenticationCode<SHA256> {
         var mac = HMAC<SHA256>(key: key)
         mac.update(data: Data("deckhand member v1\n\(nonce)\n".utf8))
-        mac.update(data: Data(body))
-        return Self.equal(Array(mac.finalize()), given)
+        mac.update(data: body)
+        return mac.finalize()
     }
 
     // MARK: Forwarded requests
@@ -108,37 +144,49 @@ public final class PeerKey: Sendable {
 
     // MARK: Parts
 
-    /// `<time>.<32 hex digits>.<64 hex digits>`, read strictly.
+    /// `<time>.<32 hex digits>.<64 hex digits>[.<64 hex digits>…]` (one MAC per key
+    /// of the sender, `maxSecrets` at most), read strictly.
     private struct Token {
         var time: String
         var seconds: Int64
         var nonce: String
-        var mac: [UInt8]
+        var macs: [[UInt8]]
 
         init?(_ text: String?) {
-            guard let text, text.utf8.count <= 120 else { return nil }
+            guard let text, text.utf8.count <= 12 + 1 + 32 + PeerKey.maxSecrets * 65 else { return nil }
             let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 3, (1...12).contains(parts[0].utf8.count), parts[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
-                  let seconds = Int64(parts[0]), parts[1].utf8.count == 32, HexEncoding.decode(String(parts[1])) != nil,
-                  let mac = HexEncoding.decode(String(parts[2])), mac.count == SHA256.byteCount
+            guard (3...(2 + PeerKey.maxSecrets)).contains(parts.count), (1...12).contains(parts[0].utf8.count),
+                  parts[0].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+                  let seconds = Int64(parts[0]), parts[1].utf8.count == 32, HexEncoding.decode(String(parts[1])) != nil
             else { return nil }
+            var macs: [[UInt8]] = []
+            for part in parts.dropFirst(2) {
+                guard let mac = HexEncoding.decode(String(part)), mac.count == SHA256.byteCount else { return nil }
+                macs.append(mac)
+            }
             self.time = String(parts[0])
             self.seconds = seconds
             self.nonce = String(parts[1]).lowercased()
-            self.mac = mac
+            self.macs = macs
         }
     }
 
     private func admit(_ token: Token, now: Int64, fields: [String]) -> Bool {
         guard abs(token.seconds - now) <= Self.window else { return false }
-        let expected = HMAC<SHA256>.authenticationCode(for: Data(fields.joined(separator: "\n").utf8), using: key)
-        guard Self.equal(Array(expected), token.mac) else { return false }
+        let message = Data(fields.joined(separator: "\n").utf8)
+        let matches = currentKeys.contains { key in
+            let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: key))
+            return token.macs.contains { Self.equal(expected, $0) }
+        }
+        guard matches else { return false }
         // Only a valid proof is remembered: a stranger cannot fill the window.
         return seen.withLockedValue { $0.insert(token.nonce, expires: token.seconds + Self.window, now: now, limit: Self.replayLimit) }
     }
 
+    /// One MAC per key, `.`-separated.
     private func mac(_ fields: [String]) -> String {
-        HexEncoding.encode(HMAC<SHA256>.authenticationCode(for: Data(fields.joined(separator: "\n").utf8), using: key))
+        let message = Data(fields.joined(separator: "\n").utf8)
+        return currentKeys.map { HexEncoding.encode(HMAC<SHA256>.authenticationCode(for: message, using: $0)) }.joined(separator: ".")
     }
 
     /// 128 random bits, hex.

@@ -1,0 +1,136 @@
+import Glibc
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Proxy
+
+/// `AGENT_SECRET_FILE`: the shared secrets, one per line (a Docker secret at
+/// `/run/secrets/…`). Several lines are several valid secrets, so that a Swarm can
+/// rotate: the new one beside the old, then Portainer moves, then the old one goes.
+enum SecretFile {
+    /// Why a file cannot be used; the description completes "expected …".
+    enum Problem: Error, Equatable, CustomStringConvertible {
+        case unreadable(errno: Int32)
+        case notAFile
+        case empty
+        case tooLarge
+        case tooMany(Int)
+
+        var description: String {
+            switch self {
+            case .unreadable(let code): return "a readable file (\(String(cString: strerror(code))))"
+            case .notAFile: return "a regular file"
+            case .empty: return "at least one secret (the file is empty)"
+            case .tooLarge: return "a file of at most \(SecretFile.maxSize / 1024) KiB"
+            case .tooMany(let count): return "at most \(PeerKey.maxSecrets) secrets, one per line (it holds \(count))"
+            }
+        }
+    }
+
+    static let maxSize = 64 * 1024
+
+    /// The secrets in `path`: its lines, each without its line ending; empty lines
+    /// are not secrets (a trailing newline, a blank line between old and new).
+    static func read(_ path: String) throws(Problem) -> [String] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .unreadable(errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(errno: errno) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .notAFile }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(errno: errno)
+            }
+            if count == 0 { break }
+            bytes += buffer[..<count]
+            guard bytes.count <= maxSize else { throw .tooLarge }
+        }
+        let secrets = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }
+            .filter { !$0.isEmpty }
+            .map { String(decoding: $0, as: UTF8.self) }
+        guard !secrets.isEmpty else { throw .empty }
+        guard secrets.count <= PeerKey.maxSecrets else { throw .tooMany(secrets.count) }
+        return secrets
+    }
+
+    /// What identifies one version of the file: a replaced file (a rename, a Docker or
+    /// Kubernetes secret update) has a new inode, an edited one a new size or time.
+    struct Stamp: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var modifiedNanoseconds: Int64
+
+        init?(path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = Int64(info.st_mtim.tv_sec)
+            modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
+        }
+    }
+}
+
+/// Keeps the running agent's secrets in step with `AGENT_SECRET_FILE`: re-read on
+/// `SIGHUP` and when the file changes (checked every `interval`), applied to the
+/// signature check and the peers' key at once, without touching a connection. A file
+/// that cannot be used is logged and the secrets in force stay.
+final class SecretRotation: Sendable {
+    let path: String
+    private let verifier: SignatureVerifier
+    private let peerKey: PeerKey?
+    private let logger: Logger
+    private let state: NIOLockedValueBox<(stamp: SecretFile.Stamp?, secrets: [String])>
+
+    init(path: String, secrets: [String], verifier: SignatureVerifier, peerKey: PeerKey?, logger: Logger) {
+        self.path = path
+        self.verifier = verifier
+        self.peerKey = peerKey
+        self.logger = logger
+        self.state = NIOLockedValueBox((SecretFile.Stamp(path: path), secrets))
+    }
+
+    var activeCount: Int { state.withLockedValue { $0.secrets.count } }
+
+    /// Checks the file every `interval` on `loop`; cancel the task to stop.
+    func watch(on loop: EventLoop, every interval: TimeAmount) -> RepeatedTask {
+        loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let stamp = SecretFile.Stamp(path: self.path)
+            if self.state.withLockedValue({ $0.stamp != stamp }) { self.reload(reason: "file changed") }
+        }
+    }
+
+    /// Reads the file again and, when its secrets differ, makes them the valid ones.
+    func reload(reason: String) {
+        let stamp = SecretFile.Stamp(path: path)
+        let secrets: [String]
+        do {
+            secrets = try SecretFile.read(path)
+        } catch {
+            state.withLockedValue { $0.stamp = stamp }
+            logger.error("AGENT_SECRET_FILE cannot be used: the secrets in force stay", metadata: [
+                "path": "\(path)", "reason": "\(reason)", "expected": "\(error)", "active_secrets": "\(activeCount)",
+            ])
+            return
+        }
+        let changed = state.withLockedValue { state -> Bool in
+            state.stamp = stamp
+            guard state.secrets != secrets else { return false }
+            state.secrets = secrets
+            return true
+        }
+        guard changed else { return }
+        verifier.replaceSecrets(secrets)
+        peerKey?.replaceSecrets(secrets)
+        logger.notice("secrets reloaded", metadata: ["path": "\(path)", "reason": "\(reason)", "active_secrets": "\(secrets.count)"])
+    }
+}

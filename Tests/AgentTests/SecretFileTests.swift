@@ -1,0 +1,143 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Agent
+@testable import Proxy
+
+/// `AGENT_SECRET_FILE` (issue 17 item 1): secrets from a file, several at once, and
+/// rotation by SIGHUP or by a change of the file, on the real binary with real
+/// signals. The old secret's signature is openssl's (fixtures/signatures).
+@Suite("AGENT_SECRET_FILE and rotation")
+struct SecretFileTests {
+    static let old = IndependentPair.all.first { $0.madeBy == "openssl" && $0.secret != nil }!
+
+    static func folder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dh-secrets-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// Replaces the file as Docker and Kubernetes do: a new file renamed over the old.
+    static func replace(_ file: URL, with text: String) throws {
+        let next = file.appendingPathExtension("next")
+        try Data(text.utf8).write(to: next)
+        #expect(rename(next.path, file.path) == 0)
+    }
+
+    /// Waits up to `seconds` for `status` of a signed `_ping`.
+    static func eventually(_ agent: AgentProcess, _ headers: [String: String], is status: Int, within seconds: Double = 6) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try Curl.request("GET", agent.baseURL + "/_ping", headers: headers).status == status { return true }
+            usleep(100_000)
+        } while Date() < deadline
+        return false
+    }
+
+    @Test("several secrets at once; SIGHUP and a changed file rotate them without dropping a connection; values never logged")
+    func rotation() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let newSecret = "rotated-\(UUID().uuidString)"
+        let newKey = SigningKey().headers(secret: newSecret)
+        // The old secret with a trailing newline, as `echo` and Docker secrets write it.
+        try Data("\(Self.old.secret!)\n".utf8).write(to: file)
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_FILE": file.path, "LOG_LEVEL": "INFO",
+        ])
+        defer { agent.stop() }
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: Self.old.headers).status == 200)
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: newKey).status == 403)
+
+        // A keep-alive connection, open across both rotations.
+        let kept = try LimitsTests.RawConnection(port: agent.port)
+        func keptPing(_ headers: [String: String]) throws -> String {
+            let before = kept.received.count
+            let signature = headers.map { "\($0): \($1)\r\n" }.joined()
+            try kept.send("GET /_ping HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+            let deadline = Date().addingTimeInterval(5)
+            while kept.received.count == before || !kept.received.hasSuffix("OK"), Date() < deadline { usleep(20_000) }
+            return String(kept.received.dropFirst(before))
+        }
+        #expect(try keptPing(Self.old.headers).hasPrefix("HTTP/1.1 200"))
+
+        // Rotation, step 1: the new secret beside the old, announced by SIGHUP.
+        try Self.replace(file, with: "\(Self.old.secret!)\n\(newSecret)\n")
+        #expect(kill(agent.pid, SIGHUP) == 0)
+        #expect(try Self.eventually(agent, newKey, is: 200, within: 2))
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: Self.old.headers).status == 200)
+        #expect(try keptPing(newKey).hasPrefix("HTTP/1.1 200"), "the kept connection after SIGHUP")
+
+        // Step 2: the old one dropped, the file edited in place, no signal: noticed by
+        // itself, and the old pair (verified and remembered before) is refused now.
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: Data("\(newSecret)\r\n".utf8))
+        try handle.close()
+        #expect(try Self.eventually(agent, Self.old.headers, is: 403))
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: newKey).status == 200)
+        #expect(try keptPing(newKey).hasPrefix("HTTP/1.1 200"), "the kept connection after the change")
+        #expect(kept.channel.isActive)
+
+        // A file that cannot be used changes nothing: logged, the secrets in force stay.
+        try Self.replace(file, with: "\n\n")
+        #expect(kill(agent.pid, SIGHUP) == 0)
+        usleep(500_000)
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: newKey).status == 200)
+
+        let log = agent.logLines().joined(separator: "\n")
+        #expect(log.contains("active_secrets=2") || log.contains("\"active_secrets\":\"2\""), "\(log)")
+        #expect(log.contains("SIGHUP") && log.contains("file changed"), "\(log)")
+        #expect(log.contains("cannot be used"), "\(log)")
+        #expect(!log.contains(Self.old.secret!) && !log.contains(newSecret), "a secret's value in the log")
+    }
+
+    @Test("a file that cannot be used stops start-up with one line naming AGENT_SECRET_FILE",
+          arguments: ["missing", "empty", "blank lines", "a folder", "with AGENT_SECRET", "nine secrets"])
+    func unusableAtStart(_ case: String) throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("secret")
+        var environment = ["AGENT_SECRET_FILE": file.path]
+        switch `case` {
+        case "missing": break
+        case "empty": try Data().write(to: file)
+        case "blank lines": try Data("\n\r\n\n".utf8).write(to: file)
+        case "a folder": try FileManager.default.createDirectory(at: file, withIntermediateDirectories: true)
+        case "with AGENT_SECRET":
+            try Data("file-secret\n".utf8).write(to: file)
+            environment["AGENT_SECRET"] = "env-secret"
+        default: try Data((1...9).map { "secret-\($0)\n" }.joined().utf8).write(to: file)
+        }
+        let result = try Command.run(try CommandLineTests.deckhand, ["serve"], environment: environment, timeout: 20)
+        #expect(result.status == 2)
+        let lines = result.errorOutput.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.errorOutput)")
+        #expect(lines.first?.contains("AGENT_SECRET_FILE") == true, "\(result.errorOutput)")
+        #expect(!result.errorOutput.contains("file-secret") && !result.errorOutput.contains("env-secret"))
+    }
+
+    @Test("peers during a rotation: old+new and old trust each other both ways, new and old do not")
+    func peersDuringRotation() {
+        let now: Int64 = 1_800_000_000
+        let both = PeerKey(secrets: ["new secret", "old secret"])
+        let old = PeerKey(secret: "old secret")
+        let new = PeerKey(secret: "new secret")
+        func trusts(_ prober: PeerKey, _ responder: PeerKey) -> Bool {
+            let challenge = prober.challenge(address: "10.99.0.12:9001", now: now)
+            guard let nonce = responder.admitChallenge(challenge.header, address: "10.99.0.12:9001", now: now) else { return false }
+            let body = Array(#"{"NodeName":"node2","NodeRole":"worker"}"#.utf8)
+            guard prober.isProven(answer: body, proof: responder.answerProof(nonce: nonce, body: body), nonce: challenge.nonce) else { return false }
+            let proof = prober.forwardProof(method: "GET", uri: "/info", hop: "1", node: "node2", now: now)
+            return responder.admitForwarded(proof: proof, method: "GET", uri: "/info", hop: "1", node: "node2", now: now)
+        }
+        #expect(trusts(both, old) && trusts(old, both))
+        #expect(trusts(both, new) && trusts(new, both))
+        #expect(!trusts(new, old) && !trusts(old, new))
+        // After the rotation ends, the old-only peer is out.
+        both.replaceSecrets(["new secret"])
+        #expect(!trusts(both, old) && !trusts(old, both))
+        #expect(trusts(both, new))
+    }
+}
