@@ -19,13 +19,23 @@ struct ConsoleTests {
         return name
     }
 
+    /// A container that sleeps and a TTY shell exec in it, created as Portainer's console
+    /// page creates it (all three streams attached); the caller removes the container.
+    static func shellExec() throws -> (container: String, exec: String) {
+        let name = try container(["busybox:local", "sleep", "300"])
+        let exec = try engineJSON("POST", "/v1.41/containers/\(name)/exec",
+                                  body: #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#)
+        guard let id = exec["Id"] as? String else {
+            _ = try? DockerCLITests.engine(["rm", "-f", name])
+            throw TestSetupError("the engine created no exec: \(exec)")
+        }
+        return (name, id)
+    }
+
     @Test("exec: type a command, read its output, and get a close frame when the shell exits")
     func exec() async throws {
-        let name = try Self.container(["busybox:local", "sleep", "300"])
+        let (name, id) = try Self.shellExec()
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
-        let exec = try Self.engineJSON("POST", "/v1.41/containers/\(name)/exec",
-                                       body: #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#)
-        let id = try #require(exec["Id"] as? String)
         try await TestAgent.with { agent async throws in
             let key = SigningKey()
             for path in ["/websocket/exec?id=\(id)", ] {
