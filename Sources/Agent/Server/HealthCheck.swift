@@ -1,0 +1,67 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Proxy
+
+/// `deckhand health`: whether the agent on this host answers, and whether its engine
+/// does, for a Docker `HEALTHCHECK`. Unsigned on purpose: the agent's public `/ping`
+/// and the engine's own `/_ping` on its socket, which the checking process (run in the
+/// agent's container) reaches as the agent does.
+struct HealthCheck: Sendable {
+    var agentHost: String
+    var agentPort: Int
+    var engineSocket: String
+    var timeout: TimeAmount
+
+    /// Where the agent of these settings is reached from its own host: a wildcard
+    /// listener on loopback, a specific one on its address.
+    init(configuration: AgentConfiguration, timeout: TimeAmount) {
+        switch configuration.host {
+        case "0.0.0.0", "": agentHost = "127.0.0.1"
+        case "::", "[::]": agentHost = "::1"
+        default: agentHost = configuration.host
+        }
+        agentPort = configuration.port
+        engineSocket = configuration.engineSocket
+        self.timeout = timeout
+    }
+
+    /// One line, and whether all is well.
+    func run(on eventLoop: EventLoop) async -> (healthy: Bool, line: String) {
+        let agentName = agentHost.contains(":") ? "[\(agentHost)]:\(agentPort)" : "\(agentHost):\(agentPort)"
+        let agent: UpstreamPool
+        do {
+            agent = UpstreamPool(transport: .tls(host: agentHost, port: agentPort, context: try UpstreamTransport.peerTLSContext()))
+        } catch {
+            return (false, "unhealthy: no TLS client: \(error)")
+        }
+        let engine = UpstreamPool(transport: .unixSocket(path: engineSocket))
+        defer {
+            agent.closeIdle()
+            engine.closeIdle()
+        }
+        var ping = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping")
+        ping.headers.add(name: "Host", value: "localhost")
+        do {
+            let answer = try await agent.collect(ping, on: eventLoop, limit: 4096, timeout: timeout).get()
+            guard answer.head.status == .noContent, answer.head.headers.contains(name: "Portainer-Agent") else {
+                return (false, "unhealthy: agent \(agentName) answered /ping with \(answer.head.status.code), not a Portainer agent's 204")
+            }
+        } catch CollectError.tooLarge {
+            return (false, "unhealthy: agent \(agentName) answered /ping with a body, not a Portainer agent's 204")
+        } catch {
+            return (false, "unhealthy: agent \(agentName) did not answer /ping: \(error)")
+        }
+        var enginePing = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/_ping")
+        enginePing.headers.add(name: "Host", value: "docker")
+        do {
+            let answer = try await engine.collect(enginePing, on: eventLoop, limit: 4096, timeout: timeout).get()
+            guard answer.head.status == .ok else {
+                return (false, "unhealthy: engine unix://\(engineSocket) answered /_ping with \(answer.head.status.code)")
+            }
+        } catch {
+            return (false, "unhealthy: engine unix://\(engineSocket) did not answer /_ping: \(error)")
+        }
+        return (true, "healthy: agent \(agentName) and engine unix://\(engineSocket) answer")
+    }
+}
