@@ -41,7 +41,7 @@ struct FileBrowser: Sendable {
                 throw AgentError(error)
             }
         }
-        guard hostManagement else { throw AgentEndpoints.hostManagementDisabled }
+        guard hostManagement else { throw RouteTable.hostManagementDisabled }
         do {
             return Location(root: try ConfinedRoot(path: hostRoot), isHost: true)
         } catch {

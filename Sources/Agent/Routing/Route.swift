@@ -20,12 +20,6 @@ enum Route: Equatable, Sendable {
     /// An agent path asked with the wrong method.
     case methodNotAllowed(allowed: HTTPMethod)
 
-    /// Routes whose small JSON body is read whole before answering.
-    var takesJSONBody: Bool {
-        if case .browse(.rename, _) = self { return true }
-        return false
-    }
-
     /// Everything but `/ping` and the peer probe needs Portainer's signature.
     var requiresSignature: Bool { self != .ping && self != .memberInfo }
 

@@ -9,13 +9,13 @@ import NIOSSL
 import Proxy
 
 /// What every connection shares: settings, the signature check, the engine pool
-/// and the agent's own endpoints.
+/// and the table of the agent's own routes.
 struct AgentServices: Sendable {
     let configuration: AgentConfiguration
     let verifier: SignatureVerifier
     let authenticationFailures: AuthenticationFailureLog
     let engine: UpstreamPool
-    let endpoints: AgentEndpoints
+    let routes: RouteTable
     let logger: Logger
     /// Present when a cluster address is configured.
     let cluster: ClusterMembership?
@@ -87,7 +87,7 @@ final class AgentServer: Sendable {
             verifier: SignatureVerifier(secrets: configuration.secrets),
             authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
-            endpoints: try AgentEndpoints(configuration: configuration, cluster: cluster),
+            routes: try RouteTable(configuration: configuration, cluster: cluster),
             logger: logger,
             cluster: cluster,
             aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }

@@ -10,7 +10,7 @@ extension ConnectionHandler {
     func answer(_ exchange: AgentExchange, context: ChannelHandlerContext) {
         exchange.request.localAddress = context.localAddress
         exchange.request.remoteAddress = context.remoteAddress
-        deliver(services.endpoints.respond(to: exchange.request, on: context.eventLoop), for: exchange, context: context)
+        deliver(exchange.handler.respond(to: exchange.request, on: context.eventLoop), for: exchange, context: context)
     }
 
     /// Writes the response `future` brings once it completes, if the exchange is still current.
@@ -41,15 +41,10 @@ extension ConnectionHandler {
         }
     }
 
-    func startUpload(head: HTTPRequestHead, legacyVolumeID: String?, context: ChannelHandlerContext) {
+    func startUpload(_ put: BrowsePut, head: HTTPRequestHead, context: ChannelHandlerContext) {
         let session: UploadSession
         do {
-            guard let query = QueryParameters(uri: head.uri) else { throw AgentError(.badRequest, "Malformed query string") }
-            // Opening the root is one or two openat calls: fine on the loop.
-            let location = try services.endpoints.browser.locate(volumeID: legacyVolumeID ?? query["volumeID"])
-            session = try UploadSession(
-                contentType: head.headers.first(name: "Content-Type"), location: location,
-                threadPool: services.endpoints.threadPool, eventLoop: context.eventLoop)
+            session = try put.session(for: head, on: context.eventLoop)
         } catch let error as AgentError {
             return refuse(error, context: context)
         } catch {
@@ -127,7 +122,7 @@ extension ConnectionHandler {
         }
         let size = Int(min(remaining, Self.fileChunkSize))
         let allocator = context.channel.allocator
-        services.endpoints.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
+        services.routes.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
             var buffer = allocator.buffer(capacity: size)
             let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
                 let count = pread(fd, bytes.baseAddress, size, off_t(offset))

@@ -40,19 +40,10 @@ extension ConnectionHandler {
             return true
         case .aggregate(let kind) where !forwarded:
             guard let aggregator = services.aggregator else { return false }
-            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: false)
+            let exchange = AgentExchange(
+                request: AgentRequest(route: route, head: head), handler: MergeNodeLists(aggregator: aggregator, kind: kind), collecting: false)
             state = .agent(exchange)
-            let answer = aggregator.aggregate(head, kind: kind, on: context.eventLoop).map { merged -> AgentResponse in
-                guard merged.status == .ok else {
-                    return .error(AgentError(.badGateway, "No node answered", details: "unreachable: \(merged.unreachableNodes.joined(separator: ","))"))
-                }
-                var headers = merged.headers
-                if !merged.unreachableNodes.isEmpty {
-                    headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
-                }
-                return AgentResponse(status: .ok, headers: headers, buffer: merged.body)
-            }
-            deliver(answer, for: exchange, context: context)
+            answer(exchange, context: context)
             return true
         default:
             if forwarded, route == .engine, head.headers.first(name: Aggregator.hopHeader) == Aggregator.listPartHop {

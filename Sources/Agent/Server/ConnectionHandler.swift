@@ -47,13 +47,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// One request answered by the agent itself.
     final class AgentExchange {
         var request: AgentRequest
+        let handler: any AgentHandler
         /// Collecting a small body before answering (e.g. a rename's JSON).
         var collecting: Bool
         var requestEnded = false
         var responded = false
 
-        init(request: AgentRequest, collecting: Bool) {
+        init(request: AgentRequest, handler: any AgentHandler, collecting: Bool) {
             self.request = request
+            self.handler = handler
             self.collecting = collecting
         }
     }
@@ -295,12 +297,12 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .agent(let exchange) where exchange.collecting:
                 var body = body
                 let size = (exchange.request.body?.readableBytes ?? 0) + body.readableBytes
-                if size > AgentEndpoints.maxBodySize {
+                if size > RouteTable.maxBodySize {
                     exchange.collecting = false
                     exchange.request.body = nil
                     closeAfterResponse = true
                     exchange.responded = true
-                    respond(.error(AgentError(.payloadTooLarge, "Request body too large", details: "at most \(AgentEndpoints.maxBodySize) bytes")), context: context)
+                    respond(.error(AgentError(.payloadTooLarge, "Request body too large", details: "at most \(RouteTable.maxBodySize) bytes")), context: context)
                 } else if exchange.request.body == nil {
                     exchange.request.body = body
                 } else {
@@ -435,15 +437,15 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
            dispatchInCluster(head, route: route, cluster: cluster, local: local, context: context) {
             return
         }
-        switch route {
-        case .engine:
+        switch services.routes.plan(for: route) {
+        case .relay:
             startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context)
-        case .browse(.put, let volumeID):
-            startUpload(head: head, legacyVolumeID: volumeID, context: context)
+        case .upload(let put):
+            startUpload(put, head: head, context: context)
         case .console(let kind):
             startConsole(head: head, kind: kind, context: context)
-        default:
-            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), collecting: route.takesJSONBody)
+        case .answer(let handler, let collectsBody):
+            let exchange = AgentExchange(request: AgentRequest(route: route, head: head), handler: handler, collecting: collectsBody)
             state = .agent(exchange)
             if !exchange.collecting { answer(exchange, context: context) }
         }

@@ -1,0 +1,97 @@
+import Hardware
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Proxy
+
+/// What the connection does with one request, as its route's handler says.
+enum RoutePlan {
+    /// The agent answers. With `collectsBody`, once the request's small JSON body
+    /// (at most `RouteTable.maxBodySize`) has been read.
+    case answer(any AgentHandler, collectsBody: Bool)
+    /// The body streams to disk (`POST /browse/put`).
+    case upload(BrowsePut)
+    /// Checked with the engine, then a websocket bridged to its hijacked stream.
+    case console(ConsoleKind)
+    /// The Docker Engine API: relayed to the engine as it came.
+    case relay
+}
+
+/// One agent route's code: turns a routed request into a call on the modules below
+/// and the result into a response. Each lives in `Handlers/<API path>/`.
+protocol AgentHandler: Sendable {
+    func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse>
+}
+
+/// The one table from `Route` to the handler that serves it, and what handlers share
+/// (settings, the file browser, the cluster, the hardware cache, the thread pool for
+/// blocking work). To add a route: a case in `Route`, its line in `Router.route`, and
+/// its line here naming a handler in `Handlers/<its path>/`.
+struct RouteTable: Sendable {
+    /// Agent routes take small JSON bodies at most; uploads stream instead.
+    static let maxBodySize = 64 * 1024
+
+    let configuration: AgentConfiguration
+    let browser: FileBrowser
+    let cluster: ClusterMembership?
+    /// Present only with `CAP_HOST_MANAGEMENT=1`.
+    let hostInfo: HostInfoCache?
+    let threadPool: NIOThreadPool
+
+    init(configuration: AgentConfiguration, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
+        self.configuration = configuration
+        self.cluster = cluster
+        self.threadPool = threadPool
+        self.browser = FileBrowser(configuration: configuration)
+        if configuration.hostManagement {
+            // pci.ids is parsed once here, not on the first request.
+            let inventory = try HardwareInventory(hostRoot: HostRoot(path: configuration.hostRoot))
+            let cache = HostInfoCache(inventory: inventory)
+            _ = cache.watchForChanges()
+            self.hostInfo = cache
+        } else {
+            self.hostInfo = nil
+        }
+    }
+
+    static let hostManagementDisabled = AgentError(.serviceUnavailable, "Host management capability disabled")
+
+    func plan(for route: Route) -> RoutePlan {
+        switch route {
+        case .ping:
+            return .answer(GetPing(), collectsBody: false)
+        case .agents:
+            return .answer(GetAgents(cluster: cluster), collectsBody: false)
+        case .memberInfo:
+            return .answer(GetClusterMember(cluster: cluster), collectsBody: false)
+        case .hostInfo:
+            return .answer(GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), collectsBody: false)
+        case .browse(let operation, let legacyVolumeID):
+            let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
+            switch operation {
+            case .ls: return .answer(BrowseLs(files: files), collectsBody: false)
+            case .get: return .answer(BrowseGet(files: files), collectsBody: false)
+            case .delete: return .answer(BrowseDelete(files: files), collectsBody: false)
+            case .rename: return .answer(BrowseRename(files: files), collectsBody: true)
+            case .put: return .upload(BrowsePut(files: files))
+            }
+        case .console(let kind):
+            return .console(kind)
+        case .methodNotAllowed(let allowed):
+            return .answer(MethodNotAllowed(allowed: allowed), collectsBody: false)
+        case .engine:
+            return .relay
+        }
+    }
+}
+
+/// An agent path asked with another method: 405 with `Allow`.
+struct MethodNotAllowed: AgentHandler {
+    let allowed: HTTPMethod
+
+    func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
+        var response = AgentResponse.error(AgentError(.methodNotAllowed, "Method not allowed, use \(allowed.rawValue)"))
+        response.headers.add(name: "Allow", value: allowed.rawValue)
+        return eventLoop.makeSucceededFuture(response)
+    }
+}
