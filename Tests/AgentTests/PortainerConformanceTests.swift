@@ -194,7 +194,7 @@ struct PortainerConformanceTests {
             let plain = try agent.request("GET", "/v2/agents", headers: headers)
             // The original's standalone answer (agent http/handler/agent/agent_list.go).
             #expect(agents.status == 503)
-            #expect(agents.body == plain.body)
+            #expect(try agents.json() as? [String: String] == plain.json() as? [String: String])
             #expect((try agents.json() as? [String: String])?["message"] == "Agent management is not available when running the agent on a standalone engine")
         }
         try await TestAgent.with(hostManagement: true) { agent async throws in
@@ -286,6 +286,13 @@ struct PortainerConformanceTests {
             #expect(file.text == "first\n")
             let empty = try agent.request("GET", "/v1/browse/\(volume.name)/ls?path=/empty", headers: headers)
             #expect(empty.text.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+            let renamed = try agent.request("PUT", "/v1/browse/\(volume.name)/rename", headers: headers.merging(["Content-Type": "application/json;charset=utf-8"]) { $1 },
+                                            body: Data(#"{"CurrentFilePath":"a.txt","NewFilePath":"c.txt"}"#.utf8))
+            #expect(renamed.status == 204 || renamed.status == 200, "\(renamed.text)")
+            #expect(FileManager.default.fileExists(atPath: try volume.dataPath + "/c.txt"))
+            let deleted = try agent.request("DELETE", "/v1/browse/\(volume.name)/delete?path=sub", headers: headers)
+            #expect(deleted.status == 204 || deleted.status == 200, "\(deleted.text)")
+            #expect(!FileManager.default.fileExists(atPath: try volume.dataPath + "/sub"))
         }
     }
 
@@ -371,6 +378,28 @@ struct PortainerConformanceTests {
         #expect(!lines.contains { $0.contains(cookieSecret) }, "a log line carries the Cookie")
     }
 
+    @Test("api/http/handler/websocket/attach.go websocketAttach (id: the container's hex id) and containerConsoleController.js connectAttach")
+    func consoleAttach() async throws {
+        let name = try ConsoleTests.container(["-i", "-t", "busybox:local", "sh"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        // Portainer refuses an id that is not hexadecimal: it sends the full container ID.
+        let id = try #require(try ConsoleTests.engineJSON("GET", "/v1.41/containers/\(name)/json")["Id"] as? String)
+        try await TestAgent.with { agent async throws in
+            var headers = Self.goHeaders(Self.portainer)
+            headers["X-Portaineragent-Target"] = ""
+            headers["X-Portaineragent-Sa-Token"] = ""
+            let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/attach?endpointId=3&id=\(id)",
+                                                               headers: headers, hostHeader: "portainer.example.test:9443")
+            #expect(status == 101)
+            let console = try #require(client)
+            defer { console.close() }
+            try console.send("echo at\"\"tached \u{4E16}\n", opcode: .text)
+            let result = console.wait(timeout: 15) { text, _ in text.contains("attached \u{4E16}") }
+            #expect(result.text.contains("attached \u{4E16}"), "\(result.text.debugDescription)")
+            #expect(console.dataFrames.allSatisfy { $0.opcode == .text && String(validating: $0.payload, as: UTF8.self) != nil })
+        }
+    }
+
     // MARK: 6. Answers Portainer re-parses
 
     @Test("api/http/proxy/factory/utils/response.go getResponseBody: lists and */create answers are application/json")
@@ -415,8 +444,8 @@ extension LabSuites {
                     "X-Portaineragent-Signature": signed.first { $0.key.lowercased() == "x-portaineragent-signature" }!.value]
         }
 
-        static func request(_ lab: LabCluster, _ node: LabSwarm.Node, _ method: String, _ path: String, headers: [String: String] = [:]) throws -> HTTPReply {
-            try Curl.request(method, "https://\(node.address):9001" + path, headers: goHeaders(lab).merging(headers) { $1 })
+        static func request(_ lab: LabCluster, _ node: LabSwarm.Node, _ method: String, _ path: String, headers: [String: String] = [:], body: Data? = nil) throws -> HTTPReply {
+            try Curl.request(method, "https://\(node.address):9001" + path, headers: goHeaders(lab).merging(headers) { $1 }, body: body)
         }
 
         @Test("api/docker/snapshot.go snapshot() through a worker's agent: the manager's /info, Swarm lists, tagged lists, and Docker's own No such container for another node's container")
@@ -446,6 +475,7 @@ extension LabSuites {
                 #expect(reply.status == 200, "\(path): \(reply.text)")
                 #expect((try reply.json() as? [[String: Any]]) != nil, "\(path)")
             }
+            #expect((try Self.request(lab, node2, "GET", v + "/nodes").json() as? [[String: Any]])?.count == lab.nodes.count)
             // snapshotContainers: the list is every node's; inspecting, without a target, a
             // running container of another node must fail with Docker's own text.
             let list = try Self.request(lab, node2, "GET", v + "/containers/json?all=1")
@@ -459,6 +489,44 @@ extension LabSuites {
             // With the target Portainer's NodeNameTransport would set, it is found.
             let targeted = try Self.request(lab, node2, "GET", v + "/containers/\(remoteID)/json", headers: ["X-Portaineragent-Target": node3.name])
             #expect(targeted.status == 200)
+        }
+
+        @Test("containerConsoleController.js with nodeName, through websocket/proxy.go's Director: a console on another node, opened at a worker's agent")
+        func consoleOnAnotherNode() throws {
+            let lab = try LabCluster()
+            defer { lab.stop() }
+            let (node2, node3) = (lab.nodes[1], lab.nodes[2])
+            let name = ClusterTests.unique("conf-console")
+            let run = try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "300"])
+            guard run.status == 0 else { throw TestSetupError("docker run on node3 failed: \(run.errorOutput)") }
+            defer { _ = try? lab.engine(node3, ["rm", "-f", name]) }
+            // A container's host name is the start of its ID: proof the shell runs on node3.
+            let shortID = String(run.output.trimmingCharacters(in: .whitespacesAndNewlines).prefix(12))
+            // The UI creates the exec through the Docker proxy with the node as target
+            // (HttpRequestHelper.setPortainerAgentTargetHeader, agentInterceptor).
+            let target = ["X-Portaineragent-Target": node3.name]
+            let created = try Self.request(lab, node2, "POST", "/v1.41/containers/\(name)/exec",
+                                           headers: target.merging(["Content-Type": "application/json"]) { $1 },
+                                           body: Data(#"{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":true,"User":"","Cmd":["sh"]}"#.utf8))
+            #expect(created.status == 201, "\(created.text)")
+            let id = try #require((try created.json() as? [String: Any])?["Id"] as? String)
+            var headers = Self.goHeaders(lab).merging(target) { $1 }
+            headers["X-Portaineragent-Sa-Token"] = ""
+            headers["Cookie"] = "portainer_api_key=x"
+            let (status, client) = try WebSocketClient.connect(host: node2.address, port: 9001,
+                                                               path: "/websocket/exec?endpointId=2&id=\(id)&nodeName=\(node3.name)",
+                                                               headers: headers, hostHeader: "portainer.example.test:9443")
+            #expect(status == 101)
+            let console = try #require(client)
+            defer { console.close() }
+            let resized = try Self.request(lab, node2, "POST", "/v1.41/exec/\(id)/resize?h=21&w=77",
+                                           headers: target.merging(["Content-Type": "application/json"]) { $1 }, body: Data("{}".utf8))
+            #expect((200..<300).contains(resized.status), "\(resized.status) \(resized.text)")
+            try console.send("busybox stty size; hostname\n", opcode: .text)
+            let result = console.wait(timeout: 15) { text, _ in text.contains("\n" + shortID) && text.contains("21 77") }
+            #expect(result.text.contains("21 77"), "\(result.text.debugDescription)")
+            #expect(result.text.contains("\n" + shortID), "\(result.text.debugDescription)")
+            #expect(console.dataFrames.allSatisfy { $0.opcode == .text && String(validating: $0.payload, as: UTF8.self) != nil })
         }
 
         @Test("api/http/proxy/factory/utils/json.go and response.go: aggregated lists are application/json and each item's Portainer is an object")
