@@ -50,9 +50,14 @@ enum Router {
     /// Swarm-wide resources: only a manager's engine can answer them.
     static let managerPaths: Set<Substring> = ["services", "tasks", "secrets", "configs", "swarm", "info", "nodes"]
 
-    /// The cluster half of routing: the target header first, then manager-only
-    /// resources, then the lists every node contributes to.
+    /// The cluster half of routing: for Docker calls the manager-operation header
+    /// first (it wins over a target, as in the original agent's dockerOperation), then
+    /// the target header, then manager-only resources, then the lists every node
+    /// contributes to.
     static func scope(for route: Route, method: HTTPMethod, uri: String, headers: HTTPHeaders) -> ClusterScope {
+        if route == .engine, let flag = headers.first(name: managerOperationHeader), !flag.isEmpty {
+            return .manager
+        }
         if route.isTargetable, let target = headers.first(name: targetHeader), !target.isEmpty {
             return .node(target)
         }
@@ -61,9 +66,6 @@ enum Router {
             return .node(node)
         }
         guard route == .engine else { return .local }
-        if let flag = headers.first(name: managerOperationHeader), !flag.isEmpty {
-            return .manager
-        }
         var path = Substring(uri)
         if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
         path = stripDockerVersion(path)

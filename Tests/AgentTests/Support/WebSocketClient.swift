@@ -34,7 +34,7 @@ final class WebSocketClient: Sendable {
     }
 
     /// Connects and asks for the upgrade; returns the HTTP status, and a client when it was 101.
-    static func connect(host: String, port: Int, path: String, headers: [String: String]) throws -> (status: Int, client: WebSocketClient?) {
+    static func connect(host: String, port: Int, path: String, headers: [String: String], hostHeader: String? = nil) throws -> (status: Int, client: WebSocketClient?) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
         let context = try NIOSSLContext(configuration: configuration)
@@ -50,7 +50,7 @@ final class WebSocketClient: Sendable {
                 }
             }
             .connect(host: host, port: port).wait()
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(hostHeader ?? host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
