@@ -95,6 +95,35 @@ extension LabSuites {
             #expect(file.text == "on node3\n")
         }
 
+        @Test("DECKHAND_ALLOWED_CLIENTS naming only Portainer's address: the agents still find and serve each other, others are cut off")
+        func allowlistLetsPeersIn() throws {
+            let portainer = try LabSwarm().bridgeAddress
+            // Forming at all (LabCluster waits until every agent lists every agent) needs
+            // the peers' probes let in.
+            let lab = try LabCluster(environment: ["DECKHAND_ALLOWED_CLIENTS=\(portainer)/32"])
+            defer { lab.stop() }
+            let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
+            // Aggregation and targeting: node 2's agent asks the other two.
+            let reply = try lab.request(node2, "GET", "/v1.41/containers/json?all=1", key: lab.key)
+            #expect(reply.status == 200)
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+            let targeted = try lab.request(node2, "GET", "/v1.41/info", key: lab.key, headers: ["X-PortainerAgent-Target": node3.name])
+            #expect((try targeted.json() as? [String: Any])?["Name"] as? String == node3.name)
+
+            // A second address on Portainer's side of the bridge is not on the list.
+            let device = try #require(try Command.run("ip", ["-o", "-4", "addr", "show"]).output.split(separator: "\n")
+                .first { $0.contains(" \(portainer)/") }?.split(separator: " ").dropFirst().first.map(String.init))
+            let other = portainer.split(separator: ".").dropLast().joined(separator: ".") + ".250"
+            #expect(try Command.run("ip", ["addr", "add", "\(other)/32", "dev", device]).status == 0)
+            defer { _ = try? Command.run("ip", ["addr", "del", "\(other)/32", "dev", device]) }
+            let refused = try Command.run("curl", ["-sk", "--http1.1", "-o", "/dev/null", "--max-time", "5", "--interface", other,
+                                                   "https://\(node1.address):9001/ping"])
+            // 35: the connection ended during the TLS handshake (not 28, a time-out; not 7, refused).
+            #expect(refused.status == 35, "curl exit \(refused.status): \(refused.errorOutput)")
+            #expect(try Curl.request("GET", "https://\(node1.address):9001/ping").status == 204)
+            #expect(lab.log(node1).contains("not in DECKHAND_ALLOWED_CLIENTS"))
+        }
+
         @Test("DECKHAND_NODE_NAME: a second agent in front of one engine is a member of its own")
         func nodeNameOverride() throws {
             let lab = try LabCluster(twinName: "node1-twin")

@@ -28,7 +28,9 @@ final class LabCluster {
     /// `twinName`, one more agent in front of node 1's engine (on port 9002) that
     /// answers to that node name instead of the engine's. `extraSeeds` join the
     /// cluster address (an impostor's), `secret` is every agent's `AGENT_SECRET`.
-    init(probeInterval: Double = 1, memberTimeout: Double = 2, twinName: String? = nil, secret: String? = nil, extraSeeds: [String] = []) throws {
+    /// `environment` (`NAME=value` items) is added to every agent's.
+    init(probeInterval: Double = 1, memberTimeout: Double = 2, twinName: String? = nil, secret: String? = nil, extraSeeds: [String] = [],
+         environment: [String] = []) throws {
         swarm = try LabSwarm()
         self.probeInterval = probeInterval
         self.memberTimeout = memberTimeout
@@ -45,7 +47,7 @@ final class LabCluster {
             let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
                                  "AGENT_HOST=\(node.address)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",
                                  "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)"] + name
-                                 + (secret.map { ["AGENT_SECRET=\($0)"] } ?? []) + [
+                                 + (secret.map { ["AGENT_SECRET=\($0)"] } ?? []) + environment + [
                                  "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory],
                                  errorLog: logFolder.appendingPathComponent("\(node.index)-\(port).log").path)
             agents.append(process)
