@@ -124,6 +124,74 @@ extension LabSuites {
             #expect(lab.log(node1).contains("not in DECKHAND_ALLOWED_CLIENTS"))
         }
 
+        @Test("cluster diagnostics: a cut link shows within one probe round, its drop after three, its return; a stopped engine shows")
+        func diagnostics() throws {
+            let lab = try LabCluster(probeInterval: 1, memberTimeout: 2)
+            defer { lab.stop() }
+            defer {
+                _ = try? lab.lab(["link", "3", "up"])
+                _ = try? lab.lab(["engine", "2", "start"])
+            }
+            let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
+            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("dh-status-\(UUID().uuidString).pem")
+            try Data(lab.key.privateKey.pemRepresentation.utf8).write(to: keyFile)
+            defer { try? FileManager.default.removeItem(at: keyFile) }
+            /// `deckhand status --json` asked of node 1 (or, through it, of `node`).
+            func status(of node: LabSwarm.Node? = nil) throws -> [String: Any] {
+                let result = try Command.run(try CommandLineTests.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path, "--json"]
+                                             + (node.map { ["--node", $0.name] } ?? []))
+                guard result.status == 0, let json = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any] else {
+                    throw TestSetupError("deckhand status: \(result.status) \(result.output) \(result.errorOutput)")
+                }
+                return json
+            }
+            func record(_ status: [String: Any], of node: LabSwarm.Node) -> [String: Any]? {
+                ((status["Cluster"] as? [String: Any])?["Members"] as? [[String: Any]])?.first { $0["Address"] as? String == "\(node.address):9001" }
+            }
+            func waitFor(_ seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
+                let deadline = Date().addingTimeInterval(seconds)
+                repeat {
+                    if try condition() { return true }
+                    Thread.sleep(forTimeInterval: 0.2)
+                } while Date() < deadline
+                return try condition()
+            }
+
+            // All well: every node a member that answered, no failures, the engine answers.
+            let healthy = try status()
+            #expect(healthy["NodeName"] as? String == node1.name)
+            #expect((healthy["Engine"] as? [String: Any])?["Answers"] as? Bool == true)
+            for node in lab.nodes {
+                let entry = try #require(record(healthy, of: node), "\(node.name) missing: \(healthy)")
+                #expect(entry["NodeName"] as? String == node.name && entry["Member"] as? Bool == true)
+                #expect(entry["ConsecutiveFailures"] as? Int == 0 && entry["LastSuccess"] is Int)
+            }
+            // The table, for a person.
+            let table = try Command.run(try CommandLineTests.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path])
+            #expect(table.status == 0 && table.output.contains("node3") && table.output.contains("engine: answers"), "\(table.output)")
+
+            // Node 3 cut off: a failed probe within one round (interval + member timeout).
+            #expect(try lab.lab(["link", "3", "down"]).status == 0)
+            let round = lab.probeInterval + lab.memberTimeout
+            #expect(try waitFor(round + 1) { ((record(try status(), of: node3)?["ConsecutiveFailures"] as? Int) ?? 0) >= 1 })
+            #expect(record(try status(), of: node3)?["LastError"] is String)
+            // Dropped after three silent intervals, and said why.
+            #expect(try waitFor(lab.probeInterval * 3 + round + 1) { record(try status(), of: node3)?["Dropped"] is String })
+            #expect(record(try status(), of: node3)?["Member"] as? Bool == false)
+            // Back: a member again, no failures, nothing dropped, within a round or two.
+            #expect(try lab.lab(["link", "3", "up"]).status == 0)
+            #expect(try waitFor(round * 2 + 1) {
+                let entry = record(try status(), of: node3)
+                return entry?["Member"] as? Bool == true && entry?["ConsecutiveFailures"] as? Int == 0 && entry?["Dropped"] is NSNull
+            })
+
+            // Node 2's engine stops: its agent, asked through node 1, says so.
+            #expect(try lab.lab(["engine", "2", "stop"]).status == 0)
+            let engine = try #require(try status(of: node2)["Engine"] as? [String: Any])
+            #expect(engine["Answers"] as? Bool == false && engine["Error"] is String, "\(engine)")
+            #expect(try lab.lab(["engine", "2", "start"]).status == 0)
+        }
+
         @Test("DECKHAND_NODE_NAME: a second agent in front of one engine is a member of its own")
         func nodeNameOverride() throws {
             let lab = try LabCluster(twinName: "node1-twin")

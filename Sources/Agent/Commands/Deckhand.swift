@@ -7,7 +7,7 @@ struct Deckhand: AsyncParsableCommand {
         commandName: "deckhand",
         abstract: "A Portainer-compatible Docker Swarm agent.",
         version: AgentVersion.deckhand,
-        subcommands: [ServeCommand.self, VersionCommand.self, KeygenCommand.self, SignCommand.self, HostInfoCommand.self, HealthCommand.self],
+        subcommands: [ServeCommand.self, VersionCommand.self, KeygenCommand.self, SignCommand.self, HostInfoCommand.self, HealthCommand.self, StatusCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

@@ -37,9 +37,12 @@ struct RouteTable: Sendable {
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
     let threadPool: NIOThreadPool
+    /// The local engine, for the agent's own looks at it (not the relay's).
+    let engine: UpstreamPool
 
-    init(configuration: AgentConfiguration, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
+    init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
+        self.engine = engine
         self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
@@ -64,6 +67,8 @@ struct RouteTable: Sendable {
             return .answer(GetAgents(cluster: cluster), collectsBody: false)
         case .memberInfo:
             return .answer(GetClusterMember(cluster: cluster), collectsBody: false)
+        case .clusterStatus:
+            return .answer(GetClusterStatus(cluster: cluster, engine: engine, configuration: configuration), collectsBody: false)
         case .hostInfo:
             return .answer(GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), collectsBody: false)
         case .browse(let operation, let legacyVolumeID):

@@ -32,6 +32,8 @@ enum Router {
             return check(method, .agents, allowed: .GET)
         case 2 where parts[0] == "cluster" && parts[1] == "member":
             return check(method, .memberInfo, allowed: .GET)
+        case 2 where parts[0] == "cluster" && parts[1] == "status":
+            return check(method, .clusterStatus, allowed: .GET)
         case 2 where parts[0] == "host" && parts[1] == "info":
             return check(method, .hostInfo, allowed: .GET)
         case 2 where parts[0] == "browse":

@@ -87,7 +87,7 @@ final class AgentServer: Sendable {
             verifier: SignatureVerifier(secrets: configuration.secrets),
             authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
-            routes: try RouteTable(configuration: configuration, cluster: cluster),
+            routes: try RouteTable(configuration: configuration, engine: engine, cluster: cluster),
             logger: logger,
             cluster: cluster,
             aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }

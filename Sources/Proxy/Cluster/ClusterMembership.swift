@@ -72,6 +72,11 @@ public final class ClusterMembership: Sendable {
         var refusals: [String: String] = [:]
         var stopped = false
         var nextRound: Scheduled<Void>?
+        /// What each address's probes found, for diagnostics (`probeRecords`): one per
+        /// address the cluster address names or a member holds.
+        var records: [String: ProbeRecord] = [:]
+        /// Why the last look at the local engine failed; nil when it answered.
+        var engineError: String?
     }
 
     private struct Entry {
@@ -96,6 +101,22 @@ public final class ClusterMembership: Sendable {
 
     /// This node, as its engine last described it.
     public var localNode: NodeIdentity? { state.withLockedValue { $0.local } }
+
+    /// What this agent knows of each address it probes, sorted by address: for
+    /// `GET /v2/cluster/status` and `deckhand status`.
+    public var probeRecords: [ProbeRecord] {
+        state.withLockedValue { state in
+            state.records.values.map { record in
+                var record = record
+                record.isMember = state.entries[record.address] != nil
+                return record
+            }.sorted { $0.address < $1.address }
+        }
+    }
+
+    /// Why the last look at the local engine (`GET /info`, every round) failed; nil
+    /// when it answered.
+    public var engineError: String? { state.withLockedValue { $0.engineError } }
 
     /// Every member that answered recently, sorted by node name; this node included
     /// once it has found itself among the addresses. A node name is held by one
@@ -220,7 +241,10 @@ public final class ClusterMembership: Sendable {
                 var identity = engineIdentity
                 if let name = self.settings.nodeName { identity.name = name }
                 let changed = self.state.withLockedValue { state -> Bool in
-                    defer { state.local = identity }
+                    defer {
+                        state.local = identity
+                        state.engineError = nil
+                    }
                     return state.local != identity
                 }
                 if changed {
@@ -228,6 +252,7 @@ public final class ClusterMembership: Sendable {
                 }
             }
             .recover { error in
+                self.state.withLockedValue { $0.engineError = "\(error)" }
                 self.logger.warning("cannot ask the local engine who this node is", metadata: ["error": "\(error)"])
             }
         let probes = resolve().flatMap { addresses in
@@ -302,6 +327,9 @@ public final class ClusterMembership: Sendable {
         let keys = Set(addresses.map { "\($0.host):\($0.port)" })
         state.withLockedValue { state in
             state.resolvedHosts = Set(addresses.map(\.host))
+            // Records of addresses neither named nor held by a member are forgotten.
+            let named = Set(addresses.map { "\($0.host):\($0.port)" })
+            for key in state.records.keys where !named.contains(key) && state.entries[key] == nil { state.records[key] = nil }
             for key in state.entries.keys where !keys.contains(key) { state.entries[key]?.answering = false }
             state.refusals = state.refusals.filter { keys.contains($0.key) }
         }
@@ -313,6 +341,7 @@ public final class ClusterMembership: Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": host])
         let challenge = peerKey?.challenge(address: address)
         if let challenge { head.headers.add(name: PeerKey.challengeHeader, value: challenge.header) }
+        let started = NIODeadline.now()
         return pool(for: placeholder).collect(head, on: eventLoop, limit: 64 * 1024, timeout: settings.memberTimeout)
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
@@ -322,11 +351,26 @@ public final class ClusterMembership: Sendable {
                     throw PeerRefusal.unproven
                 }
                 let member = try ClusterMember(answer: MemberInfo(probeAnswer: body), host: host, port: port)
-                if try self.adopt(member, at: address) {
+                let adopted = try self.adopt(member, at: address)
+                self.record(address) { record in
+                    record.nodeName = member.nodeName
+                    record.role = member.role
+                    record.version = member.version.isEmpty ? nil : member.version
+                    record.lastSuccess = PeerKey.now
+                    record.roundTripMilliseconds = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+                    record.consecutiveFailures = 0
+                    record.lastError = nil
+                    record.dropped = nil
+                }
+                if adopted {
                     self.logger.info("cluster member", metadata: ["node": "\(member.nodeName)", "role": "\(member.role)", "address": "\(address)"])
                 }
             }
             .recover { error in
+                self.record(address) { record in
+                    record.consecutiveFailures += 1
+                    record.lastError = "\(error)"
+                }
                 let refusal = self.state.withLockedValue { state -> String? in
                     state.entries[address]?.answering = false
                     guard let refusal = error as? PeerRefusal else { return nil }
@@ -358,17 +402,74 @@ public final class ClusterMembership: Sendable {
         }
     }
 
+    private func record(_ address: String, _ update: (inout ProbeRecord) -> Void) {
+        state.withLockedValue { state in
+            var record = state.records[address] ?? ProbeRecord(address: address)
+            update(&record)
+            state.records[address] = record
+        }
+    }
+
     /// Members silent for three probe intervals are gone until they answer again.
     private func prune() {
         let horizon = NIODeadline.now() - settings.probeInterval * 3
         let gone = state.withLockedValue { state -> [ClusterMember] in
             let stale = state.entries.filter { $0.value.lastSeen < horizon }
-            for key in stale.keys { state.entries[key] = nil }
+            for key in stale.keys {
+                state.entries[key] = nil
+                state.records[key, default: ProbeRecord(address: key)].dropped = "no answer for three probe intervals"
+            }
             if !stale.isEmpty { self.rebuildMembers(in: &state) }
             return stale.values.map(\.member)
         }
         for member in gone {
             logger.warning("cluster member lost", metadata: ["node": "\(member.nodeName)", "address": "\(member.host):\(member.port)"])
         }
+    }
+}
+
+/// What one address's probes found: who answered there, when, how fast, and what
+/// went wrong since. Reported as it is (`GET /v2/cluster/status`).
+public struct ProbeRecord: Sendable, Equatable, Codable {
+    /// "host:port" as probed.
+    public var address: String
+    public var nodeName: String?
+    public var role: String?
+    /// Told only by a peer that proved the secret.
+    public var version: String?
+    /// Whether the address holds a node name in the membership right now.
+    public var isMember = false
+    /// Unix time of the last answer that made or kept a member.
+    public var lastSuccess: Int64?
+    public var roundTripMilliseconds: Double?
+    public var consecutiveFailures = 0
+    /// The last failure: no connection, a time-out, a refused or unproven answer.
+    public var lastError: String?
+    /// Why the member at this address was dropped, until it answers again.
+    public var dropped: String?
+
+    public init(address: String) {
+        self.address = address
+    }
+
+    /// Every key always, `null` when unknown: a stable shape for scripts.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(address, forKey: .address)
+        try container.encode(nodeName, forKey: .nodeName)
+        try container.encode(role, forKey: .role)
+        try container.encode(version, forKey: .version)
+        try container.encode(isMember, forKey: .isMember)
+        try container.encode(lastSuccess, forKey: .lastSuccess)
+        try container.encode(roundTripMilliseconds, forKey: .roundTripMilliseconds)
+        try container.encode(consecutiveFailures, forKey: .consecutiveFailures)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(dropped, forKey: .dropped)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case address = "Address", nodeName = "NodeName", role = "NodeRole", version = "Version", isMember = "Member"
+        case lastSuccess = "LastSuccess", roundTripMilliseconds = "RoundTripMs", consecutiveFailures = "ConsecutiveFailures"
+        case lastError = "LastError", dropped = "Dropped"
     }
 }

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Crypto
+import FoundationEssentials
+import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Proxy
+
+/// `deckhand status`: asks a running agent (signed, as Portainer) what it believes
+/// about its engine and its cluster (`GET /v2/cluster/status`), as a table or JSON.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what an agent believes about its engine and its cluster's members.",
+        discussion: "Signs with --key as Portainer does (the agent must accept that key: its AGENT_SECRET, or the key it associated)."
+    )
+
+    @Option(name: .long, help: "The agent's host:port (default 127.0.0.1:9001; IPv6 in brackets).")
+    var address = "127.0.0.1:9001"
+    @Option(name: .long, help: "The private key (PEM) to sign with.")
+    var key: String
+    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one.")
+    var secret: String?
+    @Option(name: .long, help: "Ask the agent of this node, through the one at --address.")
+    var node: String?
+    @Flag(name: .long, help: "Print the agent's JSON answer as it is.")
+    var json = false
+
+    func run() async throws {
+        guard let (host, port) = Self.split(address) else { throw ValidationError("--address must be host:port, not \(address)") }
+        let privateKey: P256.Signing.PrivateKey
+        do {
+            privateKey = try P256.Signing.PrivateKey(pemRepresentation: try String(contentsOfFile: key, encoding: .utf8))
+        } catch {
+            throw ValidationError("\(key): not a readable P-256 private key in PEM")
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/cluster/status", headers: ["Host": host])
+        for (name, value) in PortainerSignature.headers(signingWith: privateKey, secret: secret) { head.headers.add(name: name, value: value) }
+        if let node { head.headers.add(name: Router.targetHeader, value: node) }
+        let pool = UpstreamPool(transport: .tls(host: host, port: port, context: try UpstreamTransport.peerTLSContext()))
+        defer { pool.closeIdle() }
+        let response: CollectedResponse
+        do {
+            response = try await pool.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: 4 << 20, timeout: .seconds(10)).get()
+        } catch {
+            print("deckhand status: \(address) did not answer: \(error)")
+            throw ExitCode(1)
+        }
+        let body = Array(response.body.readableBytesView)
+        guard response.head.status == .ok else {
+            print("deckhand status: \(address) answered \(response.head.status.code): \(String(decoding: body, as: UTF8.self))")
+            throw ExitCode(1)
+        }
+        if json {
+            print(String(decoding: body, as: UTF8.self))
+            return
+        }
+        guard let status = try? JSONDecoder().decode(GetClusterStatus.Status.self, from: Data(body)) else {
+            print("deckhand status: \(address) answered something that is not a status")
+            throw ExitCode(1)
+        }
+        print(status.table(now: Int64(time(nil))), terminator: "")
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}
+
+/// `GET /v2/cluster/status`, as `deckhand status` prints it for a person.
+extension GetClusterStatus.Status {
+    func table(now: Int64) -> String {
+        func ms(_ value: Double?) -> String { value.map { "\((($0 * 10).rounded() / 10)) ms" } ?? "-" }
+        let engine = self.Engine
+        var text = "\(NodeName ?? "?") (\(NodeRole ?? "no swarm role")), deckhand \(Version)\n"
+        text += "engine: " + (engine.Answers ? "answers (\(ms(engine.RoundTripMs)))" : "DOES NOT ANSWER")
+        if engine.SwarmMember == false { text += ", not an active Swarm node" }
+        if let error = engine.Error { text += " — \(error)" }
+        text += "\n"
+        guard let cluster = self.Cluster else { return text + "cluster: none (standalone engine)\n" }
+        text += "cluster: \(cluster.Address), probed every \(cluster.ProbeIntervalSeconds) s\n"
+        var rows = [["ADDRESS", "NODE", "ROLE", "VERSION", "MEMBER", "LAST ANSWER", "ROUND TRIP", "FAILURES", "PROBLEM"]]
+        for member in cluster.Members {
+            rows.append([
+                member.address, member.nodeName ?? "-", member.role ?? "-", member.version ?? "-", member.isMember ? "yes" : "no",
+                member.lastSuccess.map { "\(max(0, now - $0)) s ago" } ?? "never", ms(member.roundTripMilliseconds), String(member.consecutiveFailures),
+                member.dropped.map { "dropped: \($0)" } ?? member.lastError ?? "-",
+            ])
+        }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            text += row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  ") + "\n"
+        }
+        return text
+    }
+}
