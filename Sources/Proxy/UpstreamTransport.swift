@@ -14,11 +14,14 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// A peer agent's HTTPS port. Peers use throw-away self-signed certificates, so
     /// the context does not verify them; callers are authenticated per request.
     case tls(host: String, port: Int, context: NIOSSLContext)
+    /// A public HTTPS service (Docker Hub): the context verifies the certificate, and
+    /// the host name is sent (SNI) and checked against it.
+    case verifiedTLS(host: String, port: Int, context: NIOSSLContext)
 
     public var description: String {
         switch self {
         case .unixSocket(let path): return "unix://\(path)"
-        case .tls(let host, let port, _): return "https://\(host):\(port)"
+        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
         }
     }
 
@@ -46,8 +49,15 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    if case .tls(_, _, let context) = self {
+                    switch self {
+                    case .tls(_, _, let context):
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    case .verifiedTLS(let host, _, let context):
+                        // An IP address is checked against the certificate, never sent as SNI.
+                        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                        try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host))
+                    case .unixSocket:
+                        break
                     }
                     try UpstreamHandler.installHTTP(on: pipeline)
                 }
@@ -55,7 +65,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         switch self {
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
-        case .tls(let host, let port, _):
+        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _):
             return bootstrap.connect(host: host, port: port)
         }
     }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import Proxy
@@ -46,6 +47,11 @@ struct AgentConfiguration: Sendable {
     var volumesRoot = "/var/lib/docker/volumes"
     var tlsCertificatePath: String?
     var tlsKeyPath: String?
+    /// Docker Hub's token service and registry, for `/v2/dockerhub` (tests use a stand-in).
+    var dockerHubAuthURL = HTTPSAddress("https://auth.docker.io/token")!
+    var dockerHubRegistryURL = HTTPSAddress("https://registry-1.docker.io")!
+    /// PEM trust roots for those two instead of the system's.
+    var dockerHubCAFile: String?
 }
 
 /// How log lines are written: for people, or one JSON object per line (`LOG_MODE=JSON`).
@@ -72,6 +78,7 @@ enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
+    case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA
 
     var environmentName: String {
         switch self {
@@ -96,6 +103,9 @@ enum Setting: String, CaseIterable, Sendable {
         case .nodeName: return "DECKHAND_NODE_NAME"
         case .allowedClients: return "DECKHAND_ALLOWED_CLIENTS"
         case .secretFile: return "AGENT_SECRET_FILE"
+        case .dockerHubAuthURL: return "DECKHAND_DOCKERHUB_AUTH_URL"
+        case .dockerHubRegistryURL: return "DECKHAND_DOCKERHUB_REGISTRY_URL"
+        case .dockerHubCA: return "DECKHAND_DOCKERHUB_CA"
         }
     }
 
@@ -122,6 +132,9 @@ enum Setting: String, CaseIterable, Sendable {
         case .nodeName: return "node-name"
         case .allowedClients: return "allowed-clients"
         case .secretFile: return "secret-file"
+        case .dockerHubAuthURL: return "dockerhub-auth-url"
+        case .dockerHubRegistryURL: return "dockerhub-registry-url"
+        case .dockerHubCA: return "dockerhub-ca"
         }
     }
 }
@@ -280,6 +293,22 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .secretTimeout, value: text, accepted: "a duration such as 72h, 30m or 90s, at most 2562047h")
             }
             configuration.associationTimeout = seconds
+        }
+        for (setting, keyPath) in [
+            (Setting.dockerHubAuthURL, \AgentConfiguration.dockerHubAuthURL), (.dockerHubRegistryURL, \.dockerHubRegistryURL),
+        ] {
+            if let text = value(setting) {
+                guard let address = HTTPSAddress(text) else {
+                    throw ConfigurationError(setting: setting, value: text, accepted: "an https://host[:port][/path] address")
+                }
+                configuration[keyPath: keyPath] = address
+            }
+        }
+        if let path = value(.dockerHubCA) {
+            guard path.hasPrefix("/"), access(path, R_OK) == 0 else {
+                throw ConfigurationError(setting: .dockerHubCA, value: path, accepted: "the absolute path of a readable PEM file")
+            }
+            configuration.dockerHubCAFile = path
         }
         configuration.tlsCertificatePath = value(.tlsCertificate)
         configuration.tlsKeyPath = value(.tlsKey)

@@ -2,6 +2,7 @@ import Hardware
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Proxy
 
 /// What the connection does with one request, as its route's handler says.
@@ -39,6 +40,7 @@ struct RouteTable: Sendable {
     let threadPool: NIOThreadPool
     /// The local engine, for the agent's own looks at it (not the relay's).
     let engine: UpstreamPool
+    let dockerHub: DockerHubRateLimit
 
     init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
@@ -46,6 +48,12 @@ struct RouteTable: Sendable {
         self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if let file = configuration.dockerHubCAFile { tls.trustRoots = .file(file) }
+        self.dockerHub = DockerHubRateLimit(
+            authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,
+            tls: try NIOSSLContext(configuration: tls), timeout: .seconds(3))
         if configuration.hostManagement {
             // pci.ids is parsed once here, not on the first request.
             let inventory = try HardwareInventory(hostRoot: HostRoot(path: configuration.hostRoot))
@@ -67,6 +75,8 @@ struct RouteTable: Sendable {
             return .answer(GetAgents(cluster: cluster), collectsBody: false)
         case .memberInfo:
             return .answer(GetClusterMember(cluster: cluster), collectsBody: false)
+        case .dockerHub:
+            return .answer(PostDockerHub(rateLimit: dockerHub), collectsBody: true)
         case .clusterStatus:
             return .answer(GetClusterStatus(cluster: cluster, engine: engine, configuration: configuration), collectsBody: false)
         case .hostInfo:

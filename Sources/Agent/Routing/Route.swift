@@ -9,6 +9,8 @@ enum Route: Equatable, Sendable {
     case agents
     /// `GET /v2/cluster/member`: who this agent is, for peers probing it (public).
     case memberInfo
+    /// `POST /dockerhub`: Docker Hub's pull-rate limit as this node sees it.
+    case dockerHub
     /// `GET /v2/cluster/status`: what this agent believes about the cluster and its engine.
     case clusterStatus
     /// `GET /host/info`: hardware inventory.
@@ -28,7 +30,7 @@ enum Route: Equatable, Sendable {
     /// Routes that `X-PortainerAgent-Target` can send to another node.
     var isTargetable: Bool {
         switch self {
-        case .engine, .browse, .hostInfo, .console, .clusterStatus: return true
+        case .engine, .browse, .hostInfo, .console, .clusterStatus, .dockerHub: return true
         case .ping, .agents, .memberInfo, .methodNotAllowed: return false
         }
     }

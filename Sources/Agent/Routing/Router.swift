@@ -28,6 +28,8 @@ enum Router {
         case 1 where parts[0] == "ping":
             // HEAD is what docker's own client sends to a ping: answered like GET, without a body.
             return method == .HEAD ? .ping : check(method, .ping, allowed: .GET)
+        case 1 where parts[0] == "dockerhub":
+            return check(method, .dockerHub, allowed: .POST)
         case 1 where parts[0] == "agents":
             return check(method, .agents, allowed: .GET)
         case 2 where parts[0] == "cluster" && parts[1] == "member":
