@@ -129,5 +129,16 @@ struct DockerHubTests {
             #expect(seconds < 8, "\(what): \(seconds) s")
         }
         #expect(!hub.log.contains("HEAD"), "the untrusted stand-in was asked anyway: \(hub.log)")
+
+        // Trust roots that cannot be read (an image without any): the agent still starts
+        // and serves; this route says why it cannot answer.
+        let garbage = hub.folder.appendingPathComponent("not-a-ca.pem")
+        try Data("not a certificate\n".utf8).write(to: garbage)
+        let base = "https://127.0.0.1:\(hub.port)"
+        let agent = try Self.agent(auth: base + "/token", registry: base, ca: garbage.path)
+        defer { agent.stop() }
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key).status == 200)
+        let reply = try Curl.request("POST", agent.baseURL + "/v2/dockerhub", headers: key, body: Self.registryObject(authentication: false))
+        #expect(reply.status == 502 && reply.text.contains("trust roots"), "\(reply.text)")
     }
 }

@@ -40,7 +40,9 @@ struct RouteTable: Sendable {
     let threadPool: NIOThreadPool
     /// The local engine, for the agent's own looks at it (not the relay's).
     let engine: UpstreamPool
-    let dockerHub: DockerHubRateLimit
+    /// Nil when no TLS context for Docker Hub could be made (no trust roots): the
+    /// route then says so, and the agent serves everything else.
+    let dockerHub: Result<DockerHubRateLimit, AgentError>
 
     init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
@@ -51,9 +53,15 @@ struct RouteTable: Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         if let file = configuration.dockerHubCAFile { tls.trustRoots = .file(file) }
-        self.dockerHub = DockerHubRateLimit(
-            authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,
-            tls: try NIOSSLContext(configuration: tls), timeout: .seconds(3))
+        do {
+            self.dockerHub = .success(DockerHubRateLimit(
+                authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,
+                tls: try NIOSSLContext(configuration: tls), timeout: .seconds(3)))
+        } catch {
+            self.dockerHub = .failure(AgentError(
+                .badGateway, "No trust roots to check Docker Hub's certificate with",
+                details: "\(configuration.dockerHubCAFile ?? "the system's trust roots"): \(error)"))
+        }
         if configuration.hostManagement {
             // pci.ids is parsed once here, not on the first request.
             let inventory = try HardwareInventory(hostRoot: HostRoot(path: configuration.hostRoot))

@@ -7,7 +7,7 @@ import NIOCore
 /// `proxyAgentRequest`): only `Authentication`, `Username` and `Password` are read, their
 /// names matched without regard to case, as Go's JSON decoding does.
 struct PostDockerHub: AgentHandler {
-    let rateLimit: DockerHubRateLimit
+    let rateLimit: Result<DockerHubRateLimit, AgentError>
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
         let credentials: DockerHubRateLimit.Credentials?
@@ -15,6 +15,11 @@ struct PostDockerHub: AgentHandler {
             credentials = try Self.credentials(from: request.body.map { Array($0.readableBytesView) } ?? [])
         } catch {
             return eventLoop.makeSucceededFuture(.error(error))
+        }
+        let rateLimit: DockerHubRateLimit
+        switch self.rateLimit {
+        case .success(let success): rateLimit = success
+        case .failure(let error): return eventLoop.makeSucceededFuture(.error(error))
         }
         return rateLimit.fetch(credentials: credentials, on: eventLoop)
             .flatMapThrowing { limit in .json(.ok, try AgentJSON.encode(limit)) }
