@@ -38,5 +38,6 @@ RUN swift build -c release --product deckhand --static-swift-stdlib \
 FROM scratch
 COPY --from=build /rootfs/ /
 EXPOSE 9001
+HEALTHCHECK --interval=5s --timeout=10s --start-period=30s --retries=3 CMD ["/usr/local/bin/deckhand", "health", "--timeout", "3"]
 ENTRYPOINT ["/usr/local/bin/deckhand"]
 CMD ["serve"]

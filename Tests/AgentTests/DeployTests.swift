@@ -38,6 +38,8 @@ extension LabSuites {
             try Self.checkCluster(deployment, network: "agent_network", key: key)
             // Without CAP_HOST_MANAGEMENT there is no /host/info.
             #expect(try deployment.request(deployment.swarm.nodes[1], "/host/info", key: key).status == 503)
+            // No healthcheck in the command: the image's HEALTHCHECK runs `deckhand health`.
+            try Self.expectHealthy(deployment, service: "agent")
         }
 
         @Test("without AGENT_CLUSTER_ADDR each agent derives tasks.<its service> from its container's labels and the cluster forms")
@@ -65,6 +67,24 @@ extension LabSuites {
             #expect((logs.output + logs.errorOutput).contains("tasks.\(service)"), "the agents' logs do not name tasks.\(service)")
         }
 
+        /// Every node's task of `service` is `healthy` by `deckhand health` (the image's
+        /// HEALTHCHECK, or the stack file's) within `timeout` seconds, as each node's
+        /// engine reports it.
+        static func expectHealthy(_ deployment: SwarmDeployment, service: String, timeout: Double = 60) throws {
+            let deadline = Date().addingTimeInterval(timeout)
+            var status: [String: String] = [:]
+            repeat {
+                for node in deployment.swarm.nodes {
+                    let listed = try deployment.swarm.engine(node, ["ps", "--filter", "label=com.docker.swarm.service.name=\(service)",
+                                                                   "--format", "{{.Status}}"])
+                    status[node.name] = listed.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                if status.values.allSatisfy({ $0.hasSuffix("(healthy)") }) { return }
+                usleep(500_000)
+            } while Date() < deadline
+            Issue.record("\(service) not healthy on every node: \(status)")
+        }
+
         @Test("the host-management stack: /host/info of every node, asked of any node")
         func hostManagementStack() throws {
             let deployment = try SwarmDeployment()
@@ -72,6 +92,8 @@ extension LabSuites {
             try Self.requireStack(deployment, file: "deckhand-stack-host-management.yml")
             let key = SigningKey()
             try deployment.waitForCluster(service: "\(Self.stack)_agent", key: key)
+            // The stack file's healthcheck: `deckhand health` in each agent's container.
+            try Self.expectHealthy(deployment, service: "\(Self.stack)_agent")
             let nodes = deployment.swarm.nodes
             // Every lab node has the same /sys, so an answer relayed from the wrong node
             // would still be right: each node's own /run gets udev entries that give its
