@@ -4,13 +4,13 @@ import Proxy
 
 /// Everything the agent is told at start-up, validated. Built once, by
 /// `AgentConfiguration.resolve`, from command-line flags and the environment.
-struct AgentConfiguration: Sendable {
-    var host = "0.0.0.0"
-    var port = 9001
-    var logLevel: Logger.Level = .info
-    var logFormat: LogFormat = .text
+package struct AgentConfiguration: Sendable {
+    package var host = "0.0.0.0"
+    package var port = 9001
+    package var logLevel: Logger.Level = .info
+    package var logFormat: LogFormat = .text
     /// `AGENT_SECRET`: when set, any key that signs this secret is accepted.
-    var secret: String?
+    package var secret: String?
     /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
     var hostManagement = false
     var clusterAddress: ClusterAddress?
@@ -30,34 +30,34 @@ struct AgentConfiguration: Sendable {
     var associationTimeout: Double = 72 * 3600
     /// Connections served at once; more are closed on arrival, with a log line.
     var maxConnections = 4096
-    var engineSocket = "/var/run/docker.sock"
+    package var engineSocket = "/var/run/docker.sock"
     var hostRoot = "/host"
     var volumesRoot = "/var/lib/docker/volumes"
-    var tlsCertificatePath: String?
-    var tlsKeyPath: String?
+    package var tlsCertificatePath: String?
+    package var tlsKeyPath: String?
 }
 
 /// How log lines are written: for people, or one JSON object per line (`LOG_MODE=JSON`).
-enum LogFormat: String, Sendable {
+package enum LogFormat: String, Sendable {
     case text
     case json
 }
 
 /// A start-up setting that cannot be used. Its description is the one line the
 /// operator sees: which variable (and flag), and what it accepts.
-struct ConfigurationError: Error, CustomStringConvertible {
+package struct ConfigurationError: Error, CustomStringConvertible {
     var setting: Setting
     var value: String
     var accepted: String
 
-    var description: String {
+    package var description: String {
         "invalid \(setting.environmentName) (--\(setting.flag)) \"\(value)\": expected \(accepted)"
     }
 }
 
 /// One configurable setting: its flag, its environment variable and its help.
 /// The single table that ties the CLI and the environment together.
-enum Setting: String, CaseIterable, Sendable {
+package enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName
@@ -145,7 +145,7 @@ extension AgentConfiguration {
 
     /// Flags win over the environment, the environment over the defaults.
     /// Throws the first setting that cannot be used.
-    static func resolve(
+    package static func resolve(
         flags: [Setting: String],
         environment: [String: String]
     ) throws(ConfigurationError) -> AgentConfiguration {

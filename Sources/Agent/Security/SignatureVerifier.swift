@@ -27,8 +27,6 @@ final class SignatureVerifier: Sendable {
         case associationClosed
     }
 
-    static let publicKeyHeader = "X-PortainerAgent-PublicKey"
-    static let signatureHeader = "X-PortainerAgent-Signature"
     static let defaultMessage = "Portainer-App"
 
     let mode: Mode

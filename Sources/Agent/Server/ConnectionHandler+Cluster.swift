@@ -14,7 +14,7 @@ extension ConnectionHandler {
     ) -> Bool {
         // A request another agent sent here is served here, never sent on again;
         // with a secret, only if that agent proves it holds it.
-        let forwarded = head.headers.contains(name: Aggregator.hopHeader)
+        let forwarded = head.headers.contains(name: AgentHeaderName.hop)
         if forwarded, !cluster.admitsForwarded(head, localName: local.name) {
             refuse(.unprovenPeer, context: context)
             return true
@@ -48,14 +48,14 @@ extension ConnectionHandler {
                 }
                 var headers = merged.headers
                 if !merged.unreachableNodes.isEmpty {
-                    headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
+                    headers.replaceOrAdd(name: AgentHeaderName.unreachableNodes, value: merged.unreachableNodes.joined(separator: ","))
                 }
                 return AgentResponse(status: .ok, headers: headers, buffer: merged.body)
             }
             deliver(answer, for: exchange, context: context)
             return true
         default:
-            if forwarded, route == .engine, head.headers.first(name: Aggregator.hopHeader) == Aggregator.listPartHop {
+            if forwarded, route == .engine, head.headers.first(name: AgentHeaderName.hop) == Aggregator.listPartHop {
                 // This node's part of another agent's aggregated list: that agent reads
                 // it whole, so it goes back in one write, not one per engine read.
                 startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context, flushesAtEnd: true)
