@@ -1,6 +1,7 @@
 import FuzzSupport
 import NIOHTTP1
 import Proxy
+@testable import Agent
 
 // Request routing and query parsing: Router.route, Router.scope and QueryParameters on
 // a request line and the two cluster headers. Input: lines "METHOD", "URI", then the
