@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(
             name: "deckhand",
             dependencies: [
-                "Agent", "Hardware", "Proxy",
+                "Agent", "ASCIIText", "Hardware", "Proxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Proxy", "HostFS", "Hardware",
+                "Proxy", "HostFS", "Hardware", "ASCIIText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -69,6 +69,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
+                "ASCIIText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -79,7 +80,10 @@ let package = Package(
             ]
         ),
         // Confined file access beneath a root directory descriptor. No HTTP.
-        .target(name: "HostFS", dependencies: ["COpenat2"]),
+        .target(name: "HostFS", dependencies: ["ASCIIText", "COpenat2"]),
+        // ASCII text from the wire read byte by byte, and hex: the one copy that Agent,
+        // Proxy and HostFS (Docker's name rule) share. No dependencies.
+        .target(name: "ASCIIText"),
         .target(name: "COpenat2"),
         // PCI and disk inventory. No HTTP.
         .target(name: "Hardware", dependencies: ["CPCIShim", "CLibUdev", "CLibBlkid"]),
@@ -92,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Proxy",
+                "Agent", "ASCIIText", "Proxy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,13 +128,13 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Tests/Fuzz/FuzzSupport"),
         fuzzer("RoutingFuzzer", ["Agent", "Proxy", nioHTTP1]),
-        fuzzer("SignatureFuzzer", ["Agent", "Proxy", crypto]),
+        fuzzer("SignatureFuzzer", ["Agent", "ASCIIText", "Proxy", crypto]),
         fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
         fuzzer("MultipartFuzzer", ["Agent"]),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("MemberInfoFuzzer", ["Proxy"]),
         fuzzer("HTTPDateFuzzer", ["Agent"]),
-        fuzzer("ByteRangeFuzzer", ["Agent"]),
+        fuzzer("ByteRangeFuzzer", ["Agent", "ASCIIText"]),
         fuzzer("HeaderParametersFuzzer", ["Agent"]),
     ]
 }

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import Glibc

@@ -1,3 +1,4 @@
+import ASCIIText
 import Foundation
 import NIOCore
 import Proxy

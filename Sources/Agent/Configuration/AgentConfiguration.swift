@@ -1,3 +1,4 @@
+import ASCIIText
 import Logging
 import NIOCore
 import Proxy

@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// HTTP dates in the preferred format, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as
 /// `Last-Modified` and `If-Modified-Since` carry them. The calendar is computed here, in
 /// 64-bit integers (the proleptic Gregorian days of Howard Hinnant's algorithms), so no

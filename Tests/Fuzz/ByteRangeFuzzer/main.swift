@@ -1,3 +1,4 @@
+import ASCIIText
 import FuzzSupport
 @testable import Agent
 

@@ -1,3 +1,4 @@
+import ASCIIText
 import Crypto
 import FuzzSupport
 import Proxy
