@@ -8,7 +8,7 @@ public enum HexEncoding {
         bytes.reserveCapacity(utf8.count / 2)
         var index = 0
         while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            guard let high = ASCII.hexValue(utf8[index]), let low = ASCII.hexValue(utf8[index + 1]) else { return nil }
             bytes.append(high << 4 | low)
             index += 2
         }
@@ -16,28 +16,16 @@ public enum HexEncoding {
     }
 
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
+        for byte in bytes { append(byte, to: &out) }
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Inlinable: the signature check scans every digit of a key with it.
-    @inlinable
-    public static func isDigit(_ c: UInt8) -> Bool {
-        nibble(c) != nil
+    /// Appends the two lower-case digits of `byte`.
+    public static func append(_ byte: UInt8, to out: inout [UInt8]) {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0xF)])
     }
 
-    @usableFromInline
-    static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
+    private static let digits = Array("0123456789abcdef".utf8)
 }
