@@ -8,7 +8,7 @@ let package = Package(
     name: "Deckhand",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "deckhand", targets: ["Agent"]),
+        .executable(name: "deckhand", targets: ["deckhand"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -21,20 +21,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        // The executable: configuration, TLS server, authentication, routing, HTTP handlers.
+        // The executable: the command line (`serve`, `keygen`, `sign`, `host-info`, `version`)
+        // and `@main`, nothing else, so that tests and fuzzers can link the agent itself.
         .executableTarget(
-            name: "Agent",
+            name: "deckhand",
             dependencies: [
-                "Proxy", "HostFS", "Hardware",
+                "Agent", "ASCIIText", "Hardware", "Proxy",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -53,10 +48,28 @@ let package = Package(
                 ], .when(configuration: .release)),
             ]
         ),
+        // The agent: configuration, TLS server, authentication, routing, HTTP handlers.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Proxy", "HostFS", "Hardware", "ASCIIText",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Docker Engine API forwarding: engine transport, relay, hijack.
         .target(
             name: "Proxy",
             dependencies: [
+                "ASCIIText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -67,7 +80,10 @@ let package = Package(
             ]
         ),
         // Confined file access beneath a root directory descriptor. No HTTP.
-        .target(name: "HostFS", dependencies: ["COpenat2"]),
+        .target(name: "HostFS", dependencies: ["ASCIIText", "COpenat2"]),
+        // ASCII text from the wire read byte by byte, and hex: the one copy that Agent,
+        // Proxy and HostFS (Docker's name rule) share. No dependencies.
+        .target(name: "ASCIIText"),
         .target(name: "COpenat2"),
         // PCI and disk inventory. No HTTP.
         .target(name: "Hardware", dependencies: ["CPCIShim", "CLibUdev", "CLibBlkid"]),
@@ -80,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "Proxy",
+                "Agent", "ASCIIText", "Proxy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -92,8 +108,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS"]),
-        // Depends on Agent so that `deckhand` is built before the tests run it under umockdev.
-        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "Agent"]),
+        // Runs `deckhand host-info` under umockdev: `swift build --build-tests` builds it too.
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -101,26 +117,24 @@ let package = Package(
 // libFuzzer harnesses (Tests/Fuzz, FUZZING.md), declared only when DECKHAND_FUZZ is set:
 // `scripts/fuzz` sets it and builds them with `-sanitize=fuzzer,address`. A plain build
 // must not see them, since libFuzzer's runtime (and the main it brings) is linked only
-// under that flag. Parsers of the executable `Agent` cannot be linked from another
-// executable, so their harnesses compile the parser's own files through symbolic links.
+// under that flag. Harnesses of the agent's parsers link the `Agent` library itself.
 if Context.environment["DECKHAND_FUZZ"] != nil {
     let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
     let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
-    let locks = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
     func fuzzer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
         .executableTarget(name: name, dependencies: ["FuzzSupport"] + dependencies, path: "Tests/Fuzz/\(name)")
     }
     package.targets += [
         .target(name: "CLibFuzzer", path: "Tests/Fuzz/CLibFuzzer"),
         .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Tests/Fuzz/FuzzSupport"),
-        fuzzer("RoutingFuzzer", ["Proxy", nioHTTP1]),
-        fuzzer("SignatureFuzzer", ["Proxy", crypto, locks]),
+        fuzzer("RoutingFuzzer", ["Agent", "Proxy", nioHTTP1]),
+        fuzzer("SignatureFuzzer", ["Agent", "ASCIIText", "Proxy", crypto]),
         fuzzer("PathResolutionFuzzer", ["HostFS", "COpenat2", "CLibFuzzer"]),
-        fuzzer("MultipartFuzzer", []),
+        fuzzer("MultipartFuzzer", ["Agent"]),
         fuzzer("JSONMergeFuzzer", ["Proxy", .product(name: "NIOCore", package: "swift-nio")]),
         fuzzer("MemberInfoFuzzer", ["Proxy"]),
-        fuzzer("HTTPDateFuzzer", []),
-        fuzzer("ByteRangeFuzzer", []),
-        fuzzer("HeaderParametersFuzzer", []),
+        fuzzer("HTTPDateFuzzer", ["Agent"]),
+        fuzzer("ByteRangeFuzzer", ["Agent", "ASCIIText"]),
+        fuzzer("HeaderParametersFuzzer", ["Agent"]),
     ]
 }

@@ -1,3 +1,4 @@
+import ASCIIText
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,9 +20,7 @@ public struct VolumeRoot: Sendable, Hashable {
 
     /// Whether `name` is a valid Docker volume name: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
     public static func isValidName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard bytes.count >= 2, isAlphanumeric(bytes[0]) else { return false }
-        return bytes.dropFirst().allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        name.utf8.count >= 2 && ASCII.isRestrictedName(name, maximumLength: .max)
     }
 
     /// The confined root of volume `name`'s content. Throws `invalidArgument` for a name
@@ -47,11 +46,5 @@ public struct VolumeRoot: Sendable, Hashable {
         } catch {
             throw HostFSError.from(errno: error.code, path: "volume \(name)", operation: error.operation)
         }
-    }
-
-    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-            || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 }

@@ -25,6 +25,15 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         }
     }
 
+    /// What the upstream is, as an error that could not reach it names it.
+    public var upstreamName: String {
+        switch self {
+        case .unixSocket: return "the Docker engine"
+        case .tls(let host, let port, _): return "the agent at \(host):\(port)"
+        case .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
+        }
+    }
+
     /// Opens a channel on `eventLoop` with the HTTP client handlers and an
     /// `UpstreamHandler` at the end of its pipeline.
     /// A client context for talking to peer agents: TLS 1.2+, no certificate check.

@@ -1,3 +1,4 @@
+import ASCIIText
 import Foundation
 import NIOCore
 import Proxy
@@ -79,7 +80,7 @@ struct AuthenticationTests {
             // Right shape, wrong signer: this one has to be checked, and is counted.
             let attacker = SigningKey(), portainer = SigningKey()
             var forged = attacker.headers()
-            forged[SignatureVerifier.signatureHeader] = portainer.headers()[SignatureVerifier.signatureHeader]
+            forged[AgentHeaderName.signature] = portainer.headers()[AgentHeaderName.signature]
             #expect(try agent.request("GET", "/_ping", headers: forged).status == 403)
             #expect(verifier.signatureChecks == 1)
             #expect(try agent.request("GET", "/_ping", key: portainer).status == 200)
@@ -94,7 +95,7 @@ struct AuthenticationTests {
         ])
         defer { agent.stop() }
         var bad = SigningKey().headers()
-        bad[SignatureVerifier.signatureHeader] = String(repeating: "A", count: 86)
+        bad[AgentHeaderName.signature] = String(repeating: "A", count: 86)
         let urls = Array(repeating: ["-o", "/dev/null", agent.baseURL + "/_ping"], count: 40).flatMap { $0 }
         let headerArguments = bad.flatMap { ["-H", "\($0.key): \($0.value)"] }
         var sent = 0
@@ -174,9 +175,9 @@ struct SignatureVerifierTests {
     /// Headers that cannot be a Portainer key and signature, built from a real pair.
     static func malformedPairs(of key: SigningKey) -> [[String: String]] {
         let good = key.headers()
-        let hex = good[SignatureVerifier.publicKeyHeader]!, signature = good[SignatureVerifier.signatureHeader]!
+        let hex = good[AgentHeaderName.publicKey]!, signature = good[AgentHeaderName.signature]!
         func pair(_ key: String, _ signature: String) -> [String: String] {
-            [SignatureVerifier.publicKeyHeader: key, SignatureVerifier.signatureHeader: signature]
+            [AgentHeaderName.publicKey: key, AgentHeaderName.signature: signature]
         }
         return [
             pair("zz" + hex.dropFirst(2), signature),                       // bad hex in the DER header
@@ -201,19 +202,19 @@ struct SignatureVerifierTests {
         let key = SigningKey()
         for headers in Self.malformedPairs(of: key) {
             #expect(throws: SignatureVerifier.Failure.malformedHeaders) {
-                try verifier.verify(publicKey: headers[SignatureVerifier.publicKeyHeader], signature: headers[SignatureVerifier.signatureHeader])
+                try verifier.verify(publicKey: headers[AgentHeaderName.publicKey], signature: headers[AgentHeaderName.signature])
             }
         }
         #expect(verifier.signatureChecks == 0)
         let good = key.headers()
         // Upper-case hex and a padded signature are the same pair.
         var padded = good
-        padded[SignatureVerifier.publicKeyHeader] = good[SignatureVerifier.publicKeyHeader]!.uppercased()
-        padded[SignatureVerifier.signatureHeader] = good[SignatureVerifier.signatureHeader]! + "=="
+        padded[AgentHeaderName.publicKey] = good[AgentHeaderName.publicKey]!.uppercased()
+        padded[AgentHeaderName.signature] = good[AgentHeaderName.signature]! + "=="
         for headers in [good, padded] {
-            #expect(SignatureVerifier.isWellFormed(publicKeyHex: headers[SignatureVerifier.publicKeyHeader]!, signatureBase64: headers[SignatureVerifier.signatureHeader]!))
+            #expect(SignatureVerifier.isWellFormed(publicKeyHex: headers[AgentHeaderName.publicKey]!, signatureBase64: headers[AgentHeaderName.signature]!))
             #expect(throws: Never.self) {
-                try verifier.verify(publicKey: headers[SignatureVerifier.publicKeyHeader], signature: headers[SignatureVerifier.signatureHeader])
+                try verifier.verify(publicKey: headers[AgentHeaderName.publicKey], signature: headers[AgentHeaderName.signature])
             }
         }
         #expect(verifier.signatureChecks == 2)

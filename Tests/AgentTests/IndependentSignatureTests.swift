@@ -1,4 +1,5 @@
 import Foundation
+import Proxy
 import Testing
 @testable import Agent
 
@@ -23,7 +24,7 @@ struct IndependentPair: Decodable, CustomTestStringConvertible {
     }()
 
     var headers: [String: String] {
-        [SignatureVerifier.publicKeyHeader: publicKey, SignatureVerifier.signatureHeader: signature]
+        [AgentHeaderName.publicKey: publicKey, AgentHeaderName.signature: signature]
     }
 
     /// The same pair with one byte changed: in r, in s, or in the key's point. Base64
@@ -38,9 +39,9 @@ struct IndependentPair: Decodable, CustomTestStringConvertible {
         }
         let keyDigit = publicKey.count - 10  // inside the point's y, past the DER header
         return [
-            ("r", [SignatureVerifier.publicKeyHeader: publicKey, SignatureVerifier.signatureHeader: replacing(signature, at: 0, with: "AB")]),
-            ("s", [SignatureVerifier.publicKeyHeader: publicKey, SignatureVerifier.signatureHeader: replacing(signature, at: 44, with: "AB")]),
-            ("key", [SignatureVerifier.publicKeyHeader: replacing(publicKey, at: keyDigit, with: "01"), SignatureVerifier.signatureHeader: signature]),
+            ("r", [AgentHeaderName.publicKey: publicKey, AgentHeaderName.signature: replacing(signature, at: 0, with: "AB")]),
+            ("s", [AgentHeaderName.publicKey: publicKey, AgentHeaderName.signature: replacing(signature, at: 44, with: "AB")]),
+            ("key", [AgentHeaderName.publicKey: replacing(publicKey, at: keyDigit, with: "01"), AgentHeaderName.signature: signature]),
         ]
     }
 }

@@ -1,3 +1,4 @@
+import ASCIIText
 import NIOCore
 import NIOHTTP1
 import Proxy

@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// A `Range: bytes=…` header against a file of `size` bytes, read as RFC 9110 (14.1.2,
 /// 14.2) says: a header that is not a single well-formed byte range is ignored (the
 /// whole file, as a server may), one that starts at or past the end cannot be

@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// A header value of the form `main; key=value; key="quoted value"`, as Content-Type and
 /// Content-Disposition are written (RFC 7231, RFC 6266). Quoted strings take `\` as an
 /// escape, as Go's mime.ParseMediaType does, so names read like the original agent's.

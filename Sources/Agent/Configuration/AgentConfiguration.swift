@@ -1,3 +1,4 @@
+import ASCIIText
 import Glibc
 import Logging
 import NIOCore
@@ -5,76 +6,76 @@ import Proxy
 
 /// Everything the agent is told at start-up, validated. Built once, by
 /// `AgentConfiguration.resolve`, from command-line flags and the environment.
-struct AgentConfiguration: Sendable {
-    var host = "0.0.0.0"
-    var port = 9001
-    var logLevel: Logger.Level = .info
-    var logFormat: LogFormat = .text
+package struct AgentConfiguration: Sendable {
+    package var host = "0.0.0.0"
+    package var port = 9001
+    package var logLevel: Logger.Level = .info
+    package var logFormat: LogFormat = .text
     /// `AGENT_SECRET`, or the lines of `AGENT_SECRET_FILE`: any key that signs one of
     /// them is accepted. None: trust on first use.
-    var secrets: [String] = []
+    package var secrets: [String] = []
     /// `AGENT_SECRET_FILE`, re-read on SIGHUP and when it changes.
-    var secretFile: String?
+    package var secretFile: String?
     /// The one secret of `AGENT_SECRET` (or the first of the file's).
-    var secret: String? {
+    package var secret: String? {
         get { secrets.first }
         set { secrets = newValue.map { [$0] } ?? [] }
     }
     /// `CAP_HOST_MANAGEMENT=1`: host file browser and hardware inventory.
-    var hostManagement = false
-    var clusterAddress: ClusterAddress?
+    package var hostManagement = false
+    package var clusterAddress: ClusterAddress?
     /// `DECKHAND_NODE_NAME`: the node name this agent answers to in a cluster, instead
     /// of its engine's `Name` (several agents in front of one engine, as in the scaling
     /// benchmark, must each be a distinct member).
-    var nodeName: String?
+    package var nodeName: String?
     /// How often the cluster address is resolved and its agents probed.
-    var probeInterval: Double = 5
+    package var probeInterval: Double = 5
     /// How long one member may take: a probe, or its part of an aggregated list.
-    var memberTimeout: Double = 5
+    package var memberTimeout: Double = 5
     /// How long a connection may take to send a request head (and may idle between requests).
-    var headerTimeout: Double = 30
+    package var headerTimeout: Double = 30
     /// How long a request body may go without a byte arriving (while the agent reads).
-    var bodyTimeout: Double = 30
+    package var bodyTimeout: Double = 30
     /// `AGENT_SECRET_TIMEOUT`: with no secret, how long a first Portainer has to associate.
-    var associationTimeout: Double = 72 * 3600
+    package var associationTimeout: Double = 72 * 3600
     /// Connections served at once; more are closed on arrival, with a log line.
-    var maxConnections = 4096
+    package var maxConnections = 4096
     /// `DECKHAND_ALLOWED_CLIENTS`: where connections may come from (besides the
     /// cluster's members); nil lets anyone connect.
-    var allowedClients: ClientAllowlist?
-    var engineSocket = "/var/run/docker.sock"
-    var hostRoot = "/host"
-    var volumesRoot = "/var/lib/docker/volumes"
-    var tlsCertificatePath: String?
-    var tlsKeyPath: String?
+    package var allowedClients: ClientAllowlist?
+    package var engineSocket = "/var/run/docker.sock"
+    package var hostRoot = "/host"
+    package var volumesRoot = "/var/lib/docker/volumes"
+    package var tlsCertificatePath: String?
+    package var tlsKeyPath: String?
     /// Docker Hub's token service and registry, for `/v2/dockerhub` (tests use a stand-in).
     var dockerHubAuthURL = HTTPSAddress("https://auth.docker.io/token")!
     var dockerHubRegistryURL = HTTPSAddress("https://registry-1.docker.io")!
     /// PEM trust roots for those two instead of the system's.
-    var dockerHubCAFile: String?
+    package var dockerHubCAFile: String?
 }
 
 /// How log lines are written: for people, or one JSON object per line (`LOG_MODE=JSON`).
-enum LogFormat: String, Sendable {
+package enum LogFormat: String, Sendable {
     case text
     case json
 }
 
 /// A start-up setting that cannot be used. Its description is the one line the
 /// operator sees: which variable (and flag), and what it accepts.
-struct ConfigurationError: Error, CustomStringConvertible {
+package struct ConfigurationError: Error, CustomStringConvertible {
     var setting: Setting
     var value: String
     var accepted: String
 
-    var description: String {
+    package var description: String {
         "invalid \(setting.environmentName) (--\(setting.flag)) \"\(value)\": expected \(accepted)"
     }
 }
 
 /// One configurable setting: its flag, its environment variable and its help.
 /// The single table that ties the CLI and the environment together.
-enum Setting: String, CaseIterable, Sendable {
+package enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
@@ -173,7 +174,7 @@ extension AgentConfiguration {
 
     /// Flags win over the environment, the environment over the defaults.
     /// Throws the first setting that cannot be used.
-    static func resolve(
+    package static func resolve(
         flags: [Setting: String],
         environment: [String: String]
     ) throws(ConfigurationError) -> AgentConfiguration {
@@ -326,7 +327,7 @@ extension TimeAmount {
     /// A setting's seconds as NIO's nanoseconds. `resolve` keeps every setting within
     /// range; the clamp (to the largest Double below 2^63 ns, about 292 years) makes sure
     /// a conversion never traps.
-    static func fromSeconds(_ seconds: Double) -> TimeAmount {
+    package static func fromSeconds(_ seconds: Double) -> TimeAmount {
         guard seconds.isFinite, seconds > 0 else { return .zero }
         return .nanoseconds(Int64(min(seconds * 1e9, Double(Int64.max).nextDown)))
     }

@@ -1,8 +1,8 @@
 import FoundationEssentials
 
 /// The agent's one JSON set-up, for every body it writes and reads.
-enum AgentJSON {
-    static func encode<Value: Encodable>(_ value: Value, pretty: Bool = false, sortedKeys: Bool = false) throws -> [UInt8] {
+package enum AgentJSON {
+    package static func encode<Value: Encodable>(_ value: Value, pretty: Bool = false, sortedKeys: Bool = false) throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
         if sortedKeys { encoder.outputFormatting.insert(.sortedKeys) }

@@ -1,6 +1,7 @@
 import HostFS
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// An answer from one of the agent's own routes: bytes in memory, or a byte range
 /// of an open file that is streamed from disk.
@@ -59,8 +60,8 @@ struct AgentResponse: Sendable {
 /// The headers every response carries, the engine's included.
 enum AgentHeaders {
     static func add(to headers: inout HTTPHeaders) {
-        headers.add(name: "Portainer-Agent", value: AgentVersion.deckhand)
-        headers.add(name: "Portainer-Agent-API-Version", value: AgentVersion.apiVersion)
-        headers.add(name: "Portainer-Agent-Platform", value: AgentVersion.platform)
+        headers.add(name: AgentHeaderName.agentVersion, value: AgentVersion.deckhand)
+        headers.add(name: AgentHeaderName.apiVersion, value: AgentVersion.apiVersion)
+        headers.add(name: AgentHeaderName.platform, value: AgentVersion.platform)
     }
 }

@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// HTTP dates in the preferred format, IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as
 /// `Last-Modified` and `If-Modified-Since` carry them. The calendar is computed here, in
 /// 64-bit integers (the proleptic Gregorian days of Howard Hinnant's algorithms), so no
@@ -6,6 +8,8 @@ enum HTTPDate {
     private static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     private static let secondsPerDay: Int64 = 86_400
+    /// 9999-12-31T23:59:59Z, the last time an IMF-fixdate can write.
+    static let lastWritable: Int64 = 253_402_300_799
 
     /// The IMF-fixdate of Unix time `seconds`. A year outside 0000…9999 (a file's time
     /// can be anything) is written in full; such a date does not parse back.
@@ -40,7 +44,9 @@ enum HTTPDate {
               hour <= 23, minute <= 59, second <= 60 // a leap second reads as the next one
         else { return nil }
         let dayNumber = days(fromYear: Int64(year), month: Int64(month + 1), day: Int64(day))
-        return dayNumber * secondsPerDay + Int64(hour * 3600 + minute * 60 + second)
+        let seconds = dayNumber * secondsPerDay + Int64(hour * 3600 + minute * 60 + second)
+        // A leap second ending 9999 would read as year 10000, which no IMF-fixdate writes.
+        return seconds <= lastWritable ? seconds : nil
     }
 
     private static func isLeap(_ year: Int64) -> Bool {

@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// A request's query string, decoded as Go's `url.ParseQuery` does (percent escapes,
 /// `+` as a space). The first value of a repeated key wins.
 struct QueryParameters: Sendable {

@@ -7,10 +7,10 @@ import Glibc
 /// `SWIFT_BACKTRACE=enable=yes,swift-backtrace=<toolchain>/usr/libexec/swift/linux/swift-backtrace-static`
 /// turns Swift's backtracer on instead (function names and addresses, no source paths);
 /// its handlers are then left in place.
-enum CrashReport {
+package enum CrashReport {
     static let signals = [SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV]
 
-    static func install() {
+    package static func install() {
         for number in signals {
             var current = sigaction()
             guard sigaction(number, nil, &current) == 0, current.__sigaction_handler.sa_handler == nil else { continue }

@@ -34,9 +34,9 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
-enum LoggingSetup {
+package enum LoggingSetup {
     /// Installs the process-wide log handler once, before anything logs.
-    static func bootstrap(format: LogFormat, level: Logger.Level) {
+    package static func bootstrap(format: LogFormat, level: Logger.Level) {
         LoggingSystem.bootstrap { label in
             switch format {
             case .json:

@@ -49,8 +49,6 @@ enum Router {
         }
     }
 
-    static let targetHeader = "X-PortainerAgent-Target"
-    static let managerOperationHeader = "X-PortainerAgent-ManagerOperation"
     /// Swarm-wide resources: only a manager's engine can answer them.
     static let managerPaths: Set<Substring> = ["services", "tasks", "secrets", "configs", "swarm", "info", "nodes"]
 
@@ -59,10 +57,10 @@ enum Router {
     /// the target header, then manager-only resources, then the lists every node
     /// contributes to.
     static func scope(for route: Route, method: HTTPMethod, uri: String, headers: HTTPHeaders) -> ClusterScope {
-        if route == .engine, let flag = headers.first(name: managerOperationHeader), !flag.isEmpty {
+        if route == .engine, let flag = headers.first(name: AgentHeaderName.managerOperation), !flag.isEmpty {
             return .manager
         }
-        if route.isTargetable, let target = headers.first(name: targetHeader), !target.isEmpty {
+        if route.isTargetable, let target = headers.first(name: AgentHeaderName.target), !target.isEmpty {
             return .node(target)
         }
         // Portainer's console may name the node in the query instead.

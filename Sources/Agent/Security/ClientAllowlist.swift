@@ -11,7 +11,7 @@ import Proxy
 /// IPv4 and IPv6, single addresses or CIDR networks. A client reaching an agent that
 /// listens on IPv6 with an IPv4 address arrives as `::ffff:a.b.c.d`: it is matched as
 /// the IPv4 address it is.
-struct ClientAllowlist: Sendable, Equatable, CustomStringConvertible {
+package struct ClientAllowlist: Sendable, Equatable, CustomStringConvertible {
     /// One address or network: its bytes (4 or 16) and how many leading bits count.
     struct Network: Sendable, Equatable, CustomStringConvertible {
         var address: [UInt8]
@@ -89,7 +89,7 @@ struct ClientAllowlist: Sendable, Equatable, CustomStringConvertible {
         return networks.contains { $0.contains(bytes) }
     }
 
-    var description: String { networks.map(\.description).joined(separator: ",") }
+    package var description: String { networks.map(\.description).joined(separator: ",") }
 
     /// The bytes of a textual IPv4 or IPv6 address (IPv6 may be written in brackets).
     static func addressBytes(_ text: String) -> [UInt8]? {

@@ -1,3 +1,4 @@
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import NIOConcurrencyHelpers
@@ -30,8 +31,6 @@ final class SignatureVerifier: Sendable {
         case associationClosed
     }
 
-    static let publicKeyHeader = "X-PortainerAgent-PublicKey"
-    static let signatureHeader = "X-PortainerAgent-Signature"
     static let defaultMessage = "Portainer-App"
 
     let mode: Mode

@@ -30,7 +30,7 @@ struct AgentServices: Sendable {
 
 /// The HTTPS listener: TLS, the HTTP/1.1 codec and a `ConnectionHandler` per
 /// connection, on one event loop per core.
-final class AgentServer: Sendable {
+package final class AgentServer: Sendable {
     let services: AgentServices
     private let sslContext: NIOSSLContext
     private let group: EventLoopGroup
@@ -42,7 +42,7 @@ final class AgentServer: Sendable {
     private let secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
 
     /// The port actually bound (useful when configured with port 0).
-    var port: Int { listener.localAddress?.port ?? 0 }
+    package var port: Int { listener.localAddress?.port ?? 0 }
 
     private init(
         services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel,
@@ -59,7 +59,7 @@ final class AgentServer: Sendable {
         self.trimming = trimming
     }
 
-    static func start(
+    package static func start(
         configuration: AgentConfiguration,
         identity: TLSIdentity,
         logger: Logger,
@@ -163,7 +163,7 @@ final class AgentServer: Sendable {
 
     /// `SIGHUP`: reads `AGENT_SECRET_FILE` again. False when there is none to read.
     @discardableResult
-    func reloadSecrets(reason: String) -> Bool {
+    package func reloadSecrets(reason: String) -> Bool {
         guard let secretRotation else { return false }
         secretRotation.rotation.reload(reason: reason)
         return true
@@ -192,7 +192,7 @@ final class AgentServer: Sendable {
     /// close at once, busy ones after their response; hijacked streams and consoles
     /// are closed at once, having no end of their own) for at most `grace`, then
     /// closes what is left and drops idle engine connections.
-    func stop(grace: TimeAmount = .seconds(10)) async {
+    package func stop(grace: TimeAmount = .seconds(10)) async {
         let drained = group.next().makePromise(of: Void.self)
         quiescing.initiateShutdown(promise: drained)
         if await !Self.wait(for: drained.futureResult, atMost: grace, on: group.next()) {

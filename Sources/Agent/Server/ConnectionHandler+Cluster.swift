@@ -14,7 +14,7 @@ extension ConnectionHandler {
     ) -> Bool {
         // A request another agent sent here is served here, never sent on again;
         // with a secret, only if that agent proves it holds it.
-        let forwarded = head.headers.contains(name: Aggregator.hopHeader)
+        let forwarded = head.headers.contains(name: AgentHeaderName.hop)
         if forwarded, !cluster.admitsForwarded(head, localName: local.name) {
             refuse(.unprovenPeer, context: context)
             return true
@@ -46,7 +46,7 @@ extension ConnectionHandler {
             answer(exchange, context: context)
             return true
         default:
-            if forwarded, route == .engine, head.headers.first(name: Aggregator.hopHeader) == Aggregator.listPartHop {
+            if forwarded, route == .engine, head.headers.first(name: AgentHeaderName.hop) == Aggregator.listPartHop {
                 // This node's part of another agent's aggregated list: that agent reads
                 // it whole, so it goes back in one write, not one per engine read.
                 startRelay(head: ForwardedHeaders.engineRequest(from: head), pool: services.engine, context: context, flushesAtEnd: true)

@@ -36,8 +36,8 @@ extension ConnectionHandler {
             channel = try result.get()
             upstream = try UpstreamHandler.of(channel)
         } catch {
-            services.logger.warning("engine unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
-            return failed(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(pool.transport): \(error)"), context: context)
+            services.logger.warning("upstream unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
+            return failed(AgentError(.badGateway, "Unable to reach \(pool.transport.upstreamName)", details: "\(pool.transport): \(error)"), context: context)
         }
         let exchange = Exchange(upstream: upstream, channel: channel, pool: pool, requestEnded: ended)
         exchange.console = pendingConsole

@@ -409,8 +409,8 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature {
-            let publicKey = head.headers.first(name: SignatureVerifier.publicKeyHeader)
-            let signature = head.headers.first(name: SignatureVerifier.signatureHeader)
+            let publicKey = head.headers.first(name: AgentHeaderName.publicKey)
+            let signature = head.headers.first(name: AgentHeaderName.signature)
             do {
                 // A keep-alive connection repeats the same pair: remembered here, it
                 // costs neither the shared cache's lock nor its hashing. Only a pair

@@ -7,7 +7,7 @@ import Proxy
 /// does, for a Docker `HEALTHCHECK`. Unsigned on purpose: the agent's public `/ping`
 /// and the engine's own `/_ping` on its socket, which the checking process (run in the
 /// agent's container) reaches as the agent does.
-struct HealthCheck: Sendable {
+package struct HealthCheck: Sendable {
     var agentHost: String
     var agentPort: Int
     var engineSocket: String
@@ -15,7 +15,7 @@ struct HealthCheck: Sendable {
 
     /// Where the agent of these settings is reached from its own host: a wildcard
     /// listener on loopback, a specific one on its address.
-    init(configuration: AgentConfiguration, timeout: TimeAmount) {
+    package init(configuration: AgentConfiguration, timeout: TimeAmount) {
         switch configuration.host {
         case "0.0.0.0", "": agentHost = "127.0.0.1"
         case "::", "[::]": agentHost = "::1"
@@ -27,7 +27,7 @@ struct HealthCheck: Sendable {
     }
 
     /// One line, and whether all is well.
-    func run(on eventLoop: EventLoop) async -> (healthy: Bool, line: String) {
+    package func run(on eventLoop: EventLoop) async -> (healthy: Bool, line: String) {
         let agentName = agentHost.contains(":") ? "[\(agentHost)]:\(agentPort)" : "\(agentHost):\(agentPort)"
         let agent: UpstreamPool
         do {

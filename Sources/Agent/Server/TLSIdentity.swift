@@ -7,11 +7,11 @@ import X509
 /// The certificate and key the agent serves TLS with: a fresh self-signed P-256
 /// certificate at every start (Portainer and peer agents do not verify it), or an
 /// operator's files.
-struct TLSIdentity {
+package struct TLSIdentity {
     var certificateChain: [NIOSSLCertificate]
     var privateKey: NIOSSLPrivateKey
 
-    static func selfSigned(commonName: String = "deckhand") throws -> TLSIdentity {
+    package static func selfSigned(commonName: String = "deckhand") throws -> TLSIdentity {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(commonName) }
         let now = Date()
@@ -40,7 +40,7 @@ struct TLSIdentity {
         )
     }
 
-    static func load(certificatePath: String, keyPath: String) throws -> TLSIdentity {
+    package static func load(certificatePath: String, keyPath: String) throws -> TLSIdentity {
         TLSIdentity(
             certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath),
             privateKey: try NIOSSLPrivateKey(file: keyPath, format: .pem)

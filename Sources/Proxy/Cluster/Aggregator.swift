@@ -21,9 +21,6 @@ public struct AggregatedResponse: Sendable {
 /// each within the member timeout, and merges what comes back. A member that fails
 /// or is late does not fail the request: it is named in `unreachableNodes`.
 public struct Aggregator: Sendable {
-    public static let targetHeader = "X-PortainerAgent-Target"
-    /// Marks a request one agent forwarded to another, so it is never forwarded again.
-    public static let hopHeader = "X-PortainerAgent-Deckhand-Hop"
     /// The hop header's value on a member's part of an aggregated list (read whole by
     /// the agent that asked); other forwarded requests carry "1".
     public static let listPartHop = "list"
@@ -56,8 +53,8 @@ public struct Aggregator: Sendable {
         localHead.headers.remove(name: "Connection")
         var peerHead = head
         peerHead.headers.remove(name: "Connection")
-        peerHead.headers.replaceOrAdd(name: Self.hopHeader, value: Self.listPartHop)
-        peerHead.headers.replaceOrAdd(name: Self.targetHeader, value: "")
+        peerHead.headers.replaceOrAdd(name: AgentHeaderName.hop, value: Self.listPartHop)
+        peerHead.headers.replaceOrAdd(name: AgentHeaderName.target, value: "")
         let fanOut = FanOut(
             peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead, peerKey: membership.peerKey,
             limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
@@ -154,7 +151,7 @@ private final class FanOut {
             call = engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout)
         } else {
             var head = peerHead
-            head.headers.replaceOrAdd(name: Aggregator.targetHeader, value: peers[index].member.nodeName)
+            head.headers.replaceOrAdd(name: AgentHeaderName.target, value: peers[index].member.nodeName)
             peerKey?.sign(&head, for: peers[index].member.nodeName)
             call = peers[index].pool.collect(head, on: eventLoop, limit: limit, timeout: timeout)
         }

@@ -200,7 +200,7 @@ public final class ClusterMembership: Sendable {
     /// mode, with this agent's proof.
     public func forwarded(_ head: HTTPRequestHead, to member: ClusterMember, hop: String = "1") -> HTTPRequestHead {
         var onward = head
-        onward.headers.replaceOrAdd(name: Aggregator.hopHeader, value: hop)
+        onward.headers.replaceOrAdd(name: AgentHeaderName.hop, value: hop)
         peerKey?.sign(&onward, for: member.nodeName)
         return onward
     }
@@ -340,14 +340,14 @@ public final class ClusterMembership: Sendable {
         let placeholder = ClusterMember(nodeName: "", isManager: false, host: host, port: port, version: "")
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": host])
         let challenge = peerKey?.challenge(address: address)
-        if let challenge { head.headers.add(name: PeerKey.challengeHeader, value: challenge.header) }
+        if let challenge { head.headers.add(name: AgentHeaderName.challenge, value: challenge.header) }
         let started = NIODeadline.now()
         return pool(for: placeholder).collect(head, on: eventLoop, limit: 64 * 1024, timeout: settings.memberTimeout)
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
                 let body = response.body.readableBytesView
                 if let peerKey = self.peerKey, let challenge,
-                   !peerKey.isProven(answer: body, proof: response.head.headers.first(name: PeerKey.proofHeader), nonce: challenge.nonce) {
+                   !peerKey.isProven(answer: body, proof: response.head.headers.first(name: AgentHeaderName.proof), nonce: challenge.nonce) {
                     throw PeerRefusal.unproven
                 }
                 let member = try ClusterMember(answer: MemberInfo(probeAnswer: body), host: host, port: port)

@@ -1,3 +1,4 @@
+import ASCIIText
 import NIOCore
 
 /// Merges the JSON lists that several engines returned into one, tagging every item
@@ -142,8 +143,8 @@ public enum JSONListMerger {
             case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
             case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+                out += Array("\\u00".utf8)
+                HexEncoding.append(byte, to: &out)
             default: out.append(byte)
             }
         }

@@ -1,3 +1,4 @@
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import Glibc
@@ -27,10 +28,6 @@ import NIOHTTP1
 /// it, so a captured proof cannot be replayed. Every field is `\n`-separated; none
 /// can contain one (HTTP heads cannot, node names are host names).
 public final class PeerKey: Sendable {
-    /// Probe request header: the prober's challenge.
-    public static let challengeHeader = "X-PortainerAgent-Deckhand-Challenge"
-    /// Probe answer header (the MAC alone) and forwarded request header (a token).
-    public static let proofHeader = "X-PortainerAgent-Deckhand-Proof"
     /// The HKDF info string: the key is for this and nothing else.
     public static let keyLabel = "deckhand peer key v1"
     /// How far a proof's time may be from this agent's clock, either way, in seconds.
@@ -131,15 +128,15 @@ public final class PeerKey: Sendable {
 
     /// Adds the proof to `head`, forwarded to `node`'s agent (its hop header set).
     public func sign(_ head: inout HTTPRequestHead, for node: String) {
-        let hop = head.headers.first(name: Aggregator.hopHeader) ?? ""
-        head.headers.replaceOrAdd(name: Self.proofHeader, value: forwardProof(method: head.method.rawValue, uri: head.uri, hop: hop, node: node))
+        let hop = head.headers.first(name: AgentHeaderName.hop) ?? ""
+        head.headers.replaceOrAdd(name: AgentHeaderName.proof, value: forwardProof(method: head.method.rawValue, uri: head.uri, hop: hop, node: node))
     }
 
     /// Whether `head`, forwarded here to `node` (this agent), carries a valid proof.
     public func admits(_ head: HTTPRequestHead, node: String) -> Bool {
         admitForwarded(
-            proof: head.headers.first(name: Self.proofHeader), method: head.method.rawValue, uri: head.uri,
-            hop: head.headers.first(name: Aggregator.hopHeader) ?? "", node: node)
+            proof: head.headers.first(name: AgentHeaderName.proof), method: head.method.rawValue, uri: head.uri,
+            hop: head.headers.first(name: AgentHeaderName.hop) ?? "", node: node)
     }
 
     // MARK: Parts

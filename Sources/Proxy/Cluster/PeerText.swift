@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// The words another agent sends about itself (node name, role, version) are
 /// checked before any use: they end up in response headers, log lines and target
 /// lookups, so a peer is held to what a host name or a version can be.
@@ -15,7 +17,7 @@ public enum PeerText {
                 labelLength = 0
                 continue
             }
-            let isAlphanumeric = isASCIIAlphanumeric(byte)
+            let isAlphanumeric = ASCII.isAlphanumeric(byte)
             guard isAlphanumeric || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") else { return false }
             guard labelLength > 0 || isAlphanumeric else { return false }
             labelLength += 1
@@ -29,7 +31,7 @@ public enum PeerText {
     public static func isVersion(_ text: String) -> Bool {
         let bytes = text.utf8
         return (1...64).contains(bytes.count) && bytes.allSatisfy {
-            isASCIIAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "_")
+            ASCII.isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "_")
         }
     }
 
@@ -52,9 +54,5 @@ public enum PeerText {
             }
         }
         return out + "\""
-    }
-
-    private static func isASCIIAlphanumeric(_ byte: UInt8) -> Bool {
-        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
     }
 }

@@ -1,4 +1,6 @@
+import ASCIIText
 import FuzzSupport
+@testable import Agent
 
 // ByteRange, what a download's Range header is read with. Input: the file's size (a line
 // of digits, any length), then the header value. Whatever the header, a part is a

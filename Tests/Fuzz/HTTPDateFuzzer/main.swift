@@ -2,6 +2,7 @@ import FuzzSupport
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import Agent
 
 // HTTPDate, what If-Modified-Since is read with and Last-Modified written with. Input: the
 // header value; its first eight bytes are also a Unix time to format. A date that parses

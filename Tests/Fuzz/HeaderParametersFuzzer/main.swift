@@ -1,4 +1,5 @@
 import FuzzSupport
+@testable import Agent
 
 // HeaderParameters, what Content-Type and a part's Content-Disposition are read with.
 // Input: a header value, parsed as it is; then the same bytes choose a value and up to

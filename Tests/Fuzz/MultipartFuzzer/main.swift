@@ -1,4 +1,5 @@
 import FuzzSupport
+@testable import Agent
 
 // The multipart/form-data parser, fed as the network feeds it: in chunks. Input: the
 // Content-Type line, a line of chunk sizes (one byte each, used in turn), then the body.

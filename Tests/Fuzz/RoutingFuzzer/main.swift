@@ -1,5 +1,7 @@
 import FuzzSupport
 import NIOHTTP1
+import Proxy
+@testable import Agent
 
 // Request routing and query parsing: Router.route, Router.scope and QueryParameters on
 // a request line and the two cluster headers. Input: lines "METHOD", "URI", then the
@@ -11,8 +13,8 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let method = HTTPMethod(rawValue: input.text())
     let uri = input.text()
     var headers = HTTPHeaders()
-    if !input.isEmpty { headers.add(name: Router.targetHeader, value: input.text()) }
-    if !input.isEmpty { headers.add(name: Router.managerOperationHeader, value: input.text()) }
+    if !input.isEmpty { headers.add(name: AgentHeaderName.target, value: input.text()) }
+    if !input.isEmpty { headers.add(name: AgentHeaderName.managerOperation, value: input.text()) }
 
     let route = Router.route(method: method, uri: uri)
     let scope = Router.scope(for: route, method: method, uri: uri, headers: headers)

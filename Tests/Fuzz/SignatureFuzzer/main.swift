@@ -1,6 +1,8 @@
+import ASCIIText
 import Crypto
 import FuzzSupport
 import Proxy
+@testable import Agent
 
 // The signature headers: SignatureVerifier.verify on an X-PortainerAgent-PublicKey and an
 // X-PortainerAgent-Signature value, and the hex and base64 codecs under them. Input: lines

@@ -12,7 +12,7 @@ struct GetClusterMember: AgentHandler {
         }
         // What a probe needs, to whom it may be told; the version only to a proven peer.
         let admission = cluster.admitProbe(
-            challenge: request.head.headers.first(name: PeerKey.challengeHeader), local: request.localAddress, remote: request.remoteAddress)
+            challenge: request.head.headers.first(name: AgentHeaderName.challenge), local: request.localAddress, remote: request.remoteAddress)
         return eventLoop.makeCompletedFuture {
             switch admission {
             case .refused:
@@ -22,7 +22,7 @@ struct GetClusterMember: AgentHandler {
             case .proven(let nonce):
                 let body = try AgentJSON.encode(MemberInfo(NodeName: node.name, NodeRole: node.role, Version: AgentVersion.deckhand))
                 var response = AgentResponse.json(.ok, body)
-                if let peerKey = cluster.peerKey { response.headers.add(name: PeerKey.proofHeader, value: peerKey.answerProof(nonce: nonce, body: body)) }
+                if let peerKey = cluster.peerKey { response.headers.add(name: AgentHeaderName.proof, value: peerKey.answerProof(nonce: nonce, body: body)) }
                 return response
             }
         }

@@ -6,32 +6,32 @@ import Proxy
 /// what this agent believes about its engine and its cluster, for an operator whose
 /// cluster "falls apart": each address it probes, who answered there, when, how fast,
 /// how many probes failed since, the last error, and why a member was dropped.
-struct GetClusterStatus: AgentHandler {
+package struct GetClusterStatus: AgentHandler {
     let cluster: ClusterMembership?
     let engine: UpstreamPool
     let configuration: AgentConfiguration
 
-    struct Status: Codable {
-        var NodeName: String?
-        var NodeRole: String?
-        var Version: String
-        var Engine: EngineStatus
-        var Cluster: ClusterStatus?
+    package struct Status: Codable {
+        package var NodeName: String?
+        package var NodeRole: String?
+        package var Version: String
+        package var Engine: EngineStatus
+        package var Cluster: ClusterStatus?
     }
 
-    struct EngineStatus: Codable {
+    package struct EngineStatus: Codable {
         /// The engine answered `/_ping` just now.
-        var Answers: Bool
-        var RoundTripMs: Double?
-        var Error: String?
-        var SwarmMember: Bool?
+        package var Answers: Bool
+        package var RoundTripMs: Double?
+        package var Error: String?
+        package var SwarmMember: Bool?
     }
 
-    struct ClusterStatus: Codable {
-        var Address: String
-        var ProbeIntervalSeconds: Double
-        var MemberTimeoutSeconds: Double
-        var Members: [ProbeRecord]
+    package struct ClusterStatus: Codable {
+        package var Address: String
+        package var ProbeIntervalSeconds: Double
+        package var MemberTimeoutSeconds: Double
+        package var Members: [ProbeRecord]
     }
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {

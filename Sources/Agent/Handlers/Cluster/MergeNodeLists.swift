@@ -16,7 +16,7 @@ struct MergeNodeLists: AgentHandler {
             }
             var headers = merged.headers
             if !merged.unreachableNodes.isEmpty {
-                headers.replaceOrAdd(name: "X-PortainerAgent-Unreachable-Nodes", value: merged.unreachableNodes.joined(separator: ","))
+                headers.replaceOrAdd(name: AgentHeaderName.unreachableNodes, value: merged.unreachableNodes.joined(separator: ","))
             }
             return AgentResponse(status: .ok, headers: headers, buffer: merged.body)
         }

@@ -1,3 +1,4 @@
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import NIOCore

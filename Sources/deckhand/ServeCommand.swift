@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Dispatch
 import FoundationEssentials
@@ -53,6 +54,12 @@ struct ServeCommand: AsyncParsableCommand {
     var secretFile: String?
     @Option(name: .customLong("allowed-clients"), help: "Addresses and CIDR networks (IPv4, IPv6, comma-separated) connections may come from; others are closed at accept. The cluster's agents are always let in (DECKHAND_ALLOWED_CLIENTS, default: anyone).")
     var allowedClients: String?
+    @Option(name: .customLong("dockerhub-auth-url"), help: "Docker Hub's token service, for /v2/dockerhub (DECKHAND_DOCKERHUB_AUTH_URL, default https://auth.docker.io/token).")
+    var dockerHubAuthURL: String?
+    @Option(name: .customLong("dockerhub-registry-url"), help: "Docker Hub's registry, for /v2/dockerhub (DECKHAND_DOCKERHUB_REGISTRY_URL, default https://registry-1.docker.io).")
+    var dockerHubRegistryURL: String?
+    @Option(name: .customLong("dockerhub-ca"), help: "PEM trust roots for those two instead of the system's (DECKHAND_DOCKERHUB_CA).")
+    var dockerHubCA: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
     var memberTimeout: String?
 
@@ -64,6 +71,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
             (.nodeName, nodeName), (.allowedClients, allowedClients), (.secretFile, secretFile),
+            (.dockerHubAuthURL, dockerHubAuthURL), (.dockerHubRegistryURL, dockerHubRegistryURL), (.dockerHubCA, dockerHubCA),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }

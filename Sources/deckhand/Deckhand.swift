@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 
 /// `deckhand`: the Portainer-compatible agent and its operator tools.

@@ -1,4 +1,6 @@
+import Agent
 import ArgumentParser
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import Glibc
@@ -26,7 +28,7 @@ struct KeygenCommand: ParsableCommand {
         guard StandardError.writeAll(Array(pem.utf8), to: fd) else {
             throw ValidationError("cannot write \(out): \(String(cString: strerror(errno)))")
         }
-        print("\(SignatureVerifier.publicKeyHeader): \(HexEncoding.encode(key.publicKey.derRepresentation))")
+        print("\(AgentHeaderName.publicKey): \(HexEncoding.encode(key.publicKey.derRepresentation))")
     }
 }
 
@@ -72,17 +74,5 @@ struct SignCommand: ParsableCommand {
             let object = ["HttpHeaders": Dictionary(uniqueKeysWithValues: headers)]
             print(String(decoding: try AgentJSON.encode(object, pretty: true), as: UTF8.self))
         }
-    }
-}
-
-/// Signs the way Portainer does: ECDSA over `MD5(message)`, `r||s` in unpadded base64.
-enum PortainerSignature {
-    static func headers(signingWith key: P256.Signing.PrivateKey, secret: String?) -> [(String, String)] {
-        let digest = Insecure.MD5.hash(data: Data((secret ?? SignatureVerifier.defaultMessage).utf8))
-        let signature = try! key.signature(for: digest)  // signing a digest with a valid key cannot fail
-        return [
-            (SignatureVerifier.publicKeyHeader, HexEncoding.encode(key.publicKey.derRepresentation)),
-            (SignatureVerifier.signatureHeader, Base64Unpadded.encode(signature.rawRepresentation)),
-        ]
     }
 }

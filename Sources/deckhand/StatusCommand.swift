@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import Crypto
 import FoundationEssentials
@@ -37,7 +38,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/cluster/status", headers: ["Host": host])
         for (name, value) in PortainerSignature.headers(signingWith: privateKey, secret: secret) { head.headers.add(name: name, value: value) }
-        if let node { head.headers.add(name: Router.targetHeader, value: node) }
+        if let node { head.headers.add(name: AgentHeaderName.target, value: node) }
         let pool = UpstreamPool(transport: .tls(host: host, port: port, context: try UpstreamTransport.peerTLSContext()))
         defer { pool.closeIdle() }
         let response: CollectedResponse

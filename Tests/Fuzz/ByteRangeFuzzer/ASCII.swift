@@ -1,1 +1,0 @@
-../../../Sources/Agent/HTTP/ASCII.swift

@@ -1,1 +1,0 @@
-../../../Sources/Agent/HTTP/HTTPDate.swift

@@ -1,1 +1,0 @@
-../../../Sources/Agent/Browse/MultipartEvent.swift

@@ -1,1 +1,0 @@
-../../../Sources/Agent/HTTP/QueryParameters.swift

@@ -1,1 +1,0 @@
-../../../Sources/Agent/Routing/Router.swift

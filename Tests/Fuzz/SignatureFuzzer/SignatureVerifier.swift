@@ -1,1 +1,0 @@
-../../../Sources/Agent/Security/SignatureVerifier.swift
