@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOWebSocket
 
 /// Portainer's container console: a websocket bridged to a hijacked exec or attach
 /// on the real test engine.
@@ -102,20 +103,48 @@ struct ConsoleTests {
         let exec = try Self.engineJSON("POST", "/v1.41/containers/\(name)/exec", body: String(decoding: body, as: UTF8.self))
         let id = try #require(exec["Id"] as? String)
         let expected = try Self.pythonDecoded(Array(repeating: output, count: output.count + 1).flatMap { $0 })
+        let frames = try await Self.framesUntilEnd(ofExec: id, timeout: 30)
+        #expect(!frames.isEmpty)
+        #expect(frames.allSatisfy { $0.opcode == .text }, "opcodes: \(frames.map { "\($0.opcode)" })")
+        #expect(frames.allSatisfy { String(validating: $0.payload, as: UTF8.self) != nil }, "a text frame is not valid UTF-8")
+        #expect(frames.flatMap(\.payload) == expected, "got \(String(decoding: frames.flatMap(\.payload), as: UTF8.self).debugDescription)")
+    }
+
+    /// The data frames a console on exec `id` sends until the exec ends (which it must
+    /// within `timeout` seconds), through a fresh agent.
+    static func framesUntilEnd(ofExec id: String, timeout: Double) async throws -> [(opcode: WebSocketOpcode, payload: [UInt8])] {
         try await TestAgent.with { agent async throws in
             let (status, client) = try WebSocketClient.connect(
                 host: "127.0.0.1", port: agent.port, path: "/websocket/exec?id=\(id)", headers: SigningKey().headers())
             #expect(status == 101)
             let console = try #require(client)
             defer { console.close() }
-            let result = console.wait(timeout: 30) { _, closed in closed }
+            let result = console.wait(timeout: timeout) { _, closed in closed }
             #expect(result.closed)
-            let frames = console.dataFrames
-            #expect(!frames.isEmpty)
-            #expect(frames.allSatisfy { $0.opcode == .text }, "opcodes: \(frames.map { "\($0.opcode)" })")
-            #expect(frames.allSatisfy { String(validating: $0.payload, as: UTF8.self) != nil }, "a text frame is not valid UTF-8")
-            #expect(frames.flatMap(\.payload) == expected, "got \(String(decoding: frames.flatMap(\.payload), as: UTF8.self).debugDescription)")
+            return console.dataFrames
         }
+    }
+
+    @Test("cat /bin/busybox through the console: only text frames, the binary's bytes as a browser decodes them")
+    func binaryOutput() async throws {
+        let name = try Self.container(["busybox:local", "sleep", "300"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        // The bytes themselves, straight from the engine (not through the agent).
+        let binary = try DockerCLITests.engine(["exec", name, "cat", "/bin/busybox"])
+        try #require(binary.status == 0 && binary.stdout.count > 100_000, "\(binary.errorOutput)")
+        let expected = try Self.pythonDecoded(Array(binary.stdout))
+        // A raw terminal: no \n → \r\n on the way out, so the bytes are the file's.
+        let body = try JSONSerialization.data(withJSONObject: [
+            "Cmd": ["sh", "-c", "stty raw -echo; cat /bin/busybox"], "Tty": true, "AttachStdin": true, "AttachStdout": true, "AttachStderr": true,
+        ])
+        let exec = try Self.engineJSON("POST", "/v1.41/containers/\(name)/exec", body: String(decoding: body, as: UTF8.self))
+        let id = try #require(exec["Id"] as? String)
+        let frames = try await Self.framesUntilEnd(ofExec: id, timeout: 60)
+        #expect(frames.allSatisfy { $0.opcode == .text }, "a frame that is not text")
+        #expect(frames.allSatisfy { String(validating: $0.payload, as: UTF8.self) != nil }, "a text frame is not valid UTF-8")
+        let received = frames.flatMap(\.payload)
+        #expect(received.count == expected.count && received == expected,
+                "\(received.count) bytes of text, python decodes the file to \(expected.count)")
     }
 
     @Test("ids are checked before any upgrade: 400 when malformed, 404 when unknown")
