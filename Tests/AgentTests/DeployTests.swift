@@ -97,7 +97,8 @@ extension LabSuites {
             let nodes = deployment.swarm.nodes
             // Every lab node has the same /sys, so an answer relayed from the wrong node
             // would still be right: each node's own /run gets udev entries that give its
-            // disks a serial naming the node, which its answer must carry.
+            // disks a serial naming the node, which its answer must carry. (Seen to fail,
+            // one issue per node, with /host/info made not targetable in Route.)
             let markers = try Self.plantSerialMarkers(on: nodes)
             defer { markers.remove() }
             for (index, node) in nodes.enumerated() {
