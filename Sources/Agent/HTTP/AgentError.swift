@@ -13,6 +13,15 @@ struct AgentError: Error, Sendable {
         self.details = details ?? status.reasonPhrase
     }
 
+    /// A request the HTTP decoder could not read.
+    init(_ parserError: HTTPParserError) {
+        if parserError == .headerOverflow {
+            self.init(.requestHeaderFieldsTooLarge, "Request headers too large", details: "at most 80 KiB of headers")
+        } else {
+            self.init(.badRequest, "Malformed HTTP request", details: "\(parserError)")
+        }
+    }
+
     static let missingSignature = AgentError(.forbidden, "Missing request signature headers", details: "Unauthorized")
     static let invalidSignature = AgentError(.forbidden, "Invalid request signature", details: "Unauthorized")
     /// Secret mode: a request marked as forwarded by another agent, without that agent's proof.

@@ -44,6 +44,25 @@ struct AgentResponse: Sendable {
         }
     }
 
+    /// The head as written to the client: the agent's headers, the length, and
+    /// `Connection: close` when the connection ends after it.
+    func head(closing: Bool) -> HTTPResponseHead {
+        var headers = headers
+        AgentHeaders.add(to: &headers)
+        headers.replaceOrAdd(name: "Content-Length", value: String(contentLength))
+        if closing { headers.replaceOrAdd(name: "Connection", value: "close") }
+        return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+    }
+
+    /// The body when it is in memory; nil for a file.
+    var bodyBuffer: ByteBuffer? {
+        switch body {
+        case .bytes(let bytes): return ByteBuffer(bytes: bytes)
+        case .buffer(let buffer): return buffer
+        case .file: return nil
+        }
+    }
+
     static func empty(_ status: HTTPResponseStatus) -> AgentResponse {
         AgentResponse(status: status)
     }

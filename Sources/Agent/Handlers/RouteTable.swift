@@ -16,6 +16,11 @@ enum RoutePlan {
     case console(ConsoleKind)
     /// The Docker Engine API: relayed to the engine as it came.
     case relay
+    /// Relayed with this head to another agent (`to`), or to the local engine (nil).
+    /// With `flushesAtEnd` the answer goes back in one write (another agent reads it whole).
+    case forward(HTTPRequestHead, to: UpstreamPool?, flushesAtEnd: Bool)
+    /// Refused: answered with this error, and the connection ends.
+    case refuse(AgentError)
 }
 
 /// One agent route's code: turns a routed request into a call on the modules below

@@ -175,6 +175,12 @@ package final class AgentServer: Sendable {
         sslContext: NIOSSLContext
     ) throws {
         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+        try addHTTP(to: pipeline, services: services)
+    }
+
+    /// The HTTP/1.1 codec and the connection's handler, behind TLS (or, in tests, on
+    /// a plain byte stream).
+    static func addHTTP(to pipeline: ChannelPipeline.SynchronousOperations, services: AgentServices) throws {
         // Responses pass through as the engine framed them; agent answers set
         // their own Content-Length.
         var encoderConfiguration = HTTPResponseEncoder.Configuration()

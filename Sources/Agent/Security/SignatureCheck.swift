@@ -1,0 +1,40 @@
+import NIOCore
+import NIOHTTP1
+import Proxy
+
+/// The signature step of one connection: a request to a signed route passes only
+/// with a key and signature the verifier accepts. A keep-alive connection repeats the
+/// same pair: remembered here, it costs neither the shared cache's lock nor its
+/// hashing. Only a pair the verifier accepted is remembered.
+struct SignatureCheck {
+    private var verifiedPair: (publicKey: String, signature: String)?
+
+    /// Nil when the request may go on, else the answer that refuses it (the failure is
+    /// recorded for the rate-limited log).
+    mutating func refusal(
+        for head: HTTPRequestHead, verifier: SignatureVerifier, failures: AuthenticationFailureLog, peer: SocketAddress?
+    ) -> AgentError? {
+        let publicKey = head.headers.first(name: AgentHeaderName.publicKey)
+        let signature = head.headers.first(name: AgentHeaderName.signature)
+        if let publicKey, let signature, publicKey == verifiedPair?.publicKey, signature == verifiedPair?.signature {
+            return nil
+        }
+        do {
+            try verifier.verify(publicKey: publicKey, signature: signature)
+            verifiedPair = (publicKey!, signature!)
+            return nil
+        } catch {
+            failures.record(error, peer: peer)
+            switch error {
+            case .missingHeaders:
+                return .missingSignature
+            case .associationClosed:
+                return AgentError(
+                    .forbidden, "No Portainer associated with this agent within AGENT_SECRET_TIMEOUT",
+                    details: "restart the agent, or give it an AGENT_SECRET")
+            case .malformedHeaders, .invalidSignature:
+                return .invalidSignature
+            }
+        }
+    }
+}

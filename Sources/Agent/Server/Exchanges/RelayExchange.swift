@@ -1,0 +1,321 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Proxy
+
+/// An idle engine or peer connection kept from a client's previous relay for its next:
+/// keep-alive clients mostly send the next request soon, and keeping it saves a pool
+/// round trip. It goes back to the pool when the client's connection ends.
+struct KeptUpstream {
+    let pool: UpstreamPool
+    let channel: Channel
+
+    func release() {
+        pool.release(channel, reusable: true)
+    }
+}
+
+/// A request relayed to an upstream (the local engine or a peer agent), streaming
+/// both ways with back-pressure. A `101` from upstream turns the connection into a
+/// raw two-way relay (a hijack), or, for a console, into a websocket bridge.
+final class RelayExchange: ConnectionExchange, UpstreamDelegate {
+    enum Phase {
+        /// Waiting for an upstream connection; request parts are held meanwhile
+        /// (reads are paused, so at most one read's worth).
+        case connecting(held: [HTTPServerRequestPart])
+        case relaying(UpstreamHandler, Channel)
+        /// The HTTP handlers are gone; the relay or bridge runs on its own.
+        case upgraded
+    }
+
+    let connection: ConnectionHandler
+    private let head: HTTPRequestHead
+    private let pool: UpstreamPool
+    /// Set for a console: its 101 becomes a websocket, not a raw relay.
+    private let console: ConsoleRequest?
+    /// The client reads the whole response before using any of it (a member's part
+    /// of another agent's aggregated list): flushed once, at its end, rather than
+    /// once per upstream read.
+    private let flushesAtEnd: Bool
+    private var phase: Phase
+    private var requestEnded: Bool
+    private var responseStarted = false
+    private var responseEnded = false
+    /// The response ended before the request did.
+    private var answeredEarly = false
+    /// The upstream's 101, held until its `.end` has passed the HTTP decoder.
+    private var upgrade: HTTPResponseHead?
+
+    init(
+        connection: ConnectionHandler, head: HTTPRequestHead, pool: UpstreamPool, console: ConsoleRequest? = nil,
+        parts: [HTTPServerRequestPart] = [], requestEnded: Bool = false, flushesAtEnd: Bool = false
+    ) {
+        self.connection = connection
+        self.head = head
+        self.pool = pool
+        self.console = console
+        self.phase = .connecting(held: parts)
+        self.requestEnded = requestEnded
+        self.flushesAtEnd = flushesAtEnd
+    }
+
+    func start() {
+        guard let context = connection.context else { return }
+        connection.pauseReads()
+        if let kept = connection.keptUpstream {
+            connection.keptUpstream = nil
+            if kept.pool === pool, kept.channel.isActive { return acquired(.success(kept.channel)) }
+            kept.release()
+        }
+        pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.acquired(result)
+        }
+    }
+
+    private func acquired(_ result: Result<Channel, Error>) {
+        guard connection.context != nil, connection.exchange === self, case .connecting(let held) = phase else {
+            // The client went away while we were connecting.
+            if case .success(let channel) = result { pool.release(channel, reusable: true) }
+            return
+        }
+        let channel: Channel
+        let upstream: UpstreamHandler
+        do {
+            channel = try result.get()
+            upstream = try UpstreamHandler.of(channel)
+        } catch {
+            connection.services.logger.warning("upstream unreachable", metadata: ["upstream": "\(pool.transport)", "error": "\(error)"])
+            return connection.fail(AgentError(.badGateway, "Unable to reach \(pool.transport.upstreamName)", details: "\(pool.transport): \(error)"))
+        }
+        phase = .relaying(upstream, channel)
+        upstream.begin(delegate: self)
+        upstream.write(.head(head))
+        for part in held {
+            switch part {
+            case .body(let body): upstream.write(.body(.byteBuffer(body)))
+            case .end(let trailers): upstream.write(.end(trailers))
+            case .head: break
+            }
+        }
+        upstream.flush()
+        if upstream.isWritable { connection.resumeReads() }
+    }
+
+    // MARK: The request
+
+    func receive(_ body: ByteBuffer) {
+        switch phase {
+        case .connecting(var held):
+            held.append(.body(body))
+            phase = .connecting(held: held)
+        case .relaying(let upstream, _):
+            upstream.write(.body(.byteBuffer(body)))
+            if !upstream.isWritable { connection.pauseReads() }
+        case .upgraded:
+            break
+        }
+    }
+
+    func receiveEnd(_ trailers: HTTPHeaders?) {
+        requestEnded = true
+        switch phase {
+        case .connecting(var held):
+            held.append(.end(trailers))
+            phase = .connecting(held: held)
+        case .relaying(let upstream, _):
+            upstream.write(.end(trailers))
+            upstream.flush()
+            if responseEnded { finish() }
+        case .upgraded:
+            break
+        }
+    }
+
+    func readComplete() {
+        if case .relaying(let upstream, _) = phase { upstream.flush() }
+    }
+
+    func writabilityChanged(isWritable: Bool) {
+        guard case .relaying(let upstream, _) = phase else { return }
+        if isWritable { upstream.resumeReading() } else { upstream.pauseReading() }
+    }
+
+    func inputClosed() {
+        // The request was cut off: the upstream can never see its end.
+        guard case .relaying(let upstream, _) = phase, !requestEnded else { return }
+        upstream.close()
+        connection.context?.close(promise: nil)
+    }
+
+    func connectionClosed() {
+        guard case .relaying(let upstream, _) = phase else { return }
+        upstream.delegate = nil
+        upstream.close()
+    }
+
+    /// Both messages ended: the upstream is kept for this client's next request when
+    /// both ended cleanly, the request first (an upstream that answered before the
+    /// request's end may not have read the rest as a body).
+    private func finish() {
+        guard case .relaying(let upstream, let channel) = phase else { return }
+        upstream.delegate = nil
+        if upstream.isReusable && !answeredEarly {
+            connection.keptUpstream = .init(pool: pool, channel: channel)
+        } else {
+            channel.close(promise: nil)
+        }
+        connection.finishExchange()
+    }
+
+    // MARK: The response
+
+    func upstreamDidReceive(_ part: HTTPClientResponsePart) {
+        guard connection.context != nil, connection.exchange === self, case .relaying(let upstream, _) = phase else { return }
+        switch part {
+        case .head(var head):
+            // The status line goes on as the upstream wrote it (`101 UPGRADED`).
+            head.status = upstream.receivedStatus ?? head.status
+            if head.status.code == 101 {
+                // The decoder still has this response's `.end` to deliver; switch to
+                // raw bytes only after it, or it would reach the raw relay.
+                upgrade = head
+                return
+            }
+            var headers = head.headers
+            if head.status.code >= 200 {
+                // The client decodes what the upstream framed only if it is framed the
+                // one way both sides read alike; anything else is the upstream's fault.
+                switch MessageFraming.responseBody(of: head) {
+                case .failure(let problem):
+                    upstream.delegate = nil
+                    upstream.close()
+                    return connection.fail(AgentError(.badGateway, "The upstream framed its answer ambiguously", details: problem.description))
+                case .success(let body):
+                    headers = MessageFraming.normalized(headers, body: body)
+                }
+                responseStarted = true
+                AgentHeaders.add(to: &headers)
+                if !head.isKeepAlive || isCloseDelimited(head) { connection.closeAfterThisResponse() }
+                // A connection that ends after this answer says so: a client must never
+                // find a kept-alive connection closed under its next request.
+                if connection.machine.closeAfterResponse, head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+            }
+            connection.write(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers)), flush: head.status.code < 200)
+        case .body(let body):
+            connection.write(.body(.byteBuffer(body)))
+            if let context = connection.context, !context.channel.isWritable {
+                context.flush()
+                upstream.pauseReading()
+            }
+        case .end(let trailers):
+            if let upgrade {
+                return hijack(upstream, head: upgrade)
+            }
+            responseEnded = true
+            connection.write(.end(trailers), flush: true)
+            if requestEnded {
+                finish()
+            } else {
+                // The upstream answered before the request body ended: keep passing the
+                // body on, but neither this upstream nor the client connection is reused.
+                answeredEarly = true
+                connection.closeAfterThisResponse()
+            }
+        }
+    }
+
+    func upstreamDidFinishRead() {
+        guard !flushesAtEnd, connection.exchange === self else { return }
+        connection.context?.flush()
+    }
+
+    func upstreamDidClose(error: Error?) {
+        guard connection.context != nil, connection.exchange === self, case .relaying = phase else { return }
+        if !responseStarted {
+            let reason = error.map { "\($0)" } ?? "connection closed before a response"
+            connection.services.logger.warning("upstream failed", metadata: ["upstream": "\(pool.transport)", "error": "\(reason)"])
+            connection.fail(AgentError(.badGateway, "Connection closed by \(pool.transport.upstreamName)", details: reason))
+        } else if !responseEnded {
+            // Half a response cannot be completed honestly: cut the client off too.
+            connection.context?.close(promise: nil)
+        }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard connection.context != nil, connection.exchange === self else { return }
+        if isWritable { connection.resumeReads() } else { connection.pauseReads() }
+    }
+
+    /// A response without Content-Length or chunked framing ends when the
+    /// connection does, so the client connection must close after it.
+    private func isCloseDelimited(_ head: HTTPResponseHead) -> Bool {
+        let code = head.status.code
+        if code == 204 || code == 304 || code < 200 || connection.machine.isHeadRequest { return false }
+        return !head.headers.contains(name: "content-length")
+            && !head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
+    }
+
+    // MARK: After a 101
+
+    private func hijack(_ upstream: UpstreamHandler, head: HTTPResponseHead) {
+        guard case .relaying(_, let channel) = phase else { return }
+        phase = .upgraded
+        connection.upgraded()
+        upstream.delegate = nil
+        let clientHandlers: [ChannelHandler]
+        let engineHandler: ChannelHandler
+        if let console {
+            connection.write(.head(console.upgradeResponse))
+            connection.write(.end(nil), flush: true)
+            let (browserSide, engineSide) = ConsoleBridge.makePair()
+            clientHandlers = [WebSocketFrameEncoder(), ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20)), browserSide]
+            engineHandler = engineSide
+        } else {
+            var headers = head.headers
+            AgentHeaders.add(to: &headers)
+            connection.write(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers)))
+            connection.write(.end(nil), flush: true)
+            let (clientSide, engineSide) = RawRelayHandler.makePair()
+            clientHandlers = [clientSide]
+            engineHandler = engineSide
+        }
+        leaveHTTP(upstream: upstream, channel: channel, clientHandlers: clientHandlers, engineHandler: engineHandler)
+    }
+
+    /// Puts `clientHandlers` and `engineHandler` at the ends of the two pipelines, then
+    /// takes the HTTP handlers (the connection's first) out of both, so bytes the HTTP
+    /// decoders still hold (sent right behind the request or the 101) reach the new
+    /// handlers, not the connection.
+    private func leaveHTTP(upstream: UpstreamHandler, channel engineChannel: Channel, clientHandlers: [ChannelHandler], engineHandler: ChannelHandler) {
+        guard let context = connection.context else { return }
+        let clientPipeline = context.pipeline.syncOperations
+        // The client's half-close waits until its decoder has handed on what it holds.
+        let clientGate = InputCloseGate()
+        do {
+            try clientPipeline.addHandlers(clientHandlers)
+            if let decoder = connection.httpHandlers.first(where: { $0 is ByteToMessageHandler<HTTPRequestDecoder> }) {
+                try clientPipeline.addHandler(clientGate, position: .before(decoder))
+            }
+            try engineChannel.pipeline.syncOperations.addHandler(engineHandler)
+        } catch {
+            context.close(promise: nil)
+            engineChannel.close(promise: nil)
+            return
+        }
+        let clientChannel = context.channel
+        clientPipeline.removeHandler(context: context, promise: nil)
+        // A decoder hands on the bytes it still holds (sent right behind the request or
+        // the 101, maybe in the same read) when its removal completes, outside any read
+        // and so without the flush a read's end brings: flush them on at once.
+        let clientRemovals = connection.httpHandlers.map { clientPipeline.removeHandler($0) }
+        EventLoopFuture.andAllComplete(clientRemovals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            engineChannel.flush()
+            clientGate.release()
+        }
+        upstream.removeHTTPHandlers(on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            clientChannel.flush()
+        }
+        clientChannel.read()
+        engineChannel.read()
+    }
+}

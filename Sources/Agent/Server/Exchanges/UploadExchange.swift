@@ -1,0 +1,63 @@
+import NIOCore
+import NIOHTTP1
+
+/// A streaming upload (`POST /browse/put`): the multipart body goes to disk as it
+/// arrives; reading pauses only while the disk is behind. Nothing is left half
+/// written: a failure aborts the session, says why and hangs up rather than read the
+/// rest of a possibly huge body.
+final class UploadExchange: ConnectionExchange {
+    let connection: ConnectionHandler
+    private let session: UploadSession
+    private let expectsContinue: Bool
+    private let version: HTTPVersion
+
+    init(connection: ConnectionHandler, session: UploadSession, head: HTTPRequestHead) {
+        self.connection = connection
+        self.session = session
+        self.expectsContinue = head.headers.first(name: "Expect")?.lowercased() == "100-continue"
+        self.version = head.version
+    }
+
+    func start() {
+        if expectsContinue {
+            connection.write(.head(HTTPResponseHead(version: version, status: .continue)), flush: true)
+        }
+    }
+
+    func receive(_ body: ByteBuffer) {
+        // Reading goes on while the disk keeps up; only a backlog pauses it.
+        guard let backlog = session.consume(body) else { return }
+        connection.pauseReads()
+        backlog.assumeIsolated().whenComplete { result in
+            guard self.isCurrent else { return }
+            switch result {
+            case .success: self.connection.resumeReads()
+            case .failure(let error): self.failed(error)
+            }
+        }
+    }
+
+    func receiveEnd(_ trailers: HTTPHeaders?) {
+        session.finish().assumeIsolated().whenComplete { result in
+            guard self.isCurrent else { return }
+            switch result {
+            case .success:
+                self.connection.writeResponse(.empty(.noContent))
+                self.connection.finishExchange()
+            case .failure(let error):
+                self.failed(error)
+            }
+        }
+    }
+
+    func connectionClosed() {
+        session.abort()
+    }
+
+    private var isCurrent: Bool { connection.context != nil && connection.exchange === self }
+
+    private func failed(_ error: Error) {
+        session.abort()
+        connection.abort(with: error as? AgentError ?? AgentError(.internalServerError, "Upload failed", details: "\(error)"))
+    }
+}

@@ -1,0 +1,354 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import Testing
+@testable import Agent
+@testable import Proxy
+
+/// Each kind of exchange on its own: a `ConnectionHandler` on a testing channel (or on a
+/// socket pair over a real event loop, where the exchange talks to the real engine), fed
+/// request parts, its response parts read back. No TLS, no listener.
+@Suite("Exchanges, one kind at a time")
+struct ExchangeTests {
+    static func services(
+        engineSocket: String = "/nonexistent/deckhand-test.sock", _ configure: (inout AgentConfiguration) -> Void = { _ in }
+    ) throws -> AgentServices {
+        var configuration = AgentConfiguration()
+        configuration.engineSocket = engineSocket
+        configure(&configuration)
+        let engine = UpstreamPool(transport: .unixSocket(path: engineSocket))
+        var logger = Logger(label: "exchange-test")
+        logger.logLevel = .critical
+        return AgentServices(
+            configuration: configuration, verifier: SignatureVerifier(secrets: configuration.secrets),
+            authenticationFailures: AuthenticationFailureLog(logger: logger), engine: engine,
+            routes: try RouteTable(configuration: configuration, engine: engine), logger: logger, cluster: nil, aggregator: nil)
+    }
+
+    static func connection(_ services: AgentServices) async throws -> NIOAsyncTestingChannel {
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(ConnectionHandler(services: services, httpHandlers: []))
+        }
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        return channel
+    }
+
+    static func head(_ method: HTTPMethod, _ uri: String, _ headers: [(String, String)] = []) -> HTTPServerRequestPart {
+        .head(HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers)))
+    }
+
+    static func signed(_ headers: [(String, String)] = [], key: SigningKey) -> [(String, String)] {
+        headers + key.headers().map { ($0.key, $0.value) }
+    }
+
+    /// One whole response: its head and body (a file's chunks joined).
+    static func response(from channel: NIOAsyncTestingChannel) async throws -> (head: HTTPResponseHead, body: [UInt8]) {
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            throw TestSetupError("no response head")
+        }
+        var body: [UInt8] = []
+        while true {
+            switch try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) {
+            case .body(.byteBuffer(let buffer)): body += buffer.readableBytesView
+            case .end: return (head, body)
+            case .head, .body: throw TestSetupError("unexpected part")
+            }
+        }
+    }
+
+    static func message(_ body: [UInt8]) throws -> String? {
+        (try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["message"] as? String
+    }
+
+    static func isClosed(_ channel: NIOAsyncTestingChannel) async throws -> Bool {
+        try await channel.testingEventLoop.executeInContext { !channel.isActive }
+    }
+
+    // MARK: DrainExchange
+
+    @Test("a refusal answers at once, says Connection: close, and drops the body until the drop limit, then closes")
+    func refusalDrainsThenCloses() async throws {
+        let channel = try await Self.connection(try Self.services())
+        try await channel.writeInbound(Self.head(.PUT, "/browse/rename", [("Content-Length", "10000000")]))
+        let refused = try await Self.response(from: channel)
+        #expect(refused.head.status == .forbidden)
+        #expect(refused.head.headers["Connection"] == ["close"])
+        #expect(try Self.message(refused.body) == "Missing request signature headers")
+        // The refused body is read and dropped, not parsed nor answered again.
+        try await channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x41, count: ConnectionStateMachine.dropLimit)))
+        #expect(try await !Self.isClosed(channel))
+        try await channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x41, count: 1)))
+        #expect(try await Self.isClosed(channel))
+        #expect(try await channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
+    }
+
+    @Test("a refused request without a body ends the connection after its answer")
+    func refusalWithoutBodyCloses() async throws {
+        let channel = try await Self.connection(try Self.services())
+        try await channel.writeInbound(Self.head(.GET, "/agents"))
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        #expect(try await Self.response(from: channel).head.status == .forbidden)
+        #expect(try await Self.isClosed(channel))
+    }
+
+    // MARK: AnswerExchange
+
+    @Test("pipelined agent requests are answered one at a time, in order, on one connection")
+    func answersInOrder() async throws {
+        let channel = try await Self.connection(try Self.services())
+        // Both requests arrive before either is answered.
+        let signed = Self.signed(key: SigningKey())
+        for part in [Self.head(.GET, "/ping"), .end(nil), Self.head(.POST, "/ping", signed), .end(nil), Self.head(.HEAD, "/ping"), .end(nil)] {
+            try await channel.writeInbound(part)
+        }
+        let first = try await Self.response(from: channel)
+        let second = try await Self.response(from: channel)
+        let third = try await Self.response(from: channel)
+        #expect(first.head.status == .noContent)
+        #expect(second.head.status == .methodNotAllowed)
+        #expect(second.head.headers["Allow"] == ["GET"])
+        #expect(third.head.status == .noContent)
+        #expect(try await !Self.isClosed(channel))
+    }
+
+    @Test("a collected body over the limit is refused with 413 and the connection ends after it")
+    func collectedBodyLimit() async throws {
+        let key = SigningKey()
+        let channel = try await Self.connection(try Self.services { $0.hostManagement = true; $0.hostRoot = NSTemporaryDirectory() })
+        let size = RouteTable.maxBodySize + 1
+        try await channel.writeInbound(Self.head(.PUT, "/browse/rename", Self.signed([("Content-Length", "\(size)")], key: key)))
+        try await channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x20, count: size)))
+        let answer = try await Self.response(from: channel)
+        #expect(answer.head.status == .payloadTooLarge)
+        #expect(answer.head.headers["Connection"] == ["close"])
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        #expect(try await Self.isClosed(channel))
+    }
+
+    @Test("a download streams the file's bytes and waits while the client takes nothing")
+    func downloadWaitsForTheClient() async throws {
+        let root = try TemporaryFolder()
+        let size = Int(AnswerExchange.fileChunkSize) * 40 + 123
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        try Data(bytes).write(to: URL(fileURLWithPath: root.path + "/big.bin"))
+        let key = SigningKey()
+        let channel = try await Self.connection(try Self.services { $0.hostManagement = true; $0.hostRoot = root.path })
+        try await channel.writeInbound(Self.head(.GET, "/browse/get?path=/big.bin", Self.signed(key: key)))
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no head"); return
+        }
+        #expect(head.status == .ok)
+        #expect(head.headers["Content-Length"] == ["\(size)"])
+        var received: [UInt8] = []
+        guard case .body(.byteBuffer(let first)) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no first chunk"); return
+        }
+        received += first.readableBytesView
+        channel.isWritable = false
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        // What was on its way goes out; then nothing while the client takes nothing.
+        try await Task.sleep(for: .milliseconds(300))
+        while let part = try await channel.readOutbound(as: HTTPServerResponsePart.self) {
+            guard case .body(.byteBuffer(let chunk)) = part else { Issue.record("ended while blocked"); return }
+            received += chunk.readableBytesView
+        }
+        #expect(received.count < size / 2)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
+        channel.isWritable = true
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        loop: while true {
+            switch try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) {
+            case .body(.byteBuffer(let chunk)): received += chunk.readableBytesView
+            case .end: break loop
+            default: Issue.record("unexpected part"); return
+            }
+        }
+        #expect(received == bytes)
+    }
+
+    // MARK: UploadExchange
+
+    @Test("an upload answers 100 Continue, streams the part to disk and answers 204; a bad one leaves nothing")
+    func upload() async throws {
+        let root = try TemporaryFolder()
+        let key = SigningKey()
+        let services = try Self.services { $0.hostManagement = true; $0.hostRoot = root.path }
+        let content = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+        let boundary = "deckhand-boundary"
+        var body = ByteBuffer()
+        body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"Path\"\r\n\r\n/\r\n")
+        body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"up.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+        body.writeBytes(content)
+        body.writeString("\r\n--\(boundary)--\r\n")
+        let headers = Self.signed([
+            ("Content-Type", "multipart/form-data; boundary=\(boundary)"), ("Content-Length", "\(body.readableBytes)"),
+            ("Expect", "100-continue"),
+        ], key: key)
+
+        let channel = try await Self.connection(services)
+        try await channel.writeInbound(Self.head(.POST, "/browse/put", headers))
+        guard case .head(let interim) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no interim head"); return
+        }
+        #expect(interim.status == .continue)
+        while body.readableBytes > 0 {
+            try await channel.writeInbound(HTTPServerRequestPart.body(body.readSlice(length: min(body.readableBytes, 16_384))!))
+        }
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        #expect(try await Self.response(from: channel).head.status == .noContent)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: root.path + "/up.bin"))) == content)
+
+        // Not multipart: refused before a byte is written, and the connection ends.
+        let refused = try await Self.connection(services)
+        try await refused.writeInbound(Self.head(.POST, "/browse/put", Self.signed([("Content-Type", "text/plain"), ("Content-Length", "5")], key: key)))
+        #expect(try await Self.response(from: refused).head.status == .badRequest)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["up.bin"])
+    }
+
+    // MARK: RelayExchange and ConsoleExchange, on a real loop against the real engine
+
+    /// The agent's HTTP pipeline on one end of a socket pair; the test holds the other.
+    static func socketConnection(_ services: AgentServices) async throws -> RawPeer {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { throw TestSetupError("socketpair failed") }
+        _ = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try AgentServer.addHTTP(to: channel.pipeline.syncOperations, services: services) }
+            }
+            .takingOwnershipOfDescriptor(inputOutput: fds[0])
+        return RawPeer(fd: fds[1])
+    }
+
+    @Test("relayed answers are the engine's own bytes, and one connection carries several requests")
+    func relayKeepsTheEngineBytes() async throws {
+        let socket = try TestEngine.socket
+        let peer = try await Self.socketConnection(try Self.services(engineSocket: socket))
+        let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        for path in ["/_ping", "/version", "/_ping"] {
+            try peer.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+            let relayed = try peer.readResponse()
+            let direct = try Command.run("curl", ["-s", "--unix-socket", socket, "http://engine\(path)"])
+            #expect(relayed.status == 200)
+            #expect(relayed.headers["api-version"] != nil)
+            #expect(relayed.headers["portainer-agent"] != nil)
+            #expect(direct.status == 0)
+            #expect(relayed.body == [UInt8](direct.stdout))
+        }
+    }
+
+    @Test("an engine that cannot be reached is a 502 naming it")
+    func relayWithoutEngine() async throws {
+        let peer = try await Self.socketConnection(try Self.services())
+        let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        try peer.send("GET /containers/json HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+        let answer = try peer.readResponse()
+        #expect(answer.status == 502)
+        #expect(try Self.message(Array(answer.body)) == "Unable to reach the Docker engine")
+    }
+
+    static let unknownExec = String(repeating: "0", count: 63) + "d"
+
+    @Test("a console for an exec instance the engine does not know is a 404, and the upgrade request ends the connection")
+    func consoleForUnknownExec() async throws {
+        let key = SigningKey()
+        let peer = try await Self.socketConnection(try Self.services(engineSocket: try TestEngine.socket))
+        let signature = key.headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        try peer.send("GET /websocket/exec?id=\(Self.unknownExec) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(signature)\r\n")
+        let answer = try peer.readResponse()
+        // The engine's own verdict on the id.
+        let direct = try Command.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", try TestEngine.socket, "http://engine/exec/\(Self.unknownExec)/json"])
+        #expect(direct.output == "404")
+        #expect(answer.status == 404)
+        #expect(answer.headers["connection"] == "close")
+        #expect(try peer.readToEnd().isEmpty)
+    }
+}
+
+/// The client end of a socket pair, read with a deadline.
+final class RawPeer {
+    let fd: Int32
+    private var pending: [UInt8] = []
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw TestSetupError("short write") }
+    }
+
+    /// More bytes, waiting at most `timeout`; empty at the end of the stream.
+    private func receive(timeout: Duration = .seconds(10)) throws -> [UInt8] {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(timeout.components.seconds * 1000)) == 1 else { throw TestSetupError("nothing arrived in time") }
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let count = read(fd, &buffer, buffer.count)
+        guard count >= 0 else { throw TestSetupError("read failed") }
+        return Array(buffer[..<count])
+    }
+
+    /// One response framed by Content-Length (what the agent and the engine send for these).
+    func readResponse() throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        while pending.firstRange(of: separator) == nil {
+            let more = try receive()
+            guard !more.isEmpty else { throw TestSetupError("closed before a head") }
+            pending += more
+        }
+        let end = pending.firstRange(of: separator)!
+        let lines = String(decoding: pending[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+        let length = Int(headers["content-length"] ?? "0") ?? 0
+        pending.removeSubrange(..<end.upperBound)
+        while pending.count < length {
+            let more = try receive()
+            guard !more.isEmpty else { throw TestSetupError("closed inside a body") }
+            pending += more
+        }
+        let body = Array(pending[..<length])
+        pending.removeSubrange(..<length)
+        return (status, headers, body)
+    }
+
+    /// Whatever arrives until the agent closes its end.
+    func readToEnd() throws -> [UInt8] {
+        var all = pending
+        pending = []
+        while true {
+            let more = try receive()
+            if more.isEmpty { return all }
+            all += more
+        }
+    }
+}
+
+/// A folder removed when the value goes.
+final class TemporaryFolder {
+    let path: String
+
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "/deckhand-exchange-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw TestSetupError("mkdtemp failed") }
+        path = String(cString: made)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
