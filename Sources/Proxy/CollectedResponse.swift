@@ -6,6 +6,11 @@ import NIOHTTP1
 public struct CollectedResponse: Sendable {
     public var head: HTTPResponseHead
     public var body: ByteBuffer
+
+    public init(head: HTTPResponseHead, body: ByteBuffer) {
+        self.head = head
+        self.body = body
+    }
 }
 
 public enum CollectError: Error, Sendable, CustomStringConvertible {

@@ -1,13 +1,16 @@
 import Agent
 import ArgumentParser
+import FoundationEssentials
 import Hardware
 
 /// `deckhand host-info`: the `GET /host/info` answer printed without starting the
-/// server, as JSON (what Portainer receives) or, with `--table`, for a person.
-struct HostInfoCommand: ParsableCommand {
+/// server, as JSON (what Portainer receives) or, with `--table`, for a person. With
+/// `--address`, the fleet's instead, asked of a running agent
+/// (`GET /v2/cluster/host/info`, signed with `--key`).
+struct HostInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "host-info",
-        abstract: "Print this host's PCI devices and physical disks."
+        abstract: "Print this host's hardware, or with --address every node's through a running agent."
     )
 
     @Flag(name: .long, help: "Print readable tables instead of JSON.")
@@ -18,13 +21,90 @@ struct HostInfoCommand: ParsableCommand {
         help: "The host's root as this process sees it (default: /host in a container that has it, else /).")
     var hostRoot: String?
 
-    func run() throws {
-        let root = hostRoot.map(HostRoot.init(path:)) ?? HostRoot.detect()
-        let hostInfo = try HardwareInventory(hostRoot: root).collect()
-        if table {
-            print(HostInfoTable(hostInfo).render(), terminator: "")
-        } else {
-            print(String(decoding: try AgentJSON.encode(hostInfo, pretty: true), as: UTF8.self))
+    @Option(name: .long, help: "Ask the agent at host:port for every node's hardware (IPv6 in brackets).")
+    var address: String?
+    @Option(name: .long, help: "With --address: the private key (PEM) to sign with, as Portainer does.")
+    var key: String?
+    @Option(name: .long, help: "With --address: the agent's AGENT_SECRET, when it has one.")
+    var secret: String?
+    @Option(name: .long, help: "With --address: this node only.")
+    var node: String?
+    @Option(name: .long, help: "With --address: Docker-style filters, a JSON object of string lists, applied on each node.")
+    var filters: String?
+
+    func validate() throws {
+        if address == nil, key != nil || secret != nil || node != nil || filters != nil {
+            throw ValidationError("--key, --secret, --node and --filters ask a running agent: give its --address")
         }
+        if address != nil, key == nil { throw ValidationError("--address needs --key, the private key to sign with") }
+        if address != nil, hostRoot != nil { throw ValidationError("--host-root reads this host; --address asks an agent: not both") }
+    }
+
+    func run() async throws {
+        guard let address, let key else {
+            let root = hostRoot.map(HostRoot.init(path:)) ?? HostRoot.detect()
+            let hostInfo = try HardwareInventory(hostRoot: root).collect()
+            if table {
+                print(HostInfoTable(hostInfo).render(), terminator: "")
+            } else {
+                print(String(decoding: try AgentJSON.encode(hostInfo, pretty: true), as: UTF8.self))
+            }
+            return
+        }
+        var path = "/v2/cluster/host/info"
+        if let filters { path += "?filters=" + Self.percentEncoded(filters) }
+        let body: [UInt8]
+        do {
+            body = try await SignedClient(address: address, keyPath: key, secret: secret).get(path, node: node)
+        } catch {
+            if case .badAddress = error { throw ValidationError(error.description) }
+            if case .badKey = error { throw ValidationError(error.description) }
+            print("deckhand host-info: \(error)")
+            throw ExitCode(1)
+        }
+        guard table else { return print(String(decoding: body, as: UTF8.self)) }
+        guard let fleet = try? JSONDecoder().decode(Fleet.self, from: Data(body)) else {
+            print("deckhand host-info: \(address) answered something that is not a fleet inventory")
+            throw ExitCode(1)
+        }
+        for entry in fleet.Nodes {
+            print("== \(entry.NodeName) (\(entry.Role)) ==")
+            print(HostInfoTable(entry.HostInfo).render())
+        }
+        if !fleet.UnreachableNodes.isEmpty {
+            print("unreachable: \(fleet.UnreachableNodes.joined(separator: ", "))")
+        }
+    }
+
+    /// `GET /v2/cluster/host/info`'s answer.
+    struct Fleet: Decodable {
+        struct Entry: Decodable {
+            var NodeName: String
+            var Role: String
+            var HostInfo: Hardware.HostInfo
+        }
+        var Nodes: [Entry]
+        var UnreachableNodes: [String]
+    }
+
+    /// A query value: everything but unreserved characters percent-encoded.
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -29,28 +29,13 @@ struct StatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard let (host, port) = Self.split(address) else { throw ValidationError("--address must be host:port, not \(address)") }
-        let privateKey: P256.Signing.PrivateKey
+        let body: [UInt8]
         do {
-            privateKey = try P256.Signing.PrivateKey(pemRepresentation: try String(contentsOfFile: key, encoding: .utf8))
+            body = try await SignedClient(address: address, keyPath: key, secret: secret).get("/v2/cluster/status", node: node, limit: 4 << 20)
         } catch {
-            throw ValidationError("\(key): not a readable P-256 private key in PEM")
-        }
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/cluster/status", headers: ["Host": host])
-        for (name, value) in PortainerSignature.headers(signingWith: privateKey, secret: secret) { head.headers.add(name: name, value: value) }
-        if let node { head.headers.add(name: AgentHeaderName.target, value: node) }
-        let pool = UpstreamPool(transport: .tls(host: host, port: port, context: try UpstreamTransport.peerTLSContext()))
-        defer { pool.closeIdle() }
-        let response: CollectedResponse
-        do {
-            response = try await pool.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: 4 << 20, timeout: .seconds(10)).get()
-        } catch {
-            print("deckhand status: \(address) did not answer: \(error)")
-            throw ExitCode(1)
-        }
-        let body = Array(response.body.readableBytesView)
-        guard response.head.status == .ok else {
-            print("deckhand status: \(address) answered \(response.head.status.code): \(String(decoding: body, as: UTF8.self))")
+            if case .badAddress = error { throw ValidationError(error.description) }
+            if case .badKey = error { throw ValidationError(error.description) }
+            print("deckhand status: \(error)")
             throw ExitCode(1)
         }
         if json {
@@ -62,13 +47,6 @@ struct StatusCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print(status.table(now: Int64(time(nil))), terminator: "")
-    }
-
-    static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
     }
 }
 

@@ -267,6 +267,74 @@ extension LabSuites {
             #expect(run.output == "through two agents\n")
         }
 
+        @Test("the fleet's hardware in one request: every node with its role, one node by target, a cut node named promptly")
+        func fleetHostInfo() throws {
+            let lab = try LabCluster(environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"])
+            defer { lab.stop() }
+            defer { _ = try? lab.lab(["link", "2", "up"]) }
+            let key = lab.key
+            let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
+            // The truth: lspci on this machine, whose hardware every lab node shares, and
+            // the Swarm's own roles.
+            let pciCount = try Command.run("lspci", ["-n"]).output.split(separator: "\n").count
+            #expect(pciCount > 0)
+            let roles = try lab.engine(node1, ["node", "ls", "--format", "{{.Hostname}} {{if .ManagerStatus}}manager{{else}}worker{{end}}"])
+                .output.split(separator: "\n").reduce(into: [String: String]()) { roles, line in
+                    let words = line.split(separator: " ")
+                    roles[String(words[0])] = String(words[1])
+                }
+            #expect(roles.count == 3)
+
+            func nodes(_ reply: HTTPReply) throws -> [String: [String: Any]] {
+                let document = try reply.json() as? [String: Any]
+                let entries = document?["Nodes"] as? [[String: Any]] ?? []
+                return Dictionary(entries.map { ($0["NodeName"] as? String ?? "?", $0) }, uniquingKeysWith: { first, _ in first })
+            }
+
+            // Asked of a worker: every node, with its role and its own inventory.
+            var reply = try lab.request(node2, "GET", "/v2/cluster/host/info", key: key)
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+            var fleet = try nodes(reply)
+            #expect(Set(fleet.keys) == ["node1", "node2", "node3"])
+            for (name, entry) in fleet {
+                #expect(entry["Role"] as? String == roles[name], "\(name)")
+                let pci = (entry["HostInfo"] as? [String: Any])?["PCIDevices"] as? [[String: Any]] ?? []
+                #expect(pci.count == pciCount, "\(name): \(pci.count) PCI devices, lspci lists \(pciCount)")
+            }
+            #expect((try reply.json() as? [String: Any])?["UnreachableNodes"] as? [String] == [])
+
+            // The same through `deckhand host-info --address`, as a person reads it.
+            let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-key-\(UUID().uuidString).pem")
+            try Data(key.privateKey.pemRepresentation.utf8).write(to: keyFile)
+            defer { try? FileManager.default.removeItem(at: keyFile) }
+            let printed = try Command.run(try CommandLineTests.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--table"])
+            #expect(printed.status == 0, "\(printed.errorOutput)")
+            for (name, role) in roles { #expect(printed.output.contains("== \(name) (\(role)) =="), "\(printed.output)") }
+            let asJSON = try Command.run(try CommandLineTests.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--node", "node2"])
+            let one = try JSONSerialization.jsonObject(with: asJSON.stdout) as? [String: Any]
+            #expect(((one?["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String }) == ["node2"])
+
+            // The target header still selects one node.
+            reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key, headers: ["X-PortainerAgent-Target": "node3"])
+            #expect(reply.status == 200)
+            #expect(Set(try nodes(reply).keys) == ["node3"])
+
+            // Node 2's link is cut: answered within the member timeout, node 2 named.
+            #expect(try lab.lab(["link", "2", "down"]).status == 0)
+            let started = Date()
+            reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key)
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(reply.status == 200)
+            #expect(elapsed < lab.memberTimeout + 1.5, "took \(elapsed)s")
+            fleet = try nodes(reply)
+            #expect(Set(fleet.keys) == ["node1", "node3"])
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == "node2")
+            #expect((try reply.json() as? [String: Any])?["UnreachableNodes"] as? [String] == ["node2"])
+            _ = node3
+        }
+
+
         @Test("a stopped engine and a cut link: answers within the timeout, the missing node named, then healed")
         func faults() throws {
             let lab = try LabCluster(probeInterval: 1, memberTimeout: 2)

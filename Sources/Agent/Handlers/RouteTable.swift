@@ -1,3 +1,4 @@
+import Glibc
 import Hardware
 import NIOCore
 import NIOHTTP1
@@ -48,6 +49,8 @@ struct RouteTable: Sendable {
     /// Nil when no TLS context for Docker Hub could be made (no trust roots): the
     /// route then says so, and the agent serves everything else.
     let dockerHub: Result<DockerHubRateLimit, AgentError>
+    /// This node's name outside a Swarm: `DECKHAND_NODE_NAME`, else the host name.
+    let standaloneName: String
 
     init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
@@ -55,6 +58,8 @@ struct RouteTable: Sendable {
         self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
+        var name = [CChar](repeating: 0, count: 256)
+        self.standaloneName = configuration.nodeName ?? (gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "localhost")
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         if let file = configuration.dockerHubCAFile { tls.trustRoots = .file(file) }
@@ -94,6 +99,10 @@ struct RouteTable: Sendable {
             return .answer(GetClusterStatus(cluster: cluster, engine: engine, configuration: configuration), collectsBody: false)
         case .hostInfo:
             return .answer(GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), collectsBody: false)
+        case .clusterHostInfo:
+            return .answer(GetClusterHostInfo(
+                local: GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), cluster: cluster,
+                aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }, standaloneName: standaloneName), collectsBody: false)
         case .browse(let operation, let legacyVolumeID):
             let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {

@@ -15,6 +15,8 @@ enum Route: Equatable, Sendable {
     case clusterStatus
     /// `GET /host/info`: hardware inventory.
     case hostInfo
+    /// `GET /v2/cluster/host/info`: every node's hardware inventory in one answer.
+    case clusterHostInfo
     /// `/browse/<operation>`; `volumeID` comes from the legacy `/v1/browse/{volumeID}/…` path.
     case browse(BrowseOperation, volumeID: String?)
     /// `GET /websocket/exec|attach`: container console.
@@ -30,7 +32,7 @@ enum Route: Equatable, Sendable {
     /// Routes that `X-PortainerAgent-Target` can send to another node.
     var isTargetable: Bool {
         switch self {
-        case .engine, .browse, .hostInfo, .console, .clusterStatus, .dockerHub: return true
+        case .engine, .browse, .hostInfo, .clusterHostInfo, .console, .clusterStatus, .dockerHub: return true
         case .ping, .agents, .memberInfo, .methodNotAllowed: return false
         }
     }

@@ -39,15 +39,7 @@ public struct Aggregator: Sendable {
     /// Call on `eventLoop`, the client connection's: every call of the fan-out runs there.
     public func aggregate(_ head: HTTPRequestHead, kind: AggregatedList, on eventLoop: EventLoop) -> EventLoopFuture<AggregatedResponse> {
         eventLoop.assertInEventLoop()
-        let local = membership.localNode
-        var peers = membership.peers
-        var localIndex = local.flatMap { local in peers.firstIndex { $0.member.nodeName == local.name } }
-        if let local, localIndex == nil {
-            // This node answers for itself even before it has found its own address.
-            localIndex = peers.count
-            let member = ClusterMember(nodeName: local.name, isManager: local.isManager, host: "", port: 0, version: "")
-            peers.append(ClusterPeer(member: member, pool: engine))
-        }
+        let (peers, localIndex) = participants()
         // The heads are built once per request; each peer's differs only by its target.
         var localHead = ForwardedHeaders.engineRequest(from: head)
         localHead.headers.remove(name: "Connection")
@@ -55,12 +47,46 @@ public struct Aggregator: Sendable {
         peerHead.headers.remove(name: "Connection")
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.hop, value: Self.listPartHop)
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.target, value: "")
+        let (limit, timeout, engine) = (memberBodyLimit, membership.settings.memberTimeout, self.engine)
         let fanOut = FanOut(
-            peers: peers, localIndex: localIndex, engine: engine, localHead: localHead, peerHead: peerHead, peerKey: membership.peerKey,
-            limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
+            peers: peers, localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) },
+            peerHead: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, eventLoop: eventLoop)
         return fanOut.run(concurrency: concurrency).map { results in
             Self.merge(results, from: peers, localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
         }
+    }
+
+    /// Sends `peerHead` to every member but this node (targeted at it and signed for it,
+    /// as list parts are) and asks `local` for this node's part; each within the member
+    /// timeout, at most `concurrency` at a time. Results come back in member order, each
+    /// with its member. Call on `eventLoop`, the client connection's.
+    public func gather(
+        _ peerHead: HTTPRequestHead, on eventLoop: EventLoop, local: @escaping () -> EventLoopFuture<CollectedResponse>
+    ) -> EventLoopFuture<[(member: ClusterMember, result: Result<CollectedResponse, Error>)]> {
+        eventLoop.assertInEventLoop()
+        let (peers, localIndex) = participants()
+        var head = peerHead
+        head.headers.remove(name: "Connection")
+        let fanOut = FanOut(
+            peers: peers, localIndex: localIndex, local: local, peerHead: head, peerKey: membership.peerKey,
+            limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
+        return fanOut.run(concurrency: concurrency).map { results in
+            zip(peers, results).map { (member: $0.member, result: $1) }
+        }
+    }
+
+    /// Every member, this node included (answering for itself even before it has found
+    /// its own address), and which one is this node.
+    private func participants() -> (peers: [ClusterPeer], localIndex: Int?) {
+        let local = membership.localNode
+        var peers = membership.peers
+        var localIndex = local.flatMap { local in peers.firstIndex { $0.member.nodeName == local.name } }
+        if let local, localIndex == nil {
+            localIndex = peers.count
+            let member = ClusterMember(nodeName: local.name, isManager: local.isManager, host: "", port: 0, version: "")
+            peers.append(ClusterPeer(member: member, pool: engine))
+        }
+        return (peers, localIndex)
     }
 
     static func merge(
@@ -103,8 +129,7 @@ public struct Aggregator: Sendable {
 private final class FanOut {
     private let peers: [ClusterPeer]
     private let localIndex: Int?
-    private let engine: UpstreamPool
-    private let localHead: HTTPRequestHead
+    private let local: () -> EventLoopFuture<CollectedResponse>
     private let peerHead: HTTPRequestHead
     private let peerKey: PeerKey?
     private let limit: Int
@@ -116,13 +141,12 @@ private final class FanOut {
     private var finished = 0
 
     init(
-        peers: [ClusterPeer], localIndex: Int?, engine: UpstreamPool, localHead: HTTPRequestHead, peerHead: HTTPRequestHead, peerKey: PeerKey?,
-        limit: Int, timeout: TimeAmount, eventLoop: EventLoop
+        peers: [ClusterPeer], localIndex: Int?, local: @escaping () -> EventLoopFuture<CollectedResponse>, peerHead: HTTPRequestHead,
+        peerKey: PeerKey?, limit: Int, timeout: TimeAmount, eventLoop: EventLoop
     ) {
         self.peers = peers
         self.localIndex = localIndex
-        self.engine = engine
-        self.localHead = localHead
+        self.local = local
         self.peerHead = peerHead
         self.peerKey = peerKey
         self.limit = limit
@@ -148,7 +172,7 @@ private final class FanOut {
         next += 1
         let call: EventLoopFuture<CollectedResponse>
         if index == localIndex {
-            call = engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout)
+            call = local()
         } else {
             var head = peerHead
             head.headers.replaceOrAdd(name: AgentHeaderName.target, value: peers[index].member.nodeName)

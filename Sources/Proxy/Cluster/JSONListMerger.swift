@@ -39,6 +39,56 @@ public enum JSONListMerger {
     }
 
     /// `[…]` lists (containers, images, networks): every element, in node order.
+    /// One node's whole-object answer, for `nodeDocument`.
+    public struct NodePart: Sendable {
+        public var nodeName: String
+        public var role: String
+        public var body: ByteBuffer
+
+        public init(nodeName: String, role: String, body: ByteBuffer) {
+            self.nodeName = nodeName
+            self.role = role
+            self.body = body
+        }
+    }
+
+    /// `{"Nodes":[{"NodeName":…,"Role":…,"<field>":<the node's object>},…],"UnreachableNodes":[…]}`:
+    /// each node's answer must be one valid JSON object (`StrictJSON`), and is copied
+    /// through unchanged.
+    public static func nodeDocument(
+        _ parts: [NodePart], field: String, unreachable: [String], allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) throws(Failure) -> ByteBuffer {
+        var out = allocator.buffer(capacity: parts.reduce(64) { $0 + $1.body.readableBytes + 64 })
+        out.writeString("{\"Nodes\":[")
+        for (index, part) in parts.enumerated() {
+            let object = try part.body.scan { bytes throws(Failure) -> Range<Int> in
+                let start = skipWhitespace(bytes, from: 0, to: bytes.count)
+                guard start < bytes.count, bytes[start] == UInt8(ascii: "{") else { throw .notAnObject }
+                guard let end = StrictJSON.valueEnd(bytes, from: start) else { throw .malformed(offset: start) }
+                try expectEnd(bytes, after: end, to: bytes.count)
+                return start..<end
+            }
+            var prefix: [UInt8] = Array((index == 0 ? "{\"NodeName\":" : ",{\"NodeName\":").utf8)
+            appendString(part.nodeName, to: &prefix)
+            prefix += Array(",\"Role\":".utf8)
+            appendString(part.role, to: &prefix)
+            prefix += Array(",".utf8)
+            appendString(field, to: &prefix)
+            prefix += Array(":".utf8)
+            out.writeBytes(prefix)
+            out.writeImmutableBuffer(part.body.getSlice(at: part.body.readerIndex + object.lowerBound, length: object.count)!)
+            out.writeString("}")
+        }
+        var tail: [UInt8] = Array("],\"UnreachableNodes\":[".utf8)
+        for (index, name) in unreachable.enumerated() {
+            if index > 0 { tail.append(UInt8(ascii: ",")) }
+            appendString(name, to: &tail)
+        }
+        tail += Array("]}".utf8)
+        out.writeBytes(tail)
+        return out
+    }
+
     public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(Failure) -> ByteBuffer {
         let found = try parts.map { part throws(Failure) in try part.body.scan { bytes throws(Failure) in try elements(ofArrayIn: bytes, 0..<bytes.count) } }
         let tags = parts.map(\.tag)

@@ -1,0 +1,79 @@
+import Hardware
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Proxy
+
+/// `GET /v2/cluster/host/info`: every node's hardware in one answer. Each member is
+/// asked for its own `/v2/host/info` at once (with the same `filters`, applied on the
+/// node, so that only matching items cross the network), each within the member
+/// timeout; nodes that did not answer are named in `UnreachableNodes` and in
+/// `X-PortainerAgent-Unreachable-Nodes`, never silently missing. With the target
+/// header (or asked by another agent), this node answers alone, in the same shape.
+struct GetClusterHostInfo: AgentHandler {
+    let local: GetHostInfo
+    let cluster: ClusterMembership?
+    let aggregator: Aggregator?
+    /// This node's name outside a Swarm (`DECKHAND_NODE_NAME`, else the host name).
+    let standaloneName: String
+
+    func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
+        let query = request.head.uri.firstIndex(of: "?").map { String(request.head.uri[$0...]) } ?? ""
+        let localName = cluster?.localNode?.name ?? standaloneName
+        let localRole = cluster?.localNode?.role ?? "standalone"
+        let fanOut = request.head.headers.first(name: AgentHeaderName.target).map(\.isEmpty) ?? true
+            && !request.head.headers.contains(name: AgentHeaderName.hop)
+        guard let aggregator, fanOut, cluster?.localNode?.isSwarmMember == true else {
+            return localPart(request, on: eventLoop).map { part in
+                Self.document([(localName, localRole, .success(part))])
+            }
+        }
+        var peerHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/info" + query)
+        for (name, value) in request.head.headers where Self.forwardedHeaders.contains(name.lowercased()) {
+            peerHead.headers.add(name: name, value: value)
+        }
+        peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
+        return aggregator.gather(peerHead, on: eventLoop) {
+            self.localPart(request, on: eventLoop)
+        }.map { results in
+            Self.document(results.map { ($0.member.nodeName, $0.member.role, $0.result) })
+        }
+    }
+
+    /// What a member's request carries on: the signature (the member checks it as its
+    /// own) and nothing the client could use to steer it elsewhere.
+    static let forwardedHeaders: Set<String> = [AgentHeaderName.publicKey.lowercased(), AgentHeaderName.signature.lowercased(), "host"]
+
+    /// This node's inventory, as its own route answers it.
+    private func localPart(_ request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<CollectedResponse> {
+        local.respond(to: request, on: eventLoop).map { response in
+            CollectedResponse(head: HTTPResponseHead(version: .http1_1, status: response.status), body: response.bodyBuffer ?? ByteBuffer())
+        }
+    }
+
+    static func document(_ parts: [(name: String, role: String, result: Result<CollectedResponse, Error>)]) -> AgentResponse {
+        var answered: [JSONListMerger.NodePart] = []
+        var unreachable: [String] = []
+        var failure: AgentResponse?
+        for part in parts {
+            switch part.result {
+            case .success(let response) where response.head.status == .ok && StrictJSON.isObject(response.body):
+                answered.append(JSONListMerger.NodePart(nodeName: part.name, role: part.role, body: response.body))
+            case .success(let response) where parts.count == 1:
+                // A node asked alone says why it could not answer (e.g. host management off).
+                failure = AgentResponse(status: response.head.status, headers: ["Content-Type": "application/json"], buffer: response.body)
+            default:
+                unreachable.append(part.name)
+            }
+        }
+        if let failure { return failure }
+        guard let body = try? JSONListMerger.nodeDocument(answered, field: "HostInfo", unreachable: unreachable.sorted()) else {
+            return .error(AgentError(.badGateway, "A node answered with something that is not a JSON object"))
+        }
+        var response = AgentResponse(status: .ok, headers: ["Content-Type": "application/json"], buffer: body)
+        if !unreachable.isEmpty {
+            response.headers.add(name: AgentHeaderName.unreachableNodes, value: unreachable.sorted().joined(separator: ","))
+        }
+        return response
+    }
+}

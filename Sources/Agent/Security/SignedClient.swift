@@ -1,0 +1,72 @@
+import Crypto
+import FoundationEssentials
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Proxy
+
+/// A client of a running agent that signs as Portainer does: for the commands that
+/// ask an agent something (`deckhand status`, `deckhand host-info --address`).
+package struct SignedClient {
+    package enum Failure: Error, CustomStringConvertible {
+        case badAddress(String)
+        case badKey(String)
+        case unreachable(String, any Error)
+        case refused(String, status: UInt, body: String)
+
+        package var description: String {
+            switch self {
+            case .badAddress(let address): return "--address must be host:port, not \(address)"
+            case .badKey(let path): return "\(path): not a readable P-256 private key in PEM"
+            case .unreachable(let address, let error): return "\(address) did not answer: \(error)"
+            case .refused(let address, let status, let body): return "\(address) answered \(status): \(body)"
+            }
+        }
+    }
+
+    let address: String
+    let host: String
+    let port: Int
+    let privateKey: P256.Signing.PrivateKey
+    let secret: String?
+
+    /// `keyPath` is a PEM file; `address` is `host:port` (IPv6 in brackets).
+    package init(address: String, keyPath: String, secret: String?) throws(Failure) {
+        guard let (host, port) = Self.split(address) else { throw .badAddress(address) }
+        guard let pem = try? String(contentsOfFile: keyPath, encoding: .utf8),
+              let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) else { throw .badKey(keyPath) }
+        self.address = address
+        self.host = host
+        self.port = port
+        self.privateKey = key
+        self.secret = secret
+    }
+
+    /// The body of a signed `GET path`, asked of `node` through this agent when given;
+    /// anything but a 200 throws.
+    package func get(_ path: String, node: String? = nil, limit: Int = 16 << 20) async throws(Failure) -> [UInt8] {
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["Host": host])
+        for (name, value) in PortainerSignature.headers(signingWith: privateKey, secret: secret) { head.headers.add(name: name, value: value) }
+        if let node { head.headers.add(name: AgentHeaderName.target, value: node) }
+        let response: CollectedResponse
+        do {
+            let pool = UpstreamPool(transport: .tls(host: host, port: port, context: try UpstreamTransport.peerTLSContext()))
+            defer { pool.closeIdle() }
+            response = try await pool.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: limit, timeout: .seconds(30)).get()
+        } catch {
+            throw .unreachable(address, error)
+        }
+        let body = Array(response.body.readableBytesView)
+        guard response.head.status == .ok else {
+            throw .refused(address, status: response.head.status.code, body: String(decoding: body, as: UTF8.self))
+        }
+        return body
+    }
+
+    package static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}

@@ -1,0 +1,168 @@
+import NIOCore
+
+/// RFC 8259's grammar, checked strictly and without recursion: for answers that are
+/// copied into a document unchanged (a node's inventory in the fleet's), where the
+/// list merger's bracket scan is not enough. No trailing commas, no bare words, no
+/// control characters in strings, numbers as the RFC spells them; nesting is kept on
+/// an explicit stack, so depth costs a byte of heap per level, never the call stack.
+public enum StrictJSON {
+    /// Whether `buffer`'s readable bytes are exactly one JSON object (whitespace around it allowed).
+    public static func isObject(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            let start = skipWhitespace(bytes, 0)
+            guard start < bytes.count, bytes[start] == UInt8(ascii: "{"), let end = valueEnd(bytes, from: start) else { return false }
+            return skipWhitespace(bytes, end) == bytes.count
+        }
+    }
+
+    private enum Expect {
+        case value
+        case valueOrClose
+        case key
+        case keyOrClose
+        case colon
+        case commaOrClose
+    }
+
+    /// Where the value starting at `start` ends, or nil when it is not valid JSON.
+    static func valueEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var open: [UInt8] = []
+        var expect = Expect.value
+        var index = start
+        while true {
+            index = skipWhitespace(bytes, index)
+            guard index < bytes.count else { return nil }
+            let byte = bytes[index]
+            var valueDone = false
+            switch expect {
+            case .value, .valueOrClose:
+                if expect == .valueOrClose, byte == UInt8(ascii: "]") {
+                    open.removeLast()
+                    index += 1
+                    valueDone = true
+                    break
+                }
+                switch byte {
+                case UInt8(ascii: "{"):
+                    open.append(byte)
+                    index += 1
+                    expect = .keyOrClose
+                case UInt8(ascii: "["):
+                    open.append(byte)
+                    index += 1
+                    expect = .valueOrClose
+                case UInt8(ascii: "\""):
+                    guard let end = stringEnd(bytes, from: index) else { return nil }
+                    index = end
+                    valueDone = true
+                case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+                    let word: StaticString = byte == UInt8(ascii: "t") ? "true" : byte == UInt8(ascii: "f") ? "false" : "null"
+                    guard index + word.utf8CodeUnitCount <= bytes.count else { return nil }
+                    for offset in 0..<word.utf8CodeUnitCount where bytes[index + offset] != word.utf8Start[offset] { return nil }
+                    index += word.utf8CodeUnitCount
+                    valueDone = true
+                default:
+                    guard let end = numberEnd(bytes, from: index) else { return nil }
+                    index = end
+                    valueDone = true
+                }
+            case .key, .keyOrClose:
+                if expect == .keyOrClose, byte == UInt8(ascii: "}") {
+                    open.removeLast()
+                    index += 1
+                    valueDone = true
+                    break
+                }
+                guard byte == UInt8(ascii: "\""), let end = stringEnd(bytes, from: index) else { return nil }
+                index = end
+                expect = .colon
+            case .colon:
+                guard byte == UInt8(ascii: ":") else { return nil }
+                index += 1
+                expect = .value
+            case .commaOrClose:
+                let container = open.last!
+                if byte == UInt8(ascii: ",") {
+                    index += 1
+                    expect = container == UInt8(ascii: "{") ? .key : .value
+                } else if byte == (container == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    open.removeLast()
+                    index += 1
+                    valueDone = true
+                } else {
+                    return nil
+                }
+            }
+            if valueDone {
+                if open.isEmpty { return index }
+                expect = .commaOrClose
+            }
+        }
+    }
+
+    /// Just past the closing quote of the string at `start`, or nil.
+    private static func stringEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start + 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                return index + 1
+            case UInt8(ascii: "\\"):
+                guard index + 1 < bytes.count else { return nil }
+                switch bytes[index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    guard index + 6 <= bytes.count else { return nil }
+                    for offset in 2..<6 where !isHexDigit(bytes[index + offset]) { return nil }
+                    index += 6
+                default:
+                    return nil
+                }
+            case 0..<0x20:
+                return nil
+            default:
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    /// Just past the number at `start` (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`), or nil.
+    private static func numberEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start
+        func digits() -> Int {
+            let first = index
+            while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            return index - first
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, isDigit(bytes[index]) else { return nil }
+        if bytes[index] == UInt8(ascii: "0") { index += 1 } else { _ = digits() }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { return nil }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        return index
+    }
+
+    private static func skipWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int) -> Int {
+        var index = start
+        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 { index += 1 }
+        return index
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import Agent
+@testable import Proxy
+
+/// The fleet document: each node's object copied through unchanged, read back by
+/// Foundation's JSON parser (not ours); a node's answer that is not one object refused.
+@Suite("One document of every node's object")
+struct NodeDocumentTests {
+    static func parse(_ buffer: ByteBuffer) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any] ?? [:]
+    }
+
+    @Test func nodesAndUnreachableNodes() throws {
+        let parts = [
+            JSONListMerger.NodePart(nodeName: "node1", role: "manager", body: ByteBuffer(string: #" {"PCIDevices":[{"Vendor":"Intel \"8086\""}],"N":1.50e3} "#)),
+            JSONListMerger.NodePart(nodeName: "nöde\"2", role: "worker", body: ByteBuffer(string: "{}")),
+        ]
+        let document = try Self.parse(JSONListMerger.nodeDocument(parts, field: "HostInfo", unreachable: ["node3", "node4"]))
+        let nodes = document["Nodes"] as? [[String: Any]] ?? []
+        #expect(nodes.map { $0["NodeName"] as? String } == ["node1", "nöde\"2"])
+        #expect(nodes.map { $0["Role"] as? String } == ["manager", "worker"])
+        let first = nodes.first?["HostInfo"] as? [String: Any]
+        #expect(((first?["PCIDevices"] as? [[String: Any]])?.first?["Vendor"] as? String) == "Intel \"8086\"")
+        #expect(first?["N"] as? Double == 1500)
+        #expect(document["UnreachableNodes"] as? [String] == ["node3", "node4"])
+        // The node's bytes are copied exactly (number spelling included).
+        let text = String(buffer: try JSONListMerger.nodeDocument(Array(parts.prefix(1)), field: "HostInfo", unreachable: []))
+        #expect(text.contains(#""N":1.50e3"#))
+    }
+
+    @Test func anEmptyFleet() throws {
+        let document = try Self.parse(JSONListMerger.nodeDocument([], field: "HostInfo", unreachable: ["a"]))
+        #expect((document["Nodes"] as? [Any])?.isEmpty == true)
+        #expect(document["UnreachableNodes"] as? [String] == ["a"])
+    }
+
+    @Test(arguments: ["[]", "\"x\"", "{", "{}{}", "{} x", "", "null", "{\"a\":}", "{\"a\":[1,]}"])
+    func aNodeAnswerThatIsNotOneObjectIsRefused(_ body: String) {
+        let part = JSONListMerger.NodePart(nodeName: "n", role: "worker", body: ByteBuffer(string: body))
+        #expect(throws: JSONListMerger.Failure.self) {
+            _ = try JSONListMerger.nodeDocument([part], field: "HostInfo", unreachable: [])
+        }
+    }
+
+    /// The fleet route checks each node's answer fully before copying it (the merger's
+    /// scan only balances brackets): a node that answers invalid JSON is named, not copied.
+    @Test(arguments: ["{\"a\":}", "{\"a\" 1}", "{\"a\":[1,]}", "{\"a\":tru}", "[]", String(repeating: "[", count: 100_000)])
+    func aNodeAnswerThatIsNotValidJSONIsNamedNotCopied(_ body: String) throws {
+        let good = CollectedResponse(head: .init(version: .http1_1, status: .ok), body: ByteBuffer(string: #"{"PCIDevices":[]}"#))
+        let bad = CollectedResponse(head: .init(version: .http1_1, status: .ok), body: ByteBuffer(string: body))
+        let response = GetClusterHostInfo.document([("node1", "manager", .success(good)), ("node2", "worker", .success(bad))])
+        #expect(response.status == .ok)
+        #expect(response.headers[AgentHeaderName.unreachableNodes] == ["node2"])
+        let document = try Self.parse(response.bodyBuffer ?? ByteBuffer())
+        #expect((document["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String } == ["node1"])
+        #expect(document["UnreachableNodes"] as? [String] == ["node2"])
+    }
+}
+
+/// The strict check against Python's json module, which refuses what RFC 8259 does.
+@Suite("Strict JSON, against Python's json")
+struct StrictJSONTests {
+    static let samples = [
+        #"{}"#, #" {"a":1} "#, #"{"a":[1,2,{"b":null}],"c":"\u00e9\n"}"#, #"{"n":-0.5e+10,"m":0,"k":1E2}"#,
+        #"{"a":[1,]}"#, #"{"a":}"#, #"{"a" 1}"#, #"{"a":tru}"#, #"{"a":01}"#, #"{"a":1.}"#, #"{"a":.5}"#, #"{"a":-}"#,
+        #"{"a":"\x"}"#, #"{"a":"\u12"}"#, "{\"a\":\"\t\"}", #"{"a":1,}"#, #"{,}"#, #"{"a":[}"#, #"{"a":{]}"#, #"[]"#, #"{} {}"#,
+        #"{"a":true,"b":false,"c":null}"#, #"{"a":nul}"#, #"{'a':1}"#, #"{"a":1e}"#, #"{"a":+1}"#, #"{"a":[[[[]]]]}"#,
+    ]
+
+    @Test func agreesWithPython() throws {
+        let script = """
+        import json, sys
+        for line in sys.stdin.read().split("\\n\\u0000\\n"):
+            try:
+                v = json.loads(line)
+                print("1" if isinstance(v, dict) else "0")
+            except ValueError:
+                print("0")
+        """
+        let input = Self.samples.joined(separator: "\n\u{0}\n")
+        let python = try Command.run("python3", ["-c", script], input: Data(input.utf8))
+        let expected = python.output.split(separator: "\n").map { $0 == "1" }
+        #expect(expected.count == Self.samples.count)
+        for (sample, truth) in zip(Self.samples, expected) {
+            #expect(StrictJSON.isObject(ByteBuffer(string: sample)) == truth, "\(sample)")
+        }
+    }
+
+    @Test func deepNestingCostsNoStack() {
+        let deep = "{\"a\":" + String(repeating: "[", count: 1_000_000) + String(repeating: "]", count: 1_000_000) + "}"
+        #expect(StrictJSON.isObject(ByteBuffer(string: deep)))
+        #expect(!StrictJSON.isObject(ByteBuffer(string: "{\"a\":" + String(repeating: "[", count: 1_000_000) + "}")))
+    }
+}
