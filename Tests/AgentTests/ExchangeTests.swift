@@ -14,7 +14,8 @@ import Testing
 @Suite("Exchanges, one kind at a time")
 struct ExchangeTests {
     static func services(
-        engineSocket: String = "/nonexistent/deckhand-test.sock", _ configure: (inout AgentConfiguration) -> Void = { _ in }
+        engineSocket: String = "/nonexistent/deckhand-test.sock", threadPool: NIOThreadPool = .singleton,
+        _ configure: (inout AgentConfiguration) -> Void = { _ in }
     ) throws -> AgentServices {
         var configuration = AgentConfiguration()
         configuration.engineSocket = engineSocket
@@ -25,7 +26,7 @@ struct ExchangeTests {
         return AgentServices(
             configuration: configuration, verifier: SignatureVerifier(secrets: configuration.secrets),
             authenticationFailures: AuthenticationFailureLog(logger: logger), engine: engine,
-            routes: try RouteTable(configuration: configuration, engine: engine), logger: logger, cluster: nil, aggregator: nil)
+            routes: try RouteTable(configuration: configuration, engine: engine, threadPool: threadPool), logger: logger, cluster: nil, aggregator: nil)
     }
 
     static func connection(_ services: AgentServices) async throws -> NIOAsyncTestingChannel {
@@ -131,11 +132,24 @@ struct ExchangeTests {
     @Test("a download streams the file's bytes and waits while the client takes nothing")
     func downloadWaitsForTheClient() async throws {
         let root = try TemporaryFolder()
-        let size = Int(AnswerExchange.fileChunkSize) * 40 + 123
-        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
-        try Data(bytes).write(to: URL(fileURLWithPath: root.path + "/big.bin"))
+        let size = Int(AnswerExchange.fileChunkSize) * 160 + 123
+        #expect(try Command.run("sh", ["-c", "head -c \(size) /dev/urandom > \(root.path)/big.bin"]).status == 0)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: root.path + "/big.bin")))
         let key = SigningKey()
-        let channel = try await Self.connection(try Self.services { $0.hostManagement = true; $0.hostRoot = root.path })
+        // One disk thread, which the test can hold: each chunk is read there, and the
+        // next read is asked for only once the previous chunk is written.
+        let disk = NIOThreadPool(numberOfThreads: 1)
+        disk.start()
+        do {
+            try await downloadWaits(disk: disk, root: root, size: size, bytes: bytes, key: key)
+        } catch {
+            Issue.record(error)
+        }
+        try await disk.shutdownGracefully()
+    }
+
+    func downloadWaits(disk: NIOThreadPool, root: TemporaryFolder, size: Int, bytes: [UInt8], key: SigningKey) async throws {
+        let channel = try await Self.connection(try Self.services(threadPool: disk) { $0.hostManagement = true; $0.hostRoot = root.path })
         try await channel.writeInbound(Self.head(.GET, "/browse/get?path=/big.bin", Self.signed(key: key)))
         try await channel.writeInbound(HTTPServerRequestPart.end(nil))
         guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
@@ -148,15 +162,27 @@ struct ExchangeTests {
             Issue.record("no first chunk"); return
         }
         received += first.readableBytesView
+        // Hold the disk thread: from now on at most two more chunks can be written (the
+        // read ahead of the hold, and the one asked for once that is written).
+        let held = DispatchSemaphore(value: 0)
+        disk.submit { _ in held.wait() }
+        while let part = try await channel.readOutbound(as: HTTPServerResponsePart.self) {
+            guard case .body(.byteBuffer(let chunk)) = part else { Issue.record("the whole file went before the disk was held"); return }
+            received += chunk.readableBytesView
+        }
+        let beforeBlocking = received.count
+        // The client stops taking; the disk goes on.
         channel.isWritable = false
         try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        held.signal()
         // What was on its way goes out; then nothing while the client takes nothing.
         try await Task.sleep(for: .milliseconds(300))
         while let part = try await channel.readOutbound(as: HTTPServerResponsePart.self) {
             guard case .body(.byteBuffer(let chunk)) = part else { Issue.record("ended while blocked"); return }
             received += chunk.readableBytesView
         }
-        #expect(received.count < size / 2)
+        #expect(received.count - beforeBlocking <= 2 * Int(AnswerExchange.fileChunkSize), "\(received.count - beforeBlocking) bytes written while the client took nothing")
+        #expect(received.count < size)
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
         channel.isWritable = true

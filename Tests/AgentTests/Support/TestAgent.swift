@@ -118,7 +118,9 @@ enum Curl {
             arguments += ["--data-binary", "@" + dir.appendingPathComponent("in").path]
         }
         arguments += extra + [url]
-        let result = try Command.run("curl", arguments)
+        // curl's own limit (the last --max-time given wins) bounds the run, not the runner's default.
+        let maxTime = arguments.indices.last { arguments[$0] == "--max-time" }.flatMap { TimeInterval(arguments[$0 + 1]) } ?? 30
+        let result = try Command.run("curl", arguments, timeout: maxTime + 10)
         guard result.status == 0, let status = Int(result.output) else {
             throw TestSetupError("curl \(method) \(url) failed (\(result.status)): \(result.errorOutput)")
         }

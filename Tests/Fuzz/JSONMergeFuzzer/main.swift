@@ -20,7 +20,27 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     checkArrays(parts)
     checkVolumes(parts)
+    checkNodeDocument(parts)
     return 0
+}
+
+/// The fleet document (`nodeDocument`, which `Proxy.StrictJSON` guards) against this
+/// fuzzer's own recursive reading of RFC 8259: every answer that is one object is
+/// taken and the document is valid JSON; anything else is refused.
+func checkNodeDocument(_ parts: [JSONListMerger.Part]) {
+    for part in parts {
+        let body = bytes(part.body)
+        // The oracle stops at its nesting limit; the checker has none.
+        guard body.count { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "{") } < StrictJSON.maximumDepth else { continue }
+        let first = body.first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
+        let isObject = StrictJSON.isValid(body) && first == UInt8(ascii: "{")
+        require(Proxy.StrictJSON.isObject(part.body) == isObject, "StrictJSON.isObject disagrees on \(text(body))")
+    }
+    let nodes = parts.map { JSONListMerger.NodePart(nodeName: $0.nodeName, role: "worker", body: $0.body) }
+    guard let document = (try? JSONListMerger.nodeDocument(nodes, field: "HostInfo", unreachable: ["gone"])).map(bytes) else {
+        return require(!nodes.allSatisfy { Proxy.StrictJSON.isObject($0.body) }, "valid objects were refused")
+    }
+    require(StrictJSON.isValid(document), "the fleet document is not JSON: \(text(document))")
 }
 
 func checkArrays(_ parts: [JSONListMerger.Part]) {
