@@ -34,21 +34,13 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Opens a channel on `eventLoop` with the HTTP client handlers and an
-    /// `UpstreamHandler` at the end of its pipeline.
-    /// A client context for talking to peer agents: TLS 1.2+, no certificate check.
+    /// A client context for talking to peer agents (`TLSConfigurations.peerClient`).
     public static func peerTLSContext() throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = .none
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
-        // As on the server side (TLSIdentity): with remote half-closure allowed, NIOSSL
-        // waits out this whole timeout (5 s by default) on every pooled peer connection
-        // it closes, which held a stopping agent's exit.
-        configuration.shutdownTimeout = .milliseconds(250)
-        return try NIOSSLContext(configuration: configuration)
+        try NIOSSLContext(configuration: TLSConfigurations.peerClient())
     }
 
+    /// Opens a channel on `eventLoop` with the HTTP client handlers and an
+    /// `UpstreamHandler` at the end of its pipeline.
     func connect(on eventLoop: EventLoop, connectTimeout: TimeAmount) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)

@@ -50,9 +50,7 @@ struct RouteTable: Sendable {
         self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        if let file = configuration.dockerHubCAFile { tls.trustRoots = .file(file) }
+        let tls = TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
         do {
             self.dockerHub = .success(DockerHubRateLimit(
                 authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,
