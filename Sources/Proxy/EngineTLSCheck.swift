@@ -20,7 +20,7 @@ public enum EngineTLSCheck {
     }
 
     /// What a TLS failure means, from BoringSSL's reason (which side refused, and why).
-    static func problem(_ error: Error, engine: String, tls: EngineTLS) -> EngineTLSError.Problem? {
+    public static func problem(_ error: Error, engine: String, tls: EngineTLS) -> EngineTLSError.Problem? {
         guard error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError else { return nil }
         let reason = Self.reason(error)
         if reason.contains("CERTIFICATE_VERIFY_FAILED") || reason.contains("certificate verify failed") {

@@ -85,6 +85,20 @@ struct EngineOverTLSTests {
             let ping = try Curl.request("GET", agent.baseURL + "/v1.41/_ping", headers: key.headers())
             #expect(ping.status == 200)
             #expect(ping.text == "OK")
+            // `deckhand health`, with the agent's settings, asks the engine over TLS too,
+            // and says what is wrong with other files.
+            func health(_ files: TLSEngine.ClientFiles) throws -> CommandResult {
+                try Command.run(try CommandLineTests.deckhand, ["health"], environment: [
+                    "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(agent.port), "DECKHAND_ENGINE_SOCKET": engine.address,
+                    "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": engine.certificatePath(files),
+                ], timeout: 20)
+            }
+            let healthy = try health(.good)
+            #expect(healthy.status == 0, "\(healthy.output)")
+            #expect(healthy.output.contains("engine \(engine.address) answer"), "\(healthy.output)")
+            let unhealthy = try health(.noClientCertificate)
+            #expect(unhealthy.status == 1)
+            #expect(unhealthy.output.contains("requires a client certificate"), "\(unhealthy.output)")
             engine.stop()
             for _ in 0..<2 {
                 let reply = try Curl.request("GET", agent.baseURL + "/v1.41/containers/json", headers: key.headers())

@@ -11,6 +11,7 @@ package struct HealthCheck: Sendable {
     var agentHost: String
     var agentPort: Int
     var engine: Result<UpstreamTransport, EngineTLSError>
+    var engineTLS: EngineTLS?
     var timeout: TimeAmount
 
     /// Where the agent of these settings is reached from its own host: a wildcard
@@ -23,6 +24,7 @@ package struct HealthCheck: Sendable {
         }
         agentPort = configuration.port
         engine = Result { () throws(EngineTLSError) in try configuration.engineTransport() }
+        engineTLS = configuration.engineTLS
         self.timeout = timeout
     }
 
@@ -64,6 +66,9 @@ package struct HealthCheck: Sendable {
                 return (false, "unhealthy: engine \(engine.transport) answered /_ping with \(answer.head.status.code)")
             }
         } catch {
+            if let engineTLS, let problem = EngineTLSCheck.problem(error, engine: "\(engine.transport)", tls: engineTLS) {
+                return (false, "unhealthy: \(EngineTLSError(problem))")
+            }
             return (false, "unhealthy: engine \(engine.transport) did not answer /_ping: \(error)")
         }
         return (true, "healthy: agent \(agentName) and engine \(engine.transport) answer")
