@@ -5,8 +5,12 @@
 # started, so the answer would be an empty list). Prints
 # requests/s, p50, p99, CPU time per request of each proxy and of the engine, the
 # ratios, then Deckhand's idle and loaded RSS.
-#   [ROUNDS=5] [DECKHAND_BINARY=path] bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
+#   [ROUNDS=5] [DECKHAND_BINARY=path] [ENGINE=tcp-tls] bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
 # DECKHAND_BINARY measures a given build (e.g. an older one) instead of building this tree.
+# ENGINE=tcp-tls puts both proxies in front of the engine's TCP port with --tlsverify
+# (certificates made here: a CA, the engine's for 127.0.0.1, a client's) instead of
+# its socket: HAProxy with `ssl verify required` and the client certificate, Deckhand
+# with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
 # Hold `flock /tmp/deckhand-bench.lock` around it on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +31,45 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/engine start "$work/engine"
-scripts/engine image "$work/engine"
+engine_mode=${ENGINE:-socket}
 sock="$work/engine/docker.sock"
+case "$engine_mode" in
+socket)
+    scripts/engine start "$work/engine"
+    haproxy_server="$sock"
+    deckhand_engine=(DECKHAND_ENGINE_SOCKET="$sock")
+    ;;
+tcp-tls)
+    certs="$work/engine-certs"
+    mkdir -p "$certs/client"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -days 1 -subj /CN=bench-ca -keyout "$certs/ca-key.pem" -out "$certs/ca.pem" 2>/dev/null
+    for name in server client; do
+        openssl req "${ec[@]}" -subj "/CN=$name" -keyout "$certs/$name-key.pem" -out "$certs/$name.csr" 2>/dev/null
+        if [ "$name" = server ]; then ext="subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"; else ext="extendedKeyUsage=clientAuth\n"; fi
+        printf "$ext" > "$certs/$name.ext"
+        openssl x509 -req -in "$certs/$name.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca-key.pem" -set_serial "$RANDOM$RANDOM" \
+            -days 1 -extfile "$certs/$name.ext" -out "$certs/$name-cert.pem" 2>/dev/null
+    done
+    cp "$certs/ca.pem" "$certs/client/ca.pem"
+    cp "$certs/client-cert.pem" "$certs/client/cert.pem"
+    cp "$certs/client-key.pem" "$certs/client/key.pem"
+    cat "$certs/client-cert.pem" "$certs/client-key.pem" > "$certs/client/haproxy.pem"
+    engine_port=19103
+    scripts/engine start "$work/engine" --tlsverify --tlscacert "$certs/ca.pem" \
+        --tlscert "$certs/server-cert.pem" --tlskey "$certs/server-key.pem" -H "tcp://127.0.0.1:$engine_port"
+    haproxy_server="127.0.0.1:$engine_port ssl verify required ca-file $certs/ca.pem crt $certs/client/haproxy.pem"
+    deckhand_engine=(DECKHAND_ENGINE_SOCKET="tcp://127.0.0.1:$engine_port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$certs/client")
+    ;;
+*)
+    echo "bench: ENGINE is socket or tcp-tls, not $engine_mode" >&2
+    exit 2
+    ;;
+esac
+scripts/engine image "$work/engine"
 for i in $(seq 1 20); do docker -H "unix://$sock" create --name "bench-$i" busybox:local true >/dev/null; done
 
-# HAProxy: TLS in front of the engine socket, one thread, keep-alive both sides.
+# HAProxy: TLS in front of the engine (socket or TLS port), one thread, keep-alive both sides.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
     -subj /CN=haproxy -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat "$work/cert.pem" "$work/key.pem" > "$work/haproxy.pem"
@@ -51,7 +88,7 @@ frontend fe
     default_backend engine
 backend engine
     http-reuse always
-    server engine $sock
+    server engine $haproxy_server
 CFG
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
@@ -59,7 +96,7 @@ haproxy_pid=$!
 
 "$binary" keygen --out "$work/client.pem" >/dev/null
 mapfile -t headers < <("$binary" sign --key "$work/client.pem")
-DECKHAND_ENGINE_SOCKET=$sock AGENT_HOST=127.0.0.1 AGENT_PORT=19102 LOG_LEVEL=ERROR "$binary" serve &
+env "${deckhand_engine[@]}" AGENT_HOST=127.0.0.1 AGENT_PORT=19102 LOG_LEVEL=ERROR "$binary" serve &
 pids+=($!)
 deckhand_pid=$!
 for _ in $(seq 1 50); do curl -sk https://127.0.0.1:19102/ping >/dev/null && break; sleep 0.1; done
@@ -98,6 +135,7 @@ measure() {
 median() { sort -n -k"$2","$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 rounds=${ROUNDS:-5}
+echo "engine: $engine_mode"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u '+%F %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: 1 thread, $connections connections, ${duration}s per run, $rounds alternating rounds, medians; HAProxy: 1 thread; Deckhand: $(ls "/proc/$deckhand_pid/task" | wc -l) threads"
 echo "cpu µs/req: CPU time (user+system) per request of the proxy, and of the engine behind it"

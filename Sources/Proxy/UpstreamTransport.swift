@@ -5,12 +5,15 @@ import NIOSSL
 
 /// Where an upstream lives and how to open a byte stream to it.
 ///
-/// The local engine is a unix socket; a peer agent (cluster mode) will be a TLS
-/// connection. Both end in the same HTTP client pipeline, so the relay above them
+/// The local engine is a unix socket or a TCP port (with TLS or without); a peer
+/// agent (cluster mode) is a TLS connection. Both end in the same HTTP client pipeline, so the relay above them
 /// does not care which one it talks to.
 public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// The Docker engine's unix socket, e.g. `/var/run/docker.sock`.
     case unixSocket(path: String)
+    /// The Docker engine's TCP port (`tcp://host:port`), with TLS when `context` is
+    /// given (`TLSConfigurations.engineClient`).
+    case engineTCP(host: String, port: Int, context: NIOSSLContext?)
     /// A peer agent's HTTPS port. Peers use throw-away self-signed certificates, so
     /// the context does not verify them; callers are authenticated per request.
     case tls(host: String, port: Int, context: NIOSSLContext)
@@ -21,6 +24,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unixSocket(let path): return "unix://\(path)"
+        case .engineTCP(let host, let port, _): return EngineAddress.tcp(host: host, port: port).description
         case .tls(let host, let port, _), .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
         }
     }
@@ -28,27 +32,43 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// What the upstream is, as an error that could not reach it names it.
     public var upstreamName: String {
         switch self {
-        case .unixSocket: return "the Docker engine"
+        case .unixSocket, .engineTCP: return "the Docker engine"
         case .tls(let host, let port, _): return "the agent at \(host):\(port)"
         case .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
         }
     }
 
-    /// Opens a channel on `eventLoop` with the HTTP client handlers and an
-    /// `UpstreamHandler` at the end of its pipeline.
-    /// A client context for talking to peer agents: TLS 1.2+, no certificate check.
+    /// A client context for talking to peer agents (`TLSConfigurations.peerClient`).
     public static func peerTLSContext() throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = .none
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
-        // As on the server side (TLSIdentity): with remote half-closure allowed, NIOSSL
-        // waits out this whole timeout (5 s by default) on every pooled peer connection
-        // it closes, which held a stopping agent's exit.
-        configuration.shutdownTimeout = .milliseconds(250)
-        return try NIOSSLContext(configuration: configuration)
+        try NIOSSLContext(configuration: TLSConfigurations.peerClient())
     }
 
+    /// The engine at `address`, over TLS made from `tls` when it is a TCP address and
+    /// `tls` is given. Throws what is wrong with the files (unreadable, a key that is
+    /// not the certificate's).
+    public static func engine(_ address: EngineAddress, tls: EngineTLS?) throws(EngineTLSError) -> UpstreamTransport {
+        switch address {
+        case .unixSocket(let path):
+            return .unixSocket(path: path)
+        case .tcp(let host, _):
+            let port = address.port(tls: tls != nil) ?? 2375
+            guard let tls else { return .engineTCP(host: host, port: port, context: nil) }
+            let configuration = try TLSConfigurations.engineClient(tls)
+            do {
+                return .engineTCP(host: host, port: port, context: try NIOSSLContext(configuration: configuration))
+            } catch {
+                // The files read; what BoringSSL refuses now is the pair: a key that
+                // is not the certificate's.
+                if let (certificate, key) = tls.clientCertificate {
+                    throw EngineTLSError(.keyDoesNotMatch(certificate: certificate, key: key))
+                }
+                throw EngineTLSError(.handshakeFailed(engine: address.description, reason: "\(error)"))
+            }
+        }
+    }
+
+    /// Opens a channel on `eventLoop` with the HTTP client handlers and an
+    /// `UpstreamHandler` at the end of its pipeline.
     func connect(on eventLoop: EventLoop, connectTimeout: TimeAmount) -> EventLoopFuture<Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -61,11 +81,11 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
                     switch self {
                     case .tls(_, _, let context):
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                    case .verifiedTLS(let host, _, let context):
+                    case .verifiedTLS(let host, _, let context), .engineTCP(let host, _, let context?):
                         // An IP address is checked against the certificate, never sent as SNI.
                         let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : host))
-                    case .unixSocket:
+                    case .unixSocket, .engineTCP(_, _, nil):
                         break
                     }
                     try UpstreamHandler.installHTTP(on: pipeline)
@@ -74,7 +94,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         switch self {
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
-        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _):
+        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _), .engineTCP(let host, let port, _):
             return bootstrap.connect(host: host, port: port)
         }
     }

@@ -5,6 +5,7 @@ import FoundationEssentials
 import Logging
 import NIOCore
 import NIOPosix
+import Proxy
 
 /// `deckhand serve` (the default): runs the agent until SIGTERM or SIGINT.
 struct ServeCommand: AsyncParsableCommand {
@@ -30,8 +31,12 @@ struct ServeCommand: AsyncParsableCommand {
     var clusterAddress: String?
     @Option(name: .customLong("node-name"), help: "Node name this agent answers to in a cluster instead of its engine's Name (DECKHAND_NODE_NAME); for several agents in front of one engine.")
     var nodeName: String?
-    @Option(name: .customLong("engine-socket"), help: "Docker engine socket (DECKHAND_ENGINE_SOCKET, default /var/run/docker.sock).")
+    @Option(name: .customLong("engine-socket"), help: "Docker engine: a socket path, unix:///path or tcp://host[:port] (DECKHAND_ENGINE_SOCKET, else DOCKER_HOST, default /var/run/docker.sock).")
     var engineSocket: String?
+    @Option(name: .customLong("engine-tls-verify"), help: "Any value: TLS to a tcp:// engine, its certificate checked against ca.pem (DOCKER_TLS_VERIFY).")
+    var engineTLSVerify: String?
+    @Option(name: .customLong("engine-cert-path"), help: "Folder of ca.pem, cert.pem and key.pem for a tcp:// engine; set alone, TLS without checking the engine's certificate (DOCKER_CERT_PATH, default ~/.docker).")
+    var engineCertPath: String?
     @Option(name: .customLong("host-root"), help: "Where the host's / is mounted (DECKHAND_HOST_ROOT, default /host).")
     var hostRoot: String?
     @Option(name: .customLong("volumes-root"), help: "Docker's volumes folder (DECKHAND_VOLUMES_ROOT, default /var/lib/docker/volumes).")
@@ -72,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
             (.nodeName, nodeName), (.allowedClients, allowedClients), (.secretFile, secretFile),
             (.dockerHubAuthURL, dockerHubAuthURL), (.dockerHubRegistryURL, dockerHubRegistryURL), (.dockerHubCA, dockerHubCA),
+            (.engineTLSVerify, engineTLSVerify), (.engineCertPath, engineCertPath),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }
@@ -104,13 +110,16 @@ struct ServeCommand: AsyncParsableCommand {
         let server: AgentServer
         do {
             server = try await AgentServer.start(configuration: configuration, identity: identity, logger: logger)
+        } catch let error as EngineTLSError {
+            StandardError.write(Array("deckhand: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch {
             logger.error("cannot listen", metadata: ["address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
             throw ExitCode(1)
         }
         logger.info("listening", metadata: [
             "address": "\(configuration.host):\(server.port)",
-            "engine": "unix://\(configuration.engineSocket)",
+            "engine": "\(configuration.engine)\(configuration.engineTLS.map { $0.verify ? " (TLS, verified)" : " (TLS)" } ?? "")",
             "mode": "\(configuration.secrets.isEmpty ? "trust on first use" : "shared secret")",
             "secrets": "\(configuration.secrets.count)",
             "allowed_clients": "\(configuration.allowedClients.map { "\($0) and the cluster's agents" } ?? "anyone")",

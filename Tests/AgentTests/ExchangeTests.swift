@@ -18,7 +18,7 @@ struct ExchangeTests {
         _ configure: (inout AgentConfiguration) -> Void = { _ in }
     ) throws -> AgentServices {
         var configuration = AgentConfiguration()
-        configuration.engineSocket = engineSocket
+        configuration.engine = .unixSocket(path: engineSocket)
         configure(&configuration)
         let engine = UpstreamPool(transport: .unixSocket(path: engineSocket))
         var logger = Logger(label: "exchange-test")

@@ -43,7 +43,11 @@ package struct AgentConfiguration: Sendable {
     /// `DECKHAND_ALLOWED_CLIENTS`: where connections may come from (besides the
     /// cluster's members); nil lets anyone connect.
     package var allowedClients: ClientAllowlist?
-    package var engineSocket = "/var/run/docker.sock"
+    /// `DECKHAND_ENGINE_SOCKET` (or `DOCKER_HOST`): the engine's unix socket or TCP port.
+    package var engine = EngineAddress.unixSocket(path: "/var/run/docker.sock")
+    /// TLS to a TCP engine (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`); nil for plain TCP
+    /// and for a unix socket.
+    package var engineTLS: EngineTLS?
     package var hostRoot = "/host"
     package var volumesRoot = "/var/lib/docker/volumes"
     package var tlsCertificatePath: String?
@@ -79,7 +83,7 @@ package enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
-    case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA
+    case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA, engineTLSVerify, engineCertPath
 
     var environmentName: String {
         switch self {
@@ -107,7 +111,15 @@ package enum Setting: String, CaseIterable, Sendable {
         case .dockerHubAuthURL: return "DECKHAND_DOCKERHUB_AUTH_URL"
         case .dockerHubRegistryURL: return "DECKHAND_DOCKERHUB_REGISTRY_URL"
         case .dockerHubCA: return "DECKHAND_DOCKERHUB_CA"
+        case .engineTLSVerify: return "DOCKER_TLS_VERIFY"
+        case .engineCertPath: return "DOCKER_CERT_PATH"
         }
+    }
+
+    /// A variable read when the setting's own is not set: the docker CLI's name for
+    /// the same thing, as the original agent's Docker client reads it.
+    var fallbackEnvironmentName: String? {
+        self == .engineSocket ? "DOCKER_HOST" : nil
     }
 
     var flag: String {
@@ -136,6 +148,8 @@ package enum Setting: String, CaseIterable, Sendable {
         case .dockerHubAuthURL: return "dockerhub-auth-url"
         case .dockerHubRegistryURL: return "dockerhub-registry-url"
         case .dockerHubCA: return "dockerhub-ca"
+        case .engineTLSVerify: return "engine-tls-verify"
+        case .engineCertPath: return "engine-cert-path"
         }
     }
 }
@@ -180,7 +194,9 @@ extension AgentConfiguration {
     ) throws(ConfigurationError) -> AgentConfiguration {
         func value(_ setting: Setting) -> String? {
             if let flag = flags[setting] { return flag }
-            if let env = environment[setting.environmentName], !env.isEmpty { return env }
+            for name in [setting.environmentName, setting.fallbackEnvironmentName].compactMap({ $0 }) {
+                if let env = environment[name], !env.isEmpty { return env }
+            }
             return nil
         }
         var configuration = AgentConfiguration()
@@ -262,9 +278,15 @@ extension AgentConfiguration {
                 configuration[keyPath: keyPath] = seconds
             }
         }
+        if let text = value(.engineSocket) {
+            guard let address = EngineAddress(text) else {
+                throw ConfigurationError(setting: .engineSocket, value: text, accepted: "an absolute socket path, unix:///path or tcp://host[:port]")
+            }
+            configuration.engine = address
+        }
+        try configuration.resolveEngineTLS(verify: value(.engineTLSVerify), directory: value(.engineCertPath), home: environment["HOME"])
         for (setting, keyPath) in [
-            (Setting.engineSocket, \AgentConfiguration.engineSocket),
-            (.hostRoot, \.hostRoot),
+            (Setting.hostRoot, \AgentConfiguration.hostRoot),
             (.volumesRoot, \.volumesRoot),
         ] {
             if let path = value(setting) {
@@ -320,6 +342,33 @@ extension AgentConfiguration {
                 accepted: "to be given together with \(given == .tlsKey ? Setting.tlsCertificate.environmentName : Setting.tlsKey.environmentName)")
         }
         return configuration
+    }
+}
+
+extension AgentConfiguration {
+    /// TLS for a TCP engine, as the Docker client the original agent uses reads it:
+    /// `DOCKER_TLS_VERIFY` set (to anything, as the docker CLI reads it) verifies the
+    /// engine's certificate; `DOCKER_CERT_PATH` set alone means TLS without that
+    /// check; the folder defaults to `~/.docker`. A unix socket ignores both, as the
+    /// CLI does. What is wrong with the files stops start-up here.
+    mutating func resolveEngineTLS(verify: String?, directory: String?, home: String?) throws(ConfigurationError) {
+        guard case .tcp = engine, verify != nil || directory != nil else {
+            engineTLS = nil
+            return
+        }
+        let folder = directory ?? "\(home ?? "/root")/.docker"
+        let setting = directory != nil ? Setting.engineCertPath : .engineTLSVerify
+        do {
+            engineTLS = try EngineTLS(directory: folder, verify: verify != nil)
+            _ = try engineTransport()
+        } catch {
+            throw ConfigurationError(setting: setting, value: directory ?? verify ?? "", accepted: "ca.pem, cert.pem and key.pem that work together, but \(error)")
+        }
+    }
+
+    /// How to reach the engine: its socket, or its TCP port with the TLS files read.
+    package func engineTransport() throws(EngineTLSError) -> UpstreamTransport {
+        try UpstreamTransport.engine(engine, tls: engineTLS)
     }
 }
 

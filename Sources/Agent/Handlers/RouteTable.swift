@@ -60,9 +60,7 @@ struct RouteTable: Sendable {
         self.browser = FileBrowser(configuration: configuration)
         var name = [CChar](repeating: 0, count: 256)
         self.standaloneName = configuration.nodeName ?? (gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "localhost")
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        if let file = configuration.dockerHubCAFile { tls.trustRoots = .file(file) }
+        let tls = TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
         do {
             self.dockerHub = .success(DockerHubRateLimit(
                 authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,

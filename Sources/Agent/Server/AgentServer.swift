@@ -65,7 +65,14 @@ package final class AgentServer: Sendable {
         logger: Logger,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> AgentServer {
-        let engine = UpstreamPool(transport: .unixSocket(path: configuration.engineSocket))
+        let engine = UpstreamPool(transport: try configuration.engineTransport())
+        if let tls = configuration.engineTLS {
+            // Certificates that cannot work stop start-up, named; an engine that is
+            // not up yet does not (the socket's rule: 502 until it is).
+            if let unreachable = try await EngineTLSCheck.run(engine: engine, tls: tls, on: group.next()) {
+                logger.warning("the engine does not answer yet", metadata: ["engine": "\(engine.transport)", "error": "\(unreachable)"])
+            }
+        }
         var cluster: ClusterMembership?
         var clusterAddress = configuration.clusterAddress
         if clusterAddress == nil {

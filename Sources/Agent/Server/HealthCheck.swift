@@ -6,11 +6,12 @@ import Proxy
 /// `deckhand health`: whether the agent on this host answers, and whether its engine
 /// does, for a Docker `HEALTHCHECK`. Unsigned on purpose: the agent's public `/ping`
 /// and the engine's own `/_ping` on its socket, which the checking process (run in the
-/// agent's container) reaches as the agent does.
+/// agent's container) reaches as the agent does (socket or TCP, with its TLS).
 package struct HealthCheck: Sendable {
     var agentHost: String
     var agentPort: Int
-    var engineSocket: String
+    var engine: Result<UpstreamTransport, EngineTLSError>
+    var engineTLS: EngineTLS?
     var timeout: TimeAmount
 
     /// Where the agent of these settings is reached from its own host: a wildcard
@@ -22,7 +23,8 @@ package struct HealthCheck: Sendable {
         default: agentHost = configuration.host
         }
         agentPort = configuration.port
-        engineSocket = configuration.engineSocket
+        engine = Result { () throws(EngineTLSError) in try configuration.engineTransport() }
+        engineTLS = configuration.engineTLS
         self.timeout = timeout
     }
 
@@ -35,7 +37,11 @@ package struct HealthCheck: Sendable {
         } catch {
             return (false, "unhealthy: no TLS client: \(error)")
         }
-        let engine = UpstreamPool(transport: .unixSocket(path: engineSocket))
+        let engine: UpstreamPool
+        switch self.engine {
+        case .success(let transport): engine = UpstreamPool(transport: transport)
+        case .failure(let error): return (false, "unhealthy: \(error)")
+        }
         defer {
             agent.closeIdle()
             engine.closeIdle()
@@ -57,11 +63,14 @@ package struct HealthCheck: Sendable {
         do {
             let answer = try await engine.collect(enginePing, on: eventLoop, limit: 4096, timeout: timeout).get()
             guard answer.head.status == .ok else {
-                return (false, "unhealthy: engine unix://\(engineSocket) answered /_ping with \(answer.head.status.code)")
+                return (false, "unhealthy: engine \(engine.transport) answered /_ping with \(answer.head.status.code)")
             }
         } catch {
-            return (false, "unhealthy: engine unix://\(engineSocket) did not answer /_ping: \(error)")
+            if let engineTLS, let problem = EngineTLSCheck.problem(error, engine: "\(engine.transport)", tls: engineTLS) {
+                return (false, "unhealthy: \(EngineTLSError(problem))")
+            }
+            return (false, "unhealthy: engine \(engine.transport) did not answer /_ping: \(error)")
         }
-        return (true, "healthy: agent \(agentName) and engine unix://\(engineSocket) answer")
+        return (true, "healthy: agent \(agentName) and engine \(engine.transport) answer")
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import NIOSSL
+import Proxy
 import SwiftASN1
 import X509
 
@@ -48,19 +49,6 @@ package struct TLSIdentity {
     }
 
     func serverContext() throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: certificateChain.map { .certificate($0) },
-            privateKey: .privateKey(privateKey)
-        )
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
-        // How long a connection we close waits for the client's close_notify. With
-        // remote half-closure allowed (hijacked streams need it), NIOSSL waits out this
-        // whole timeout even when the client answered or hung up, which held a stopping
-        // agent's drain (and its exit) for the default 5 s whenever a peer agent had a
-        // pooled keep-alive connection to it. A peer that never answers (a stalled or
-        // hostile client) would hold its descriptor as long.
-        configuration.shutdownTimeout = .milliseconds(250)
-        return try NIOSSLContext(configuration: configuration)
+        try NIOSSLContext(configuration: TLSConfigurations.server(certificateChain: certificateChain, privateKey: privateKey))
     }
 }

@@ -38,7 +38,11 @@ final class TestAgent: Sendable {
         self.port = server.port
     }
 
-    static func start(secret: String? = nil, engineSocket: String? = nil, hostManagement: Bool = false, hostRoot: String? = nil) async throws -> TestAgent {
+    /// `engineSocket` is any engine address (`/path`, `unix://…`, `tcp://…`), with
+    /// `engineTLS` for a TLS port.
+    static func start(
+        secret: String? = nil, engineSocket: String? = nil, engineTLS: EngineTLS? = nil, hostManagement: Bool = false, hostRoot: String? = nil
+    ) async throws -> TestAgent {
         let volumesRoot = try TestVolume.volumesRoot
         var configuration = AgentConfiguration()
         configuration.host = "127.0.0.1"
@@ -47,7 +51,10 @@ final class TestAgent: Sendable {
         configuration.hostManagement = hostManagement
         if let hostRoot { configuration.hostRoot = hostRoot }
         configuration.volumesRoot = volumesRoot
-        configuration.engineSocket = try engineSocket ?? TestEngine.socket
+        let address = try engineSocket ?? TestEngine.socket
+        guard let engine = EngineAddress(address) else { throw TestSetupError("not an engine address: \(address)") }
+        configuration.engine = engine
+        configuration.engineTLS = engineTLS
         var logger = Logger(label: "deckhand-test")
         logger.logLevel = .error
         let server = try await AgentServer.start(configuration: configuration, identity: try TLSIdentity.selfSigned(), logger: logger)
@@ -58,11 +65,12 @@ final class TestAgent: Sendable {
     static func with<T>(
         secret: String? = nil,
         engineSocket: String? = nil,
+        engineTLS: EngineTLS? = nil,
         hostManagement: Bool = false,
         hostRoot: String? = nil,
         _ body: (TestAgent) async throws -> T
     ) async throws -> T {
-        let agent = try await start(secret: secret, engineSocket: engineSocket, hostManagement: hostManagement, hostRoot: hostRoot)
+        let agent = try await start(secret: secret, engineSocket: engineSocket, engineTLS: engineTLS, hostManagement: hostManagement, hostRoot: hostRoot)
         do {
             let result = try await body(agent)
             await agent.stop()

@@ -31,7 +31,7 @@ final class ConsoleExchange: ConnectionExchange {
             case .success(let response):
                 self.connection.fail(AgentError(.badGateway, "The Docker engine answered \(response.head.status.code)"))
             case .failure(let error):
-                self.connection.fail(AgentError(.badGateway, "Unable to reach the Docker engine", details: "\(error)"))
+                self.connection.fail(AgentError(.badGateway, "Unable to reach \(engine.transport.upstreamName)", details: "\(engine.transport): \(error)"))
             }
         }
     }

@@ -234,7 +234,7 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         if !responseStarted {
             let reason = error.map { "\($0)" } ?? "connection closed before a response"
             connection.services.logger.warning("upstream failed", metadata: ["upstream": "\(pool.transport)", "error": "\(reason)"])
-            connection.fail(AgentError(.badGateway, "Connection closed by \(pool.transport.upstreamName)", details: reason))
+            connection.fail(AgentError(.badGateway, "Connection closed by \(pool.transport.upstreamName)", details: "\(pool.transport): \(reason)"))
         } else if !responseEnded {
             // Half a response cannot be completed honestly: cut the client off too.
             connection.context?.close(promise: nil)

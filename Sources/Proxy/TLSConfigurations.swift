@@ -1,0 +1,78 @@
+import NIOCore
+import NIOSSL
+
+/// The one place the agent's TLS settings are made: its listener, its client to peer
+/// agents, its client to public HTTPS services, and its client to a Docker engine
+/// over TCP. Every kind shares the floor (TLS 1.2) and the short shutdown timeout.
+public enum TLSConfigurations {
+    /// How long a connection we close waits for the other side's close_notify. With
+    /// remote half-closure allowed (hijacked streams need it), NIOSSL waits out this
+    /// whole timeout even when the peer answered or hung up, which held a stopping
+    /// agent's drain (and its exit) for the default 5 s whenever a peer agent had a
+    /// pooled keep-alive connection to it. A peer that never answers (a stalled or
+    /// hostile client) would hold its descriptor as long.
+    static let shutdownTimeout = TimeAmount.milliseconds(250)
+
+    /// The agent's HTTPS listener, serving `certificateChain` with `privateKey`.
+    public static func server(certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: certificateChain.map { .certificate($0) },
+            privateKey: .privateKey(privateKey)
+        )
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        configuration.shutdownTimeout = shutdownTimeout
+        return configuration
+    }
+
+    /// A client of peer agents: their certificates are throw-away self-signed ones,
+    /// so none is checked; callers are authenticated per request.
+    public static func peerClient() -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        configuration.shutdownTimeout = shutdownTimeout
+        return configuration
+    }
+
+    /// A client of a public HTTPS service (Docker Hub): the certificate is checked
+    /// against `trustRootsFile` (PEM), or the system's trust roots when nil.
+    public static func verifiedClient(trustRootsFile: String?) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        if let trustRootsFile { configuration.trustRoots = .file(trustRootsFile) }
+        return configuration
+    }
+
+    /// A client of a Docker engine's TLS port, as the docker CLI makes it from
+    /// `DOCKER_CERT_PATH`: trust roots from `ca.pem` (the system's without one), the
+    /// client certificate `cert.pem` with `key.pem` when there is one, and the
+    /// engine's certificate checked only with `DOCKER_TLS_VERIFY`.
+    public static func engineClient(_ tls: EngineTLS) throws(EngineTLSError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.shutdownTimeout = shutdownTimeout
+        configuration.certificateVerification = tls.verify ? .fullVerification : .none
+        if let ca = tls.caFile {
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            } catch {
+                throw EngineTLSError(.unreadableCA(ca, "\(error)"))
+            }
+        }
+        if let (certificate, key) = tls.clientCertificate {
+            do {
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+            } catch {
+                throw EngineTLSError(.unreadableCertificate(certificate, "\(error)"))
+            }
+            do {
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            } catch {
+                throw EngineTLSError(.unreadableKey(key, "\(error)"))
+            }
+        }
+        return configuration
+    }
+}
