@@ -19,7 +19,7 @@ struct HostInfoCommand: ParsableCommand {
     var hostRoot: String?
 
     func run() throws {
-        let root = hostRoot.map(HostRoot.init(path:)) ?? HostRoot.detect()
+        let root = hostRoot.map { HostRoot(path: $0) } ?? HostRoot.detect()
         let hostInfo = try HardwareInventory(hostRoot: root).collect()
         if table {
             print(HostInfoTable(hostInfo).render(), terminator: "")
