@@ -88,7 +88,9 @@ struct RouteTable: Sendable {
         case .clusterStatus:
             return .answer(GetClusterStatus(cluster: cluster, engine: engine, configuration: configuration), collectsBody: false)
         case .hostInfo:
-            return .answer(GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), collectsBody: false)
+            return .answer(
+                GetHostInfo(hostInfo: hostInfo, threadPool: threadPool, cluster: cluster, configuredNodeName: configuration.nodeName),
+                collectsBody: false)
         case .browse(let operation, let legacyVolumeID):
             let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {
