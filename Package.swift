@@ -86,7 +86,7 @@ let package = Package(
         .target(name: "ASCIIText"),
         .target(name: "COpenat2"),
         // PCI and disk inventory. No HTTP.
-        .target(name: "Hardware", dependencies: ["CPCIShim", "CLibUdev", "CLibBlkid"]),
+        .target(name: "Hardware", dependencies: ["ASCIIText", "CPCIShim", "CLibUdev", "CLibBlkid"]),
         // libpci's variadic name lookup and its must-not-return error callback need C.
         .target(name: "CPCIShim", dependencies: ["CLibPCI"]),
         .systemLibrary(name: "CLibPCI", pkgConfig: "libpci", providers: [.apt(["libpci-dev"])]),

@@ -1,6 +1,8 @@
-/// Reads the host's hardware: one PCI scan and one udev enumeration per call, with the
-/// PCI name database loaded once at construction. Each part degrades on its own: a
-/// PCI failure yields no PCI devices, a disk failure no disks, never a failed answer.
+/// Reads the host's hardware: one PCI scan, one udev enumeration and a walk of the
+/// host's sysfs and procfs per call, with the PCI name database loaded once at
+/// construction. Each part degrades on its own: a PCI failure yields no PCI devices,
+/// a disk failure no disks, an unreadable attribute one missing field, never a
+/// failed answer.
 public final class HardwareInventory: Sendable {
     public let hostRoot: HostRoot
     /// Shared with the disk inventory, which names virtio and NVMe vendors with it.
@@ -16,9 +18,18 @@ public final class HardwareInventory: Sendable {
     /// The host's hardware now. Blocking (sysfs reads, device probes: a few
     /// milliseconds), so call it off an event loop, or use `HostInfoCache`.
     public func collect() -> HostInfo {
-        HostInfo(
-            pciDevices: (try? PCIBus(sysfsDirectory: hostRoot.pciSysfsDirectory).devices(names: names)) ?? [],
-            physicalDisks: (try? DiskInventory(hostRoot: hostRoot).disks(names: names)) ?? []
+        let pciDevices = (try? PCIBus(sysfsDirectory: hostRoot.pciSysfsDirectory).devices(names: names)) ?? []
+        let warnings = hostRoot.warnings
+        return HostInfo(
+            pciDevices: pciDevices,
+            physicalDisks: (try? DiskInventory(hostRoot: hostRoot).disks(names: names)) ?? [],
+            gpus: pciDevices.filter(\.isDisplayController),
+            usbDevices: USBInventory(hostRoot: hostRoot).devices(),
+            networkInterfaces: NetworkInventory(hostRoot: hostRoot).interfaces(),
+            processors: ProcessorSummary.read(hostRoot: hostRoot),
+            machine: MachineIdentity.read(hostRoot: hostRoot),
+            filesystems: MountTable(hostRoot: hostRoot).filesystems(),
+            warnings: warnings.isEmpty ? nil : warnings
         )
     }
 }

@@ -6,7 +6,8 @@ public struct HostInfoTable: Sendable {
         self.hostInfo = hostInfo
     }
 
-    /// Two tables, PCI devices then disks with their partitions indented below each disk.
+    /// One table per section: PCI devices, disks with their partitions indented below
+    /// each, USB devices, network interfaces, filesystems; then the machine and CPU.
     public func render() -> String {
         let pciRows = hostInfo.pciDevices.map { device in
             [device.address, device.className, device.vendor, device.name, device.driver ?? ""]
@@ -32,6 +33,45 @@ public struct HostInfoTable: Sendable {
             + Self.table(
                 header: ["NAME", "TRANSPORT", "SIZE", "VENDOR", "MODEL", "SERIAL", "TYPE", "LABEL", "UUID"],
                 rows: diskRows)
+            + "\nUSB DEVICES\n"
+            + Self.table(
+                header: ["BUS", "DEVICE", "ID", "VENDOR", "NAME", "SPEED"],
+                rows: hostInfo.usbDevices.map { device in
+                    [String(device.bus), String(device.device), "\(device.vendorID):\(device.productID)", device.vendor, device.name,
+                     device.speed.map { $0 + "M" } ?? ""]
+                })
+            + "\nNETWORK INTERFACES\n"
+            + Self.table(
+                header: ["NAME", "MAC", "DRIVER", "SPEED", "STATE", "MTU", "PCI"],
+                rows: hostInfo.networkInterfaces.map { interface in
+                    [interface.name, interface.macAddress ?? "", interface.driver ?? "", interface.speed.map { "\($0)M" } ?? "",
+                     interface.state ?? "", interface.mtu.map(String.init) ?? "", interface.pciAddress ?? ""]
+                })
+            + "\nFILESYSTEMS\n"
+            + Self.table(
+                header: ["SOURCE", "TYPE", "SIZE", "USED", "AVAIL", "MOUNTED ON", "DEVICE"],
+                rows: hostInfo.filesystems.map { filesystem in
+                    [filesystem.source, filesystem.type, Self.humanSize(filesystem.size), Self.humanSize(filesystem.used),
+                     Self.humanSize(filesystem.available), filesystem.mountPoint, filesystem.blockDevice ?? ""]
+                })
+            + summary
+    }
+
+    /// The machine, CPU and memory in two lines, when known.
+    private var summary: String {
+        var lines = ""
+        if let machine = hostInfo.machine {
+            let bios = [machine.biosVendor, machine.biosVersion, machine.biosDate].compactMap { $0 }.joined(separator: " ")
+            lines += "\nMACHINE  " + [machine.vendor, machine.product, bios.isEmpty ? nil : "BIOS " + bios].compactMap { $0 }.joined(separator: ", ") + "\n"
+        }
+        if let cpu = hostInfo.processors {
+            let counts = [
+                cpu.sockets.map { "\($0) sockets" }, cpu.cores.map { "\($0) cores" }, "\(cpu.threads) threads",
+                cpu.numaNodes.map { "\($0) NUMA nodes" }, cpu.memory.map { Self.humanSize($0) + " memory" },
+            ].compactMap { $0 }
+            lines += (lines.isEmpty ? "\n" : "") + "CPU      " + ([cpu.model].compactMap { $0 } + counts).joined(separator: ", ") + "\n"
+        }
+        return lines
     }
 
     static func table(header: [String], rows: [[String]]) -> String {

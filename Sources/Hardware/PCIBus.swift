@@ -56,21 +56,10 @@ public struct PCIBus: Sendable {
             subsystemVendorID: hasSubsystem ? hex(UInt(device.subsys_vendor_id), 4) : nil,
             subsystemDeviceID: hasSubsystem ? hex(UInt(device.subsys_id), 4) : nil,
             revision: hex(UInt(device.rev_id), 2),
-            driver: driver.map { String(cString: $0) } ?? linkedDriver(address: address)
+            // libpci resolves the `driver` link with realpath, which fails when the driver
+            // directory itself is not visible (umockdev trees, some container /sys views).
+            driver: driver.map { String(cString: $0) } ?? SysfsFiles.linkName("\(sysfsDirectory)/devices/\(address)/driver")
         )
-    }
-}
-
-extension PCIBus {
-    /// libpci resolves the `driver` link with realpath, which fails when the driver
-    /// directory itself is not visible (umockdev trees, some container /sys views);
-    /// the link's last component names the driver all the same.
-    fileprivate func linkedDriver(address: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 512)
-        let length = readlink("\(sysfsDirectory)/devices/\(address)/driver", &buffer, buffer.count - 1)
-        guard length > 0 else { return nil }
-        let target = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return target.split(separator: "/").last.map(String.init)
     }
 }
 

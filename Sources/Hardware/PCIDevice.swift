@@ -65,3 +65,8 @@ public struct PCIDevice: Sendable, Hashable, Codable {
         case driver = "Driver"
     }
 }
+
+extension PCIDevice {
+    /// PCI base class 03: VGA, XGA, 3D and other display controllers (GPUs).
+    public var isDisplayController: Bool { classID.hasPrefix("03") }
+}

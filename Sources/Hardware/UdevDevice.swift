@@ -78,15 +78,23 @@ func pciID(_ text: String) -> UInt16? {
 
 /// Decodes udev's `_ENC` property escaping (`\x20` for a space).
 func decodeUdevEscapes(_ text: String) -> String {
+    decodeByteEscapes(text, hex: true)
+}
+
+/// Decodes one-byte backslash escapes: udev's hexadecimal `\x20`, or (with `hex`
+/// false) the kernel's octal `\040` of mountinfo. Anything else stays as it is.
+func decodeByteEscapes(_ text: some StringProtocol, hex: Bool) -> String {
+    let (skip, digits, radix) = hex ? (2, 2, 16) : (1, 3, 8)
     var bytes: [UInt8] = []
     let utf8 = Array(text.utf8)
     var index = 0
     while index < utf8.count {
-        if utf8[index] == UInt8(ascii: "\\"), index + 3 < utf8.count, utf8[index + 1] == UInt8(ascii: "x"),
-            let byte = UInt8(String(decoding: utf8[(index + 2)...(index + 3)], as: UTF8.self), radix: 16)
+        if utf8[index] == UInt8(ascii: "\\"), index + skip + digits - 1 < utf8.count,
+            !hex || utf8[index + 1] == UInt8(ascii: "x"),
+            let byte = UInt8(String(decoding: utf8[(index + skip)..<(index + skip + digits)], as: UTF8.self), radix: radix)
         {
             bytes.append(byte)
-            index += 4
+            index += skip + digits
         } else {
             bytes.append(utf8[index])
             index += 1

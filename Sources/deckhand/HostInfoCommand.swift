@@ -42,7 +42,7 @@ struct HostInfoCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let address, let key else {
-            let root = hostRoot.map(HostRoot.init(path:)) ?? HostRoot.detect()
+            let root = hostRoot.map { HostRoot(path: $0) } ?? HostRoot.detect()
             let hostInfo = try HardwareInventory(hostRoot: root).collect()
             if table {
                 print(HostInfoTable(hostInfo).render(), terminator: "")

@@ -315,6 +315,14 @@ extension LabSuites {
             let one = try JSONSerialization.jsonObject(with: asJSON.stdout) as? [String: Any]
             #expect(((one?["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String }) == ["node2"])
 
+            // Filters go to the nodes; the `node` filter decides which nodes are asked.
+            reply = try lab.request(node1, "GET", "/v2/cluster/host/info?filters=" + #"{"node":["node3"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!, key: key)
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(Set(try nodes(reply).keys) == ["node3"])
+            reply = try lab.request(node2, "GET", "/v2/cluster/host/info?filters=" + #"{"colour":["red"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!, key: key)
+            #expect(reply.status == 400)
+            #expect(reply.text.contains("colour"), "\(reply.text)")
+
             // The target header still selects one node.
             reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key, headers: ["X-PortainerAgent-Target": "node3"])
             #expect(reply.status == 200)

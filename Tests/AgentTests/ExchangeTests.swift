@@ -118,9 +118,10 @@ struct ExchangeTests {
     @Test("a collected body over the limit is refused with 413 and the connection ends after it")
     func collectedBodyLimit() async throws {
         let key = SigningKey()
-        let channel = try await Self.connection(try Self.services { $0.hostManagement = true; $0.hostRoot = NSTemporaryDirectory() })
+        let volumes = try TemporaryFolder(volume: "vol")
+        let channel = try await Self.connection(try Self.services { $0.volumesRoot = volumes.path })
         let size = RouteTable.maxBodySize + 1
-        try await channel.writeInbound(Self.head(.PUT, "/browse/rename", Self.signed([("Content-Length", "\(size)")], key: key)))
+        try await channel.writeInbound(Self.head(.PUT, "/browse/rename?volumeID=vol", Self.signed([("Content-Length", "\(size)")], key: key)))
         try await channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x20, count: size)))
         let answer = try await Self.response(from: channel)
         #expect(answer.head.status == .payloadTooLarge)
@@ -131,10 +132,10 @@ struct ExchangeTests {
 
     @Test("a download streams the file's bytes and waits while the client takes nothing")
     func downloadWaitsForTheClient() async throws {
-        let root = try TemporaryFolder()
+        let root = try TemporaryFolder(volume: "vol")
         let size = Int(AnswerExchange.fileChunkSize) * 160 + 123
-        #expect(try Command.run("sh", ["-c", "head -c \(size) /dev/urandom > \(root.path)/big.bin"]).status == 0)
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: root.path + "/big.bin")))
+        #expect(try Command.run("sh", ["-c", "head -c \(size) /dev/urandom > \(root.data)/big.bin"]).status == 0)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: root.data + "/big.bin")))
         let key = SigningKey()
         // One disk thread, which the test can hold: each chunk is read there, and the
         // next read is asked for only once the previous chunk is written.
@@ -149,8 +150,8 @@ struct ExchangeTests {
     }
 
     func downloadWaits(disk: NIOThreadPool, root: TemporaryFolder, size: Int, bytes: [UInt8], key: SigningKey) async throws {
-        let channel = try await Self.connection(try Self.services(threadPool: disk) { $0.hostManagement = true; $0.hostRoot = root.path })
-        try await channel.writeInbound(Self.head(.GET, "/browse/get?path=/big.bin", Self.signed(key: key)))
+        let channel = try await Self.connection(try Self.services(threadPool: disk) { $0.volumesRoot = root.path })
+        try await channel.writeInbound(Self.head(.GET, "/browse/get?volumeID=vol&path=/big.bin", Self.signed(key: key)))
         try await channel.writeInbound(HTTPServerRequestPart.end(nil))
         guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
             Issue.record("no head"); return
@@ -166,6 +167,8 @@ struct ExchangeTests {
         // read ahead of the hold, and the one asked for once that is written).
         let held = DispatchSemaphore(value: 0)
         disk.submit { _ in held.wait() }
+        // Whatever happens below, the disk thread is let go (the pool's shutdown waits for it).
+        defer { held.signal() }
         while let part = try await channel.readOutbound(as: HTTPServerResponsePart.self) {
             guard case .body(.byteBuffer(let chunk)) = part else { Issue.record("the whole file went before the disk was held"); return }
             received += chunk.readableBytesView
@@ -201,9 +204,9 @@ struct ExchangeTests {
 
     @Test("an upload answers 100 Continue, streams the part to disk and answers 204; a bad one leaves nothing")
     func upload() async throws {
-        let root = try TemporaryFolder()
+        let root = try TemporaryFolder(volume: "vol")
         let key = SigningKey()
-        let services = try Self.services { $0.hostManagement = true; $0.hostRoot = root.path }
+        let services = try Self.services { $0.volumesRoot = root.path }
         let content = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
         let boundary = "deckhand-boundary"
         var body = ByteBuffer()
@@ -217,7 +220,7 @@ struct ExchangeTests {
         ], key: key)
 
         let channel = try await Self.connection(services)
-        try await channel.writeInbound(Self.head(.POST, "/browse/put", headers))
+        try await channel.writeInbound(Self.head(.POST, "/browse/put?volumeID=vol", headers))
         guard case .head(let interim) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
             Issue.record("no interim head"); return
         }
@@ -227,13 +230,13 @@ struct ExchangeTests {
         }
         try await channel.writeInbound(HTTPServerRequestPart.end(nil))
         #expect(try await Self.response(from: channel).head.status == .noContent)
-        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: root.path + "/up.bin"))) == content)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: root.data + "/up.bin"))) == content)
 
         // Not multipart: refused before a byte is written, and the connection ends.
         let refused = try await Self.connection(services)
-        try await refused.writeInbound(Self.head(.POST, "/browse/put", Self.signed([("Content-Type", "text/plain"), ("Content-Length", "5")], key: key)))
+        try await refused.writeInbound(Self.head(.POST, "/browse/put?volumeID=vol", Self.signed([("Content-Type", "text/plain"), ("Content-Length", "5")], key: key)))
         #expect(try await Self.response(from: refused).head.status == .badRequest)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path) == ["up.bin"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.data) == ["up.bin"])
     }
 
     // MARK: RelayExchange and ConsoleExchange, on a real loop against the real engine
@@ -368,10 +371,18 @@ final class RawPeer {
 final class TemporaryFolder {
     let path: String
 
-    init() throws {
+    /// Where a volume's files go when the folder is a volumes root (`<name>/_data`).
+    let data: String
+
+    /// With `volume`, laid out as Docker's volumes folder holding that one volume:
+    /// no host management (and so no udev monitor) is needed to browse it.
+    init(volume: String? = nil) throws {
         var template = Array((NSTemporaryDirectory() + "/deckhand-exchange-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw TestSetupError("mkdtemp failed") }
-        path = String(cString: made)
+        let path = String(cString: made)
+        self.path = path
+        data = volume.map { path + "/\($0)/_data" } ?? path
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
     }
 
     deinit {

@@ -28,6 +28,33 @@ import Testing
         #expect(disk.wwn == "0x5000000000000001")
     }
 
+    /// A host root that has its own `sys` (a `/host` on the machine running the tests)
+    /// under umockdev: libudev reads the testbed whatever the host root says, so PCI,
+    /// network and CPU must come from the testbed too, never from the machine behind
+    /// the host root, and the answer says what was ignored.
+    @Test func hostRootSysfsIsIgnoredUnderUmockdevAndSaysSo() throws {
+        let root = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        // The machine's real sysfs, as a /host mount of the machine's root would show it.
+        try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("sys").path, withDestinationPath: "/sys")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("usr/share/misc"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestSupport.pinnedPCIIDs, toPath: root.appendingPathComponent("usr/share/misc/pci.ids").path)
+
+        let output = try TestSupport.hostInfo(fixture: "nic", ["--host-root", root.path])
+        let host = try JSONDecoder().decode(HostInfo.self, from: Data(output.utf8))
+        let golden = try JSONDecoder().decode(HostInfo.self, from: Data(contentsOf: TestSupport.fixtures.appendingPathComponent("nic.json")))
+        #expect(host.pciDevices == golden.pciDevices)
+        #expect(host.networkInterfaces == golden.networkInterfaces)
+        #expect(host.warnings?.contains { $0.contains("\(root.path)/sys is ignored") } == true, "\(host.warnings ?? [])")
+        // Nor does the machine's /proc slip in unannounced when the host root has none.
+        #expect(host.warnings?.contains { $0.contains("this machine's /proc") } == true)
+    }
+
+    @Test func noWarningsWithoutUmockdev() {
+        #expect(HostRoot(path: "/host", testbed: nil).warnings.isEmpty)
+        #expect(HostRoot(path: "/", testbed: nil).warnings.isEmpty)
+    }
+
     @Test func trailingSlashIsIgnored() {
         #expect(HostRoot(path: "/host/").path == "/host")
         #expect(HostRoot(path: "/").path == "/")

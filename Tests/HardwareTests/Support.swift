@@ -24,8 +24,44 @@ enum TestSupport {
 
     /// `command` run under umockdev on the fixture tree `name`; it must succeed.
     static func underFixture(_ name: String, _ command: [String]) throws -> String {
-        let tree = fixtures.appendingPathComponent("\(name).umockdev").path
-        return try output(["umockdev-run", "-d", tree, "--"] + command)
+        try output(umockdevRun(name) + command)
+    }
+
+    /// `umockdev-run -d ... --` for the fixture `name`: `NAME.umockdev`, or a machine
+    /// put together from several (`NAME.fixture`: one tree name a line).
+    static func umockdevRun(_ name: String) -> [String] {
+        let composite = fixtures.appendingPathComponent("\(name).fixture")
+        let trees = (try? String(contentsOf: composite, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? [name]
+        return ["umockdev-run"] + trees.flatMap { ["-d", fixtures.appendingPathComponent("\($0).umockdev").path] } + ["--"]
+    }
+
+    /// Every fixture machine: each `.umockdev` tree and each `.fixture` composite.
+    static let fixtureNames: [String] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures.path)) ?? []
+        return names.compactMap { name -> String? in
+            for suffix in [".umockdev", ".fixture"] where name.hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
+            return nil
+        }.sorted()
+    }()
+
+    /// `lspci` (with `arguments`) under the fixture tree, by libpci's sysfs access only
+    /// (without it, a tree without PCI makes lspci read the machine's /proc/bus/pci);
+    /// nil when the tree has no PCI bus at all.
+    static func lspci(fixture name: String, _ arguments: [String]) throws -> [String]? {
+        let command = umockdevRun(name) + ["lspci", "-A", "linux-sysfs"] + arguments
+        let result = try run(command)
+        if result.status != 0 && result.stderr.contains("Cannot open /sys/bus/pci/devices") { return nil }
+        guard result.status == 0 else { throw CommandFailed(arguments: command, status: result.status, stderr: result.stderr) }
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    /// `lsusb`'s lines (after `prefix`, e.g. umockdev-run); it exits 1, silently, when there is no USB bus.
+    static func lsusb(_ prefix: [String]) throws -> [String] {
+        let result = try run(prefix + ["lsusb"])
+        guard result.status == 0 || (result.status == 1 && result.stdout.isEmpty) else {
+            throw CommandFailed(arguments: prefix + ["lsusb"], status: result.status, stderr: result.stderr)
+        }
+        return result.stdout.split(separator: "\n").map(String.init)
     }
 
     /// The `deckhand` executable built next to this test bundle (e.g. `.build/debug/deckhand`).

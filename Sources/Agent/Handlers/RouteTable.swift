@@ -1,4 +1,3 @@
-import Glibc
 import Hardware
 import NIOCore
 import NIOHTTP1
@@ -49,8 +48,6 @@ struct RouteTable: Sendable {
     /// Nil when no TLS context for Docker Hub could be made (no trust roots): the
     /// route then says so, and the agent serves everything else.
     let dockerHub: Result<DockerHubRateLimit, AgentError>
-    /// This node's name outside a Swarm: `DECKHAND_NODE_NAME`, else the host name.
-    let standaloneName: String
 
     init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
         self.configuration = configuration
@@ -58,8 +55,6 @@ struct RouteTable: Sendable {
         self.cluster = cluster
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
-        var name = [CChar](repeating: 0, count: 256)
-        self.standaloneName = configuration.nodeName ?? (gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "localhost")
         let tls = TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
         do {
             self.dockerHub = .success(DockerHubRateLimit(
@@ -83,6 +78,10 @@ struct RouteTable: Sendable {
 
     static let hostManagementDisabled = AgentError(.serviceUnavailable, "Host management capability disabled")
 
+    private var localHostInfo: GetHostInfo {
+        GetHostInfo(hostInfo: hostInfo, threadPool: threadPool, cluster: cluster, configuredNodeName: configuration.nodeName)
+    }
+
     func plan(for route: Route) -> RoutePlan {
         switch route {
         case .ping:
@@ -96,11 +95,11 @@ struct RouteTable: Sendable {
         case .clusterStatus:
             return .answer(GetClusterStatus(cluster: cluster, engine: engine, configuration: configuration), collectsBody: false)
         case .hostInfo:
-            return .answer(GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), collectsBody: false)
+            return .answer(localHostInfo, collectsBody: false)
         case .clusterHostInfo:
             return .answer(GetClusterHostInfo(
-                local: GetHostInfo(hostInfo: hostInfo, threadPool: threadPool), cluster: cluster,
-                aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }, standaloneName: standaloneName), collectsBody: false)
+                local: localHostInfo, cluster: cluster,
+                aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }), collectsBody: false)
         case .browse(let operation, let legacyVolumeID):
             let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {

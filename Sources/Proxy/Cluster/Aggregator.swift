@@ -56,15 +56,19 @@ public struct Aggregator: Sendable {
         }
     }
 
-    /// Sends `peerHead` to every member but this node (targeted at it and signed for it,
+    /// Sends `peerHead` to every member (that `including` takes) but this node (targeted at it and signed for it,
     /// as list parts are) and asks `local` for this node's part; each within the member
     /// timeout, at most `concurrency` at a time. Results come back in member order, each
     /// with its member. Call on `eventLoop`, the client connection's.
     public func gather(
-        _ peerHead: HTTPRequestHead, on eventLoop: EventLoop, local: @escaping () -> EventLoopFuture<CollectedResponse>
+        _ peerHead: HTTPRequestHead, including: (ClusterMember) -> Bool = { _ in true }, on eventLoop: EventLoop,
+        local: @escaping () -> EventLoopFuture<CollectedResponse>
     ) -> EventLoopFuture<[(member: ClusterMember, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
-        let (peers, localIndex) = participants()
+        var (peers, localIndex) = participants()
+        let localName = localIndex.map { peers[$0].member.nodeName }
+        peers = peers.filter { including($0.member) }
+        localIndex = peers.firstIndex { $0.member.nodeName == localName }
         var head = peerHead
         head.headers.remove(name: "Connection")
         let fanOut = FanOut(

@@ -7,23 +7,29 @@ import Proxy
 /// `GET /v2/cluster/host/info`: every node's hardware in one answer. Each member is
 /// asked for its own `/v2/host/info` at once (with the same `filters`, applied on the
 /// node, so that only matching items cross the network), each within the member
-/// timeout; nodes that did not answer are named in `UnreachableNodes` and in
+/// timeout (nodes the `node` filter leaves out are not asked); nodes that did not answer are named in `UnreachableNodes` and in
 /// `X-PortainerAgent-Unreachable-Nodes`, never silently missing. With the target
 /// header (or asked by another agent), this node answers alone, in the same shape.
 struct GetClusterHostInfo: AgentHandler {
     let local: GetHostInfo
     let cluster: ClusterMembership?
     let aggregator: Aggregator?
-    /// This node's name outside a Swarm (`DECKHAND_NODE_NAME`, else the host name).
-    let standaloneName: String
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
         let query = request.head.uri.firstIndex(of: "?").map { String(request.head.uri[$0...]) } ?? ""
-        let localName = cluster?.localNode?.name ?? standaloneName
+        // Bad filters are this request's fault, said once, not as every node failing.
+        let filter: HostInfoFilter
+        do {
+            filter = try GetHostInfo.filter(uri: request.head.uri)
+        } catch {
+            return eventLoop.makeSucceededFuture(.error(error))
+        }
+        let localName = local.nodeName
         let localRole = cluster?.localNode?.role ?? "standalone"
         let fanOut = request.head.headers.first(name: AgentHeaderName.target).map(\.isEmpty) ?? true
             && !request.head.headers.contains(name: AgentHeaderName.hop)
         guard let aggregator, fanOut, cluster?.localNode?.isSwarmMember == true else {
+            guard filter.includesNode(localName) else { return eventLoop.makeSucceededFuture(Self.document([])) }
             return localPart(request, on: eventLoop).map { part in
                 Self.document([(localName, localRole, .success(part))])
             }
@@ -33,7 +39,8 @@ struct GetClusterHostInfo: AgentHandler {
             peerHead.headers.add(name: name, value: value)
         }
         peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
-        return aggregator.gather(peerHead, on: eventLoop) {
+        // Nodes the `node` filter leaves out are not asked at all.
+        return aggregator.gather(peerHead, including: { filter.includesNode($0.nodeName) }, on: eventLoop) {
             self.localPart(request, on: eventLoop)
         }.map { results in
             Self.document(results.map { ($0.member.nodeName, $0.member.role, $0.result) })
