@@ -139,6 +139,19 @@ struct ImagePrivilegeTests {
         #expect(inVolume.status == 200 && inVolume.text == "kept\n", "\(inVolume.status) \(inVolume.text)")
     }
 
+    @Test("the hardware inventory needs neither root nor a capability: as 65532 with none it is what the machine's own shows")
+    func inventoryUnprivileged() throws {
+        let local = try Command.run(try CommandLineTests.deckhand, ["host-info", "--host-root", "/"])
+        try #require(local.status == 0, "\(local.errorOutput)")
+        let expected = try #require(try JSONSerialization.jsonObject(with: local.stdout) as? [String: Any])
+        #expect(!((expected["PCIDevices"] as? [Any]) ?? []).isEmpty)
+        let run = try ImageContainer.engine(["run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
+                                             "-v", "/:/host:ro", "--entrypoint", "/usr/local/bin/deckhand", "deckhand:latest", "host-info"])
+        try #require(run.status == 0, "\(run.errorOutput)")
+        let seen = try #require(try JSONSerialization.jsonObject(with: run.stdout) as? [String: Any])
+        #expect(NSDictionary(dictionary: seen).isEqual(to: expected), "\(run.output)")
+    }
+
     @Test("each capability of the host-management stack is needed: without it one operation is refused",
           arguments: [("DAC_OVERRIDE", "GET", "/browse/get?path=/alice/diary.txt"), ("FOWNER", "DELETE", "/browse/delete?path=/shared/bob.txt")])
     func everyCapabilityNeeded(capability: String, method: String, path: String) throws {
