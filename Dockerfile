@@ -7,7 +7,8 @@
 # official Swift image (Ubuntu); stage 2 is FROM scratch and holds only what
 # scripts/image-rootfs collects there: the stripped binary, exactly the shared
 # libraries `ldd` lists (libpci, libudev, libblkid, libz, libstdc++, libgcc_s, libc, the
-# loader, glibc's NSS modules), pci.ids, a root-only /etc with nsswitch.conf and /tmp.
+# loader, glibc's NSS modules), pci.ids, /etc (root and the deckhand user 65532,
+# nsswitch.conf) and /tmp; it runs as 65532:65532.
 # The result is the same image as `scripts/build-image` makes.
 #
 # NOT TESTED in Deckhand's own CI: its machines reach no registry, so they cannot pull
@@ -38,6 +39,8 @@ RUN swift build -c release --product deckhand --static-swift-stdlib \
 FROM scratch
 COPY --from=build /rootfs/ /
 EXPOSE 9001
+# Not root: the engine socket is reached through its group (README, "Least privilege").
+USER 65532:65532
 HEALTHCHECK --interval=5s --timeout=10s --start-period=30s --retries=3 CMD ["/usr/local/bin/deckhand", "health", "--timeout", "3"]
 ENTRYPOINT ["/usr/local/bin/deckhand"]
 CMD ["serve"]

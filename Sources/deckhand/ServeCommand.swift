@@ -125,6 +125,10 @@ struct ServeCommand: AsyncParsableCommand {
             "allowed_clients": "\(configuration.allowedClients.map { "\($0) and the cluster's agents" } ?? "anyone")",
             "version": "\(AgentVersion.deckhand)",
         ])
+        // Not fatal: the agent still answers /ping, and the health check says unhealthy.
+        if let refusal = EngineSocketAccess.refusal(socket: configuration.engineSocket) {
+            logger.error("cannot use the engine socket: \(refusal)")
+        }
         // SIGHUP re-reads AGENT_SECRET_FILE; without one it is logged, never fatal
         // (ignored from the start, above).
         let hangUp = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())

@@ -10,14 +10,42 @@ extension LabSuites {
         static func unique(_ prefix: String) -> String { "dh-\(prefix)-\(UInt32.random(in: 0...UInt32.max))" }
         static let stack = "portainer-agent"
 
-        /// `docker stack deploy` of one of the deploy/ files, as the README writes it.
+        /// `docker stack deploy` of one of the deploy/ files, as the README writes it, with
+        /// `DOCKER_GID` the manager's engine socket's group, as the README exports it.
         static func deployStack(_ deployment: SwarmDeployment, file: String, environment: [String: String] = [:]) throws -> CommandResult {
             let command = "docker stack deploy --resolve-image never -c deploy/\(file) \(stack)"
             #expect(try DeployReadme.text.contains(command), "deploy/README.md no longer says: \(command)")
+            #expect(try DeployReadme.text.contains("export DOCKER_GID=$(stat -c %g /var/run/docker.sock)"))
             deployment.track(stack: stack)
+            let socketGroup = ["DOCKER_GID": String(try socketGroup(deployment))]
             return try deployment.docker(["stack", "deploy", "--resolve-image", "never", "-c",
                                           LabSwarm.repositoryRoot.appendingPathComponent("deploy/\(file)").path, stack],
-                                         environment: environment)
+                                         environment: socketGroup.merging(environment) { $1 })
+        }
+
+        /// The group of the manager's engine socket (every lab node's is the same).
+        static func socketGroup(_ deployment: SwarmDeployment) throws -> UInt32 {
+            let attributes = try FileManager.default.attributesOfItem(atPath: deployment.swarm.manager.socket)
+            return try #require((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value)
+        }
+
+        /// On every node, the agent process of `service`'s task as the kernel shows it
+        /// (`/proc/<pid>/status`) runs as `uid` with `group` among its groups and exactly
+        /// `capabilities`, on a read-only root filesystem (README, "Least privilege").
+        static func expectPrivileges(_ deployment: SwarmDeployment, service: String, uid: UInt32, group: UInt32, capabilities: [String]) throws {
+            let mask = try ProcessStatus.mask(capabilities)
+            for node in deployment.swarm.nodes {
+                let container = try deployment.swarm.engine(node, ["ps", "-q", "--filter", "label=com.docker.swarm.service.name=\(service)"])
+                    .output.trimmingCharacters(in: .whitespacesAndNewlines)
+                let fields = try deployment.swarm.engine(node, ["inspect", "--format", "{{.State.Pid}} {{.HostConfig.ReadonlyRootfs}}", container])
+                    .output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let pid = try #require(fields.first.flatMap { Int32($0) }, "\(node.name): no task container of \(service)")
+                #expect(fields.last == "true", "\(node.name): the root filesystem is not read-only")
+                let status = try ProcessStatus(pid: pid)
+                #expect(status.runs(as: uid), "\(node.name): \(status)")
+                #expect(status.groups.contains(group) || status.gids.allSatisfy { $0 == group }, "\(node.name): \(status)")
+                #expect(status.effectiveCapabilities == mask && status.boundingCapabilities == mask, "\(node.name): \(status)")
+            }
         }
 
         /// `deployStack`, which must succeed.
@@ -31,15 +59,22 @@ extension LabSuites {
             let deployment = try SwarmDeployment()
             defer { deployment.remove() }
             deployment.track(services: ["agent"], networks: ["agent_network"])
-            let created = try deployment.shell(try DeployReadme.block(after: "Either create the network and the service by hand:"))
+            // The CLI runs in the machine's namespace, where the nodes' socket is not at
+            // /var/run/docker.sock: `stat` is pointed at the manager's.
+            let block = try DeployReadme.block(after: "Either create the network and the service by hand:")
+            let statLine = "stat -c %g /var/run/docker.sock"
+            #expect(block.contains(statLine))
+            let created = try deployment.shell(block.replacingOccurrences(of: statLine, with: "stat -c %g \(deployment.swarm.manager.socket)"))
             try #require(created.status == 0, "\(created.output)\(created.errorOutput)")
             let key = SigningKey()
             try deployment.waitForCluster(service: "agent", key: key)
-            try Self.checkCluster(deployment, network: "agent_network", key: key)
+            try Self.checkCluster(deployment, network: "agent_network", key: key, volumeBrowser: false)
             // Without CAP_HOST_MANAGEMENT there is no /host/info.
             #expect(try deployment.request(deployment.swarm.nodes[1], "/host/info", key: key).status == 503)
             // No healthcheck in the command: the image's HEALTHCHECK runs `deckhand health`.
             try Self.expectHealthy(deployment, service: "agent")
+            // The image's own user, the socket's group added, no capability.
+            try Self.expectPrivileges(deployment, service: "agent", uid: 65532, group: try Self.socketGroup(deployment), capabilities: [])
         }
 
         @Test("without AGENT_CLUSTER_ADDR each agent derives tasks.<its service> from its container's labels and the cluster forms")
@@ -55,6 +90,7 @@ extension LabSuites {
                     --publish mode=host,target=9001,published=9001 \\
                     --mount type=bind,src=//var/run/docker.sock,dst=/var/run/docker.sock \\
                     --mount type=bind,src=//var/lib/docker/volumes,dst=/var/lib/docker/volumes \\
+                    --group \(try Self.socketGroup(deployment)) --cap-drop ALL --read-only \\
                     --no-resolve-image deckhand:latest
                 """)
             try #require(created.status == 0, "\(created.output)\(created.errorOutput)")
@@ -62,7 +98,7 @@ extension LabSuites {
             // A standalone agent would answer /agents with 503: a listing of every
             // node, at overlay addresses, means each agent found its peers itself.
             try deployment.waitForCluster(service: service, key: key)
-            try Self.checkCluster(deployment, network: network, key: key)
+            try Self.checkCluster(deployment, network: network, key: key, volumeBrowser: false)
             let logs = try deployment.docker(["service", "logs", "--raw", service])
             #expect((logs.output + logs.errorOutput).contains("tasks.\(service)"), "the agents' logs do not name tasks.\(service)")
         }
@@ -94,7 +130,28 @@ extension LabSuites {
             try deployment.waitForCluster(service: "\(Self.stack)_agent", key: key)
             // The stack file's healthcheck: `deckhand health` in each agent's container.
             try Self.expectHealthy(deployment, service: "\(Self.stack)_agent")
+            // Root, with exactly the capabilities the stack file names (README, "Least privilege").
+            try Self.expectPrivileges(deployment, service: "\(Self.stack)_agent", uid: 0, group: 0, capabilities: ["DAC_OVERRIDE", "FOWNER"])
             let nodes = deployment.swarm.nodes
+            // The host browser, on every node: a root-owned 0600 file of the host, and
+            // another user's 0600 file in that user's 0700 folder (DAC_OVERRIDE).
+            let hostFolder = "/tmp/dh-deploy-host-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: hostFolder) }
+            let made = try Command.run("sh", ["-ec", """
+                mkdir -m 0755 \(hostFolder) \(hostFolder)/alice
+                printf 'root only\\n' > \(hostFolder)/secret.txt && chmod 0600 \(hostFolder)/secret.txt
+                printf 'dear diary\\n' > \(hostFolder)/alice/diary.txt && chmod 0600 \(hostFolder)/alice/diary.txt
+                chown -R 1234:1234 \(hostFolder)/alice && chmod 0700 \(hostFolder)/alice
+                """])
+            try #require(made.status == 0, "\(made.errorOutput)")
+            for node in nodes {
+                for (path, content) in [("secret.txt", "root only\n"), ("alice/diary.txt", "dear diary\n")] {
+                    let file = try deployment.request(node, "/browse/get?path=\(hostFolder)/\(path)", key: key)
+                    #expect(file.status == 200 && file.text == content, "\(node.name), \(path): \(file.status) \(file.text)")
+                }
+            }
+            // As root with DAC_OVERRIDE, the volume browser works as well.
+            try Self.checkCluster(deployment, network: "\(Self.stack)_agent_network", key: key, volumeBrowser: true)
             // Every lab node has the same /sys, so an answer relayed from the wrong node
             // would still be right: each node's own /run gets udev entries that give its
             // disks a serial naming the node, which its answer must carry. (Seen to fail,
@@ -183,6 +240,8 @@ extension LabSuites {
             try Self.requireStack(deployment, file: "deckhand-stack-secret.yml", environment: ["AGENT_SECRET": secret])
             let (first, second, stranger) = (SigningKey(), SigningKey(), SigningKey())
             try deployment.waitForCluster(service: "\(Self.stack)_agent", key: first, secret: secret)
+            // The image's user with the socket's group as its own (`user: 65532:${DOCKER_GID}`), no capability.
+            try Self.expectPrivileges(deployment, service: "\(Self.stack)_agent", uid: 65532, group: try Self.socketGroup(deployment), capabilities: [])
             for node in deployment.swarm.nodes {
                 for key in [second, first] {
                     let reply = try deployment.request(node, "/v1.41/containers/json?all=1", key: key, secret: secret)
@@ -268,8 +327,9 @@ extension LabSuites {
 
         /// What every variant must do once deployed: the agents found one another at
         /// their overlay addresses; lists aggregate every node's items; a target header
-        /// reaches that node; a volume's files on one node are browsed through another.
-        static func checkCluster(_ deployment: SwarmDeployment, network: String, key: SigningKey) throws {
+        /// reaches that node; a volume's files on one node are browsed through another,
+        /// or, with `volumeBrowser` false (the non-root agent), refused with 403.
+        static func checkCluster(_ deployment: SwarmDeployment, network: String, key: SigningKey, volumeBrowser: Bool) throws {
             let swarm = deployment.swarm
             let nodes = swarm.nodes
             let names = Set(nodes.map(\.name))
@@ -326,6 +386,10 @@ extension LabSuites {
                 let target = ["X-PortainerAgent-Target": owner.name]
                 let volume = volumes[owner.name]!
                 let listing = try deployment.request(node, "/browse/ls?volumeID=\(volume)&path=/", key: key, headers: target)
+                guard volumeBrowser else {
+                    #expect(listing.status == 403, "\(listing.text)")
+                    continue
+                }
                 #expect(listing.status == 200, "\(listing.text)")
                 #expect(((try? listing.json() as? [[String: Any]]) ?? []).compactMap { $0["Name"] as? String } == ["where.txt"], "\(listing.text)")
                 let file = try deployment.request(node, "/browse/get?volumeID=\(volume)&path=where.txt", key: key, headers: target)

@@ -58,6 +58,9 @@ package struct HealthCheck: Sendable {
         } catch {
             return (false, "unhealthy: agent \(agentName) did not answer /ping: \(error)")
         }
+        if let refusal = EngineSocketAccess.refusal(socket: engineSocket) {
+            return (false, "unhealthy: \(refusal)")
+        }
         var enginePing = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/_ping")
         enginePing.headers.add(name: "Host", value: "docker")
         do {
