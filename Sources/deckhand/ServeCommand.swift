@@ -126,7 +126,7 @@ struct ServeCommand: AsyncParsableCommand {
             "version": "\(AgentVersion.deckhand)",
         ])
         // Not fatal: the agent still answers /ping, and the health check says unhealthy.
-        if let refusal = EngineSocketAccess.refusal(socket: configuration.engineSocket) {
+        if let refusal = EngineSocketAccess.refusal(engine: configuration.engine) {
             logger.error("cannot use the engine socket: \(refusal)")
         }
         // SIGHUP re-reads AGENT_SECRET_FILE; without one it is logged, never fatal

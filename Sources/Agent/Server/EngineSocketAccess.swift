@@ -1,4 +1,5 @@
 import Glibc
+import Proxy
 
 /// Whether this process may connect to the engine's socket, and when the socket's
 /// permissions refuse it, one line that names the group that would let it in. The image
@@ -7,6 +8,12 @@ import Glibc
 package enum EngineSocketAccess {
     /// nil when the socket may be used, or is not there at all (that is reported when
     /// it is used); otherwise what refuses it and how to add its group.
+    /// For a TCP engine there is no socket file to check: nil.
+    package static func refusal(engine: EngineAddress) -> String? {
+        guard case .unixSocket(let path) = engine else { return nil }
+        return refusal(socket: path)
+    }
+
     package static func refusal(socket: String) -> String? {
         // connect(2) on a unix socket needs write permission on its file.
         guard access(socket, W_OK) != 0, errno == EACCES else { return nil }

@@ -12,6 +12,7 @@ package struct HealthCheck: Sendable {
     var agentPort: Int
     var engine: Result<UpstreamTransport, EngineTLSError>
     var engineTLS: EngineTLS?
+    var engineAddress: EngineAddress
     var timeout: TimeAmount
 
     /// Where the agent of these settings is reached from its own host: a wildcard
@@ -25,6 +26,7 @@ package struct HealthCheck: Sendable {
         agentPort = configuration.port
         engine = Result { () throws(EngineTLSError) in try configuration.engineTransport() }
         engineTLS = configuration.engineTLS
+        engineAddress = configuration.engine
         self.timeout = timeout
     }
 
@@ -58,7 +60,7 @@ package struct HealthCheck: Sendable {
         } catch {
             return (false, "unhealthy: agent \(agentName) did not answer /ping: \(error)")
         }
-        if let refusal = EngineSocketAccess.refusal(socket: engineSocket) {
+        if let refusal = EngineSocketAccess.refusal(engine: engineAddress) {
             return (false, "unhealthy: \(refusal)")
         }
         var enginePing = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/_ping")
