@@ -39,7 +39,7 @@ public struct Aggregator: Sendable {
     /// Call on `eventLoop`, the client connection's: every call of the fan-out runs there.
     public func aggregate(_ head: HTTPRequestHead, kind: AggregatedList, on eventLoop: EventLoop) -> EventLoopFuture<AggregatedResponse> {
         eventLoop.assertInEventLoop()
-        let (peers, localIndex) = participants()
+        let (parts, localIndex) = participants()
         // The heads are built once per request; each peer's differs only by its target.
         var localHead = ForwardedHeaders.engineRequest(from: head)
         localHead.headers.remove(name: "Connection")
@@ -49,64 +49,70 @@ public struct Aggregator: Sendable {
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.target, value: "")
         let (limit, timeout, engine) = (memberBodyLimit, membership.settings.memberTimeout, self.engine)
         let fanOut = FanOut(
-            peers: peers, localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) },
+            parts: parts, localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) },
             peerHead: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, eventLoop: eventLoop)
         return fanOut.run(concurrency: concurrency).map { results in
-            Self.merge(results, from: peers, localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
+            Self.merge(results, from: parts.map(\.node), localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
         }
     }
 
     /// Sends `peerHead` to every member (that `including` takes) but this node (targeted at it and signed for it,
     /// as list parts are) and asks `local` for this node's part; each within the member
     /// timeout, at most `concurrency` at a time. Results come back in member order, each
-    /// with its member. Call on `eventLoop`, the client connection's.
+    /// with its node. Call on `eventLoop`, the client connection's.
     public func gather(
-        _ peerHead: HTTPRequestHead, including: (ClusterMember) -> Bool = { _ in true }, on eventLoop: EventLoop,
+        _ peerHead: HTTPRequestHead, including: (ClusterNode) -> Bool = { _ in true }, on eventLoop: EventLoop,
         local: @escaping () -> EventLoopFuture<CollectedResponse>
-    ) -> EventLoopFuture<[(member: ClusterMember, result: Result<CollectedResponse, Error>)]> {
+    ) -> EventLoopFuture<[(node: ClusterNode, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
-        var (peers, localIndex) = participants()
-        let localName = localIndex.map { peers[$0].member.nodeName }
-        peers = peers.filter { including($0.member) }
-        localIndex = peers.firstIndex { $0.member.nodeName == localName }
+        var (parts, localIndex) = participants()
+        let localNode = localIndex.map { parts[$0].node }
+        parts = parts.filter { including($0.node) }
+        localIndex = parts.firstIndex { $0.node == localNode }
         var head = peerHead
         head.headers.remove(name: "Connection")
         let fanOut = FanOut(
-            peers: peers, localIndex: localIndex, local: local, peerHead: head, peerKey: membership.peerKey,
+            parts: parts, localIndex: localIndex, local: local, peerHead: head, peerKey: membership.peerKey,
             limit: memberBodyLimit, timeout: membership.settings.memberTimeout, eventLoop: eventLoop)
         return fanOut.run(concurrency: concurrency).map { results in
-            zip(peers, results).map { (member: $0.member, result: $1) }
+            zip(parts, results).map { (node: $0.node, result: $1) }
         }
     }
 
-    /// Every member, this node included (answering for itself even before it has found
-    /// its own address), and which one is this node.
-    private func participants() -> (peers: [ClusterPeer], localIndex: Int?) {
+    /// One node's part of a fan-out: the node, and the connections that reach it (its
+    /// agent's, or this node's own engine).
+    struct Participant {
+        var node: ClusterNode
+        var pool: UpstreamPool
+    }
+
+    /// Every member, this node included (answering for itself, through its engine, even
+    /// before it has found its own address), and which one is this node.
+    private func participants() -> (parts: [Participant], localIndex: Int?) {
         let local = membership.localNode
-        var peers = membership.peers
-        var localIndex = local.flatMap { local in peers.firstIndex { $0.member.nodeName == local.name } }
+        var parts = membership.peers.map { Participant(node: $0.member.node, pool: $0.pool) }
+        var localIndex = local.flatMap { local in parts.firstIndex { $0.node.name == local.name } }
         if let local, localIndex == nil {
-            localIndex = peers.count
-            let member = ClusterMember(nodeName: local.name, isManager: local.isManager, host: "", port: 0, version: "")
-            peers.append(ClusterPeer(member: member, pool: engine))
+            localIndex = parts.count
+            parts.append(Participant(node: local.node, pool: engine))
         }
-        return (peers, localIndex)
+        return (parts, localIndex)
     }
 
     static func merge(
-        _ results: [Result<CollectedResponse, Error>], from peers: [ClusterPeer], localIndex: Int?, kind: AggregatedList, allocator: ByteBufferAllocator
+        _ results: [Result<CollectedResponse, Error>], from nodes: [ClusterNode], localIndex: Int?, kind: AggregatedList, allocator: ByteBufferAllocator
     ) -> AggregatedResponse {
         var parts: [JSONListMerger.Part] = []
-        parts.reserveCapacity(peers.count)
+        parts.reserveCapacity(nodes.count)
         var unreachable: [String] = []
         var template: HTTPResponseHead?
         for (index, result) in results.enumerated() {
             switch result {
             case .success(let response) where response.head.status == .ok:
-                parts.append(JSONListMerger.Part(nodeName: peers[index].member.nodeName, body: response.body))
+                parts.append(JSONListMerger.Part(nodeName: nodes[index].name, body: response.body))
                 if template == nil || index == localIndex { template = response.head }
             default:
-                unreachable.append(peers[index].member.nodeName)
+                unreachable.append(nodes[index].name)
             }
         }
         guard let template else {
@@ -116,7 +122,7 @@ public struct Aggregator: Sendable {
         do {
             body = try kind == .volumes ? JSONListMerger.mergeVolumes(parts, allocator: allocator) : JSONListMerger.mergeArrays(parts, allocator: allocator)
         } catch {
-            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: peers.map(\.member.nodeName))
+            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: nodes.map(\.name))
         }
         var headers = template.headers
         headers.remove(name: "Content-Length")
@@ -131,7 +137,7 @@ public struct Aggregator: Sendable {
 /// client's event loop (the pools hand out connections on it: no hops, no locks).
 /// Results come back in member order.
 private final class FanOut {
-    private let peers: [ClusterPeer]
+    private let parts: [Aggregator.Participant]
     private let localIndex: Int?
     private let local: () -> EventLoopFuture<CollectedResponse>
     private let peerHead: HTTPRequestHead
@@ -145,10 +151,10 @@ private final class FanOut {
     private var finished = 0
 
     init(
-        peers: [ClusterPeer], localIndex: Int?, local: @escaping () -> EventLoopFuture<CollectedResponse>, peerHead: HTTPRequestHead,
+        parts: [Aggregator.Participant], localIndex: Int?, local: @escaping () -> EventLoopFuture<CollectedResponse>, peerHead: HTTPRequestHead,
         peerKey: PeerKey?, limit: Int, timeout: TimeAmount, eventLoop: EventLoop
     ) {
-        self.peers = peers
+        self.parts = parts
         self.localIndex = localIndex
         self.local = local
         self.peerHead = peerHead
@@ -157,21 +163,21 @@ private final class FanOut {
         self.timeout = timeout
         self.eventLoop = eventLoop
         self.promise = eventLoop.makePromise()
-        self.results = Array(repeating: nil, count: peers.count)
+        self.results = Array(repeating: nil, count: parts.count)
     }
 
     func run(concurrency: Int) -> EventLoopFuture<[Result<CollectedResponse, Error>]> {
         let future = promise.futureResult
-        if peers.isEmpty {
+        if parts.isEmpty {
             promise.succeed([])
         } else {
-            for _ in 0..<min(max(concurrency, 1), peers.count) { launch() }
+            for _ in 0..<min(max(concurrency, 1), parts.count) { launch() }
         }
         return future
     }
 
     private func launch() {
-        guard next < peers.count else { return }
+        guard next < parts.count else { return }
         let index = next
         next += 1
         let call: EventLoopFuture<CollectedResponse>
@@ -179,14 +185,14 @@ private final class FanOut {
             call = local()
         } else {
             var head = peerHead
-            head.headers.replaceOrAdd(name: AgentHeaderName.target, value: peers[index].member.nodeName)
-            peerKey?.sign(&head, for: peers[index].member.nodeName)
-            call = peers[index].pool.collect(head, on: eventLoop, limit: limit, timeout: timeout)
+            head.headers.replaceOrAdd(name: AgentHeaderName.target, value: parts[index].node.name)
+            peerKey?.sign(&head, for: parts[index].node.name)
+            call = parts[index].pool.collect(head, on: eventLoop, limit: limit, timeout: timeout)
         }
         call.assumeIsolated().whenComplete { result in
             self.results[index] = result
             self.finished += 1
-            if self.finished == self.peers.count {
+            if self.finished == self.parts.count {
                 self.promise.succeed(self.results.map { $0! })
             } else {
                 self.launch()

@@ -1,10 +1,9 @@
 import FoundationEssentials
 
-/// One agent of the cluster, as its last probe answered.
+/// One agent of the cluster, as its last probe answered: its node, and where its
+/// agent listens.
 public struct ClusterMember: Sendable, Equatable {
-    /// The node name its engine reports.
-    public var nodeName: String
-    public var isManager: Bool
+    public var node: ClusterNode
     /// Its address on the cluster network, as the cluster address resolved to.
     public var host: String
     public var port: Int
@@ -12,14 +11,16 @@ public struct ClusterMember: Sendable, Equatable {
     public var version: String
 
     public init(nodeName: String, isManager: Bool, host: String, port: Int, version: String) {
-        self.nodeName = nodeName
-        self.isManager = isManager
+        self.node = ClusterNode(name: nodeName, isManager: isManager)
         self.host = host
         self.port = port
         self.version = version
     }
 
-    public var role: String { isManager ? "manager" : "worker" }
+    /// The node name its engine reports.
+    public var nodeName: String { node.name }
+    public var isManager: Bool { node.isManager }
+    public var role: String { node.role }
 
     /// The member that answered the membership probe at `host:port` with `info`,
     /// once every word of it is what it should be (see `PeerText`): a name with a

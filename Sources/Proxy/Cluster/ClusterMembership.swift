@@ -239,7 +239,7 @@ public final class ClusterMembership: Sendable {
         let identity = NodeIdentity.fetch(from: engine, on: eventLoop, timeout: settings.memberTimeout)
             .map { engineIdentity in
                 var identity = engineIdentity
-                if let name = self.settings.nodeName { identity.name = name }
+                if let name = self.settings.nodeName { identity.node.name = name }
                 let changed = self.state.withLockedValue { state -> Bool in
                     defer {
                         state.local = identity

@@ -4,20 +4,19 @@ import NIOHTTP1
 
 /// What the local engine says about the node this agent runs on.
 public struct NodeIdentity: Sendable, Equatable {
-    /// The engine's `docker info` Name: the node name Portainer targets.
-    public var name: String
+    /// This node: its name and its role.
+    public var node: ClusterNode
     /// The engine is an active Swarm node.
     public var isSwarmMember: Bool
-    /// The engine is a Swarm manager (`Swarm.ControlAvailable`).
-    public var isManager: Bool
 
     public init(name: String, isSwarmMember: Bool, isManager: Bool) {
-        self.name = name
+        self.node = ClusterNode(name: name, isManager: isManager)
         self.isSwarmMember = isSwarmMember
-        self.isManager = isManager
     }
 
-    public var role: String { isManager ? "manager" : "worker" }
+    public var name: String { node.name }
+    public var isManager: Bool { node.isManager }
+    public var role: String { node.role }
 
     private struct EngineInfo: Decodable {
         struct SwarmInfo: Decodable {

@@ -40,10 +40,10 @@ struct GetClusterHostInfo: AgentHandler {
         }
         peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
         // Nodes the `node` filter leaves out are not asked at all.
-        return aggregator.gather(peerHead, including: { filter.includesNode($0.nodeName) }, on: eventLoop) {
+        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop) {
             self.localPart(request, on: eventLoop)
         }.map { results in
-            Self.document(results.map { ($0.member.nodeName, $0.member.role, $0.result) })
+            Self.document(results.map { ($0.node.name, $0.node.role, $0.result) })
         }
     }
 
