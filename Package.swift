@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "ASCIIText", "Proxy",
+                "Agent", "ASCIIText", "Proxy", "TestCommands",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,7 +109,10 @@ let package = Package(
         ),
         .testTarget(name: "HostFSTests", dependencies: ["HostFS"]),
         // Runs `deckhand host-info` under umockdev: `swift build --build-tests` builds it too.
-        .testTarget(name: "HardwareTests", dependencies: ["Hardware"]),
+        .testTarget(name: "HardwareTests", dependencies: ["Hardware", "TestCommands"]),
+        // What the test suites share: running a real program (posix_spawn, one way for
+        // every suite) and finding the `deckhand` that SwiftPM built beside them.
+        .target(name: "TestCommands", path: "Tests/TestCommands"),
     ],
     swiftLanguageModes: [.v6]
 )

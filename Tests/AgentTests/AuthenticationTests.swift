@@ -4,6 +4,7 @@ import NIOCore
 import Proxy
 import Testing
 @testable import Agent
+import TestCommands
 
 @Suite("Portainer signature authentication against a real agent")
 struct AuthenticationTests {

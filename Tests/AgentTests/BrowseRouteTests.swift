@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Agent
+import TestCommands
 
 /// The file browser over real volumes of the test engine, populated with hostile
 /// entries by a real container, and over a real host tree in a temporary folder.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// Portainer's container console as its users see it: headless Chromium shows a page
 /// wired like Portainer's console page (xterm.js 3.8, `term.write(e.data)` on every

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import Agent
+import TestCommands
 
 /// `DECKHAND_ALLOWED_CLIENTS` (issue 17): the matching checked against Python's
 /// `ipaddress` module, and the real agent closing connections from elsewhere before a

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 extension LabSuites {
     /// Cluster mode against a real Swarm: three nodes, each with its own engine and its
@@ -138,7 +139,7 @@ extension LabSuites {
             defer { try? FileManager.default.removeItem(at: keyFile) }
             /// `deckhand status --json` asked of node 1 (or, through it, of `node`).
             func status(of node: LabSwarm.Node? = nil) throws -> [String: Any] {
-                let result = try Command.run(try CommandLineTests.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path, "--json"]
+                let result = try Command.run(try BuiltProducts.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path, "--json"]
                                              + (node.map { ["--node", $0.name] } ?? []))
                 guard result.status == 0, let json = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any] else {
                     throw TestSetupError("deckhand status: \(result.status) \(result.output) \(result.errorOutput)")
@@ -167,7 +168,7 @@ extension LabSuites {
                 #expect(entry["ConsecutiveFailures"] as? Int == 0 && entry["LastSuccess"] is Int)
             }
             // The table, for a person.
-            let table = try Command.run(try CommandLineTests.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path])
+            let table = try Command.run(try BuiltProducts.deckhand, ["status", "--address", "\(node1.address):9001", "--key", keyFile.path])
             #expect(table.status == 0 && table.output.contains("node3") && table.output.contains("engine: answers"), "\(table.output)")
 
             // Node 3 cut off: a failed probe within one round (interval + member timeout).
@@ -308,10 +309,10 @@ extension LabSuites {
             let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-key-\(UUID().uuidString).pem")
             try Data(key.privateKey.pemRepresentation.utf8).write(to: keyFile)
             defer { try? FileManager.default.removeItem(at: keyFile) }
-            let printed = try Command.run(try CommandLineTests.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--table"])
+            let printed = try Command.run(try BuiltProducts.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--table"])
             #expect(printed.status == 0, "\(printed.errorOutput)")
             for (name, role) in roles { #expect(printed.output.contains("== \(name) (\(role)) =="), "\(printed.output)") }
-            let asJSON = try Command.run(try CommandLineTests.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--node", "node2"])
+            let asJSON = try Command.run(try BuiltProducts.deckhand, ["host-info", "--address", "\(node1.address):9001", "--key", keyFile.path, "--node", "node2"])
             let one = try JSONSerialization.jsonObject(with: asJSON.stdout) as? [String: Any]
             #expect(((one?["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String }) == ["node2"])
 

@@ -1,22 +1,11 @@
 import Foundation
 import Testing
 @testable import Agent
+import TestCommands
 
 /// The `deckhand` executable itself, as an operator runs it.
 @Suite("The deckhand command line")
 struct CommandLineTests {
-    /// The binary SwiftPM built next to the test bundle.
-    static var deckhand: String {
-        get throws {
-            let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            for candidate in [bundle, bundle.deletingLastPathComponent()] {
-                let path = candidate.appendingPathComponent("deckhand").path
-                if FileManager.default.isExecutableFile(atPath: path) { return path }
-            }
-            throw TestSetupError("the deckhand binary is not next to \(bundle.path): build with swift build --build-tests")
-        }
-    }
-
     @Test("an invalid setting stops start-up with one line naming the variable", arguments: [
         ("AGENT_PORT", "ninety", "AGENT_PORT"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
@@ -29,7 +18,7 @@ struct CommandLineTests {
         ("DECKHAND_ALLOWED_CLIENTS", "192.168.1.10,portainer.example", "DECKHAND_ALLOWED_CLIENTS"),
     ])
     func invalidSetting(variable: String, value: String, named: String) throws {
-        let result = try Command.run(try Self.deckhand, ["serve"], environment: [variable: value], timeout: 20)
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: [variable: value], timeout: 20)
         #expect(result.status == 2)
         let lines = result.errorOutput.split(separator: "\n")
         #expect(lines.count == 1)
@@ -62,13 +51,13 @@ struct CommandLineTests {
 
     @Test("--help documents every setting with its environment variable")
     func help() throws {
-        let result = try Command.run(try Self.deckhand, ["serve", "--help"], timeout: 20)
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve", "--help"], timeout: 20)
         #expect(result.status == 0)
         for setting in Setting.allCases {
             #expect(result.output.contains("--\(setting.flag)"), "missing --\(setting.flag)")
             #expect(result.output.contains(setting.environmentName), "missing \(setting.environmentName)")
         }
-        #expect(try Command.run(try Self.deckhand, ["version"]).output.hasPrefix("deckhand \(AgentVersion.deckhand)"))
+        #expect(try Command.run(try BuiltProducts.deckhand, ["version"]).output.hasPrefix("deckhand \(AgentVersion.deckhand)"))
     }
 
     @Test("keygen and sign make headers the agent accepts, in every output format")
@@ -77,18 +66,18 @@ struct CommandLineTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let keyPath = dir.appendingPathComponent("key.pem").path
-        #expect(try Command.run(try Self.deckhand, ["keygen", "--out", keyPath]).status == 0)
+        #expect(try Command.run(try BuiltProducts.deckhand, ["keygen", "--out", keyPath]).status == 0)
         let mode = try FileManager.default.attributesOfItem(atPath: keyPath)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         // keygen never overwrites a key.
-        #expect(try Command.run(try Self.deckhand, ["keygen", "--out", keyPath]).status != 0)
+        #expect(try Command.run(try BuiltProducts.deckhand, ["keygen", "--out", keyPath]).status != 0)
 
-        let config = try Command.run(try Self.deckhand, ["sign", "--key", keyPath, "--format", "docker-config"])
+        let config = try Command.run(try BuiltProducts.deckhand, ["sign", "--key", keyPath, "--format", "docker-config"])
         let headers = try #require((try JSONSerialization.jsonObject(with: config.stdout) as? [String: [String: String]])?["HttpHeaders"])
         try await TestAgent.with { agent async throws in
             #expect(try agent.request("GET", "/_ping", headers: headers).status == 200)
         }
-        let secretLines = try Command.run(try Self.deckhand, ["sign", "--key", keyPath, "--secret", "abc"]).output
+        let secretLines = try Command.run(try BuiltProducts.deckhand, ["sign", "--key", keyPath, "--secret", "abc"]).output
         var secretHeaders: [String: String] = [:]
         for line in secretLines.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }

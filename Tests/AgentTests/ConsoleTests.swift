@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import NIOWebSocket
+import TestCommands
 
 /// Portainer's container console: a websocket bridged to a hijacked exec or attach
 /// on the real test engine.

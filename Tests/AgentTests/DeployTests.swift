@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 extension LabSuites {
     /// Deckhand as users deploy it (deploy/README.md): the image on every node of the
@@ -160,7 +161,7 @@ extension LabSuites {
             defer { markers.remove() }
             for (index, node) in nodes.enumerated() {
                 // What the node itself sees (its own /run, hence its own udev view).
-                let local = try deployment.swarm.lab(["exec", String(node.index), try CommandLineTests.deckhand, "host-info", "--host-root", "/"])
+                let local = try deployment.swarm.lab(["exec", String(node.index), try BuiltProducts.deckhand, "host-info", "--host-root", "/"])
                 try #require(local.status == 0, "\(local.errorOutput)")
                 let expected = try #require(try JSONSerialization.jsonObject(with: local.stdout) as? [String: Any])
                 #expect(!((expected["PCIDevices"] as? [Any]) ?? []).isEmpty)

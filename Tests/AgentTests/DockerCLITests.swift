@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Agent
+import TestCommands
 
 /// The unmodified `docker` CLI talking to the engine through Deckhand, with the
 /// signature headers in its config file as Portainer users do it.

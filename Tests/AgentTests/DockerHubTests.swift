@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestCommands
 
 /// `POST /v2/dockerhub` (issue 14): Docker Hub's pull-rate limit as Portainer asks for it
 /// (`api/http/proxy/factory/docker/transport.go`, `proxyAgentRequest`: the registry

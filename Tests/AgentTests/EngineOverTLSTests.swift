@@ -2,6 +2,7 @@ import Foundation
 import Proxy
 import Testing
 @testable import Agent
+import TestCommands
 
 /// Deckhand in front of a dockerd reached over TCP with `--tlsverify`, as
 /// `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` describe it.
@@ -65,7 +66,7 @@ struct EngineOverTLSTests {
                 (.foreignClient, "refused the client certificate \(engine.certificatePath(.foreignClient))/cert.pem"),
             ]
             for (files, problem) in cases {
-                let result = try Command.run(try CommandLineTests.deckhand, ["serve"], environment: [
+                let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: [
                     "AGENT_HOST": "127.0.0.1", "AGENT_PORT": "0", "DECKHAND_ENGINE_SOCKET": engine.address,
                     "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": engine.certificatePath(files),
                 ], timeout: 30)
@@ -88,7 +89,7 @@ struct EngineOverTLSTests {
             // `deckhand health`, with the agent's settings, asks the engine over TLS too,
             // and says what is wrong with other files.
             func health(_ files: TLSEngine.ClientFiles) throws -> CommandResult {
-                try Command.run(try CommandLineTests.deckhand, ["health"], environment: [
+                try Command.run(try BuiltProducts.deckhand, ["health"], environment: [
                     "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(agent.port), "DECKHAND_ENGINE_SOCKET": engine.address,
                     "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": engine.certificatePath(files),
                 ], timeout: 20)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Agent
+import TestCommands
 
 @Suite("The Docker Engine API through the agent, against a real dockerd")
 struct EngineProxyTests {

@@ -7,6 +7,7 @@ import NIOPosix
 import Testing
 @testable import Agent
 @testable import Proxy
+import TestCommands
 
 /// Each kind of exchange on its own: a `ConnectionHandler` on a testing channel (or on a
 /// socket pair over a real event loop, where the exchange talks to the real engine), fed

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import TestCommands
 
 @Suite("Stopping on SIGTERM")
 struct GracefulShutdownTests {

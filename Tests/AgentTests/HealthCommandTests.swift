@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import TestCommands
 
 /// `deckhand health` (issue 17 item 3) against a real agent and a real engine, as a
 /// Docker HEALTHCHECK runs it: the agent's settings from the environment, one line,
@@ -9,7 +10,7 @@ import Testing
 struct HealthCommandTests {
     static func health(port: Int, engine: String, timeout: String = "2") throws -> (status: Int32, lines: [Substring], seconds: Double) {
         let started = Date()
-        let result = try Command.run(try CommandLineTests.deckhand, ["health", "--timeout", timeout], environment: [
+        let result = try Command.run(try BuiltProducts.deckhand, ["health", "--timeout", timeout], environment: [
             "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(port), "DECKHAND_ENGINE_SOCKET": engine,
         ], timeout: 30)
         return (result.status, result.output.split(separator: "\n"), Date().timeIntervalSince(started))

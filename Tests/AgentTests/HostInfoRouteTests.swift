@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Agent
+import TestCommands
 
 @Suite("GET /host/info")
 struct HostInfoRouteTests {
@@ -58,7 +59,7 @@ struct HostInfoRouteTests {
                 #expect(disk["Vendor"] is String)
                 #expect(disk["Size"] is Int)
             }
-            let cli = try Command.run(try CommandLineTests.deckhand, ["host-info", "--host-root", "/"])
+            let cli = try Command.run(try BuiltProducts.deckhand, ["host-info", "--host-root", "/"])
             #expect(cli.status == 0)
             let printed = try #require(try JSONSerialization.jsonObject(with: cli.stdout) as? [String: Any])
             // Filesystem use moves between the two looks on a busy machine, and other

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// What a client on port 9001 can cost the agent without a signature, and what it
 /// cannot do to other clients' requests; and that no byte of a hijacked stream is lost

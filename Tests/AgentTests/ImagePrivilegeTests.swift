@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// Issue 17 item 6: the image as `scripts/build-image` makes it, run with `docker run` on
 /// the private engine the way the README's "Least privilege" section says, and checked
@@ -141,7 +142,7 @@ struct ImagePrivilegeTests {
 
     @Test("the hardware inventory needs neither root nor a capability: as 65532 with none it is what the machine's own shows")
     func inventoryUnprivileged() throws {
-        let local = try Command.run(try CommandLineTests.deckhand, ["host-info", "--host-root", "/"])
+        let local = try Command.run(try BuiltProducts.deckhand, ["host-info", "--host-root", "/"])
         try #require(local.status == 0, "\(local.errorOutput)")
         let expected = try #require(try JSONSerialization.jsonObject(with: local.stdout) as? [String: Any])
         #expect(!((expected["PCIDevices"] as? [Any]) ?? []).isEmpty)

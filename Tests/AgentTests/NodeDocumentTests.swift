@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 @testable import Agent
 @testable import Proxy
+import TestCommands
 
 /// The fleet document: each node's object copied through unchanged, read back by
 /// Foundation's JSON parser (not ours); a node's answer that is not one object refused.

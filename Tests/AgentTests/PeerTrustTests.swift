@@ -1,6 +1,7 @@
 import Foundation
 import Proxy
 import Testing
+import TestCommands
 
 @Suite("What a peer agent says about itself")
 struct PeerValueTests {

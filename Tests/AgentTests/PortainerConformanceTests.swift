@@ -3,6 +3,7 @@ import NIOHTTP1
 import Proxy
 import Testing
 @testable import Agent
+import TestCommands
 
 /// A replay of what a Portainer CE server and its web UI send to an agent, read from
 /// Portainer's source (github.com/portainer/portainer at tag 2.21.4, which vendors

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 @testable import Agent
 @testable import Proxy
+import TestCommands
 
 /// `AGENT_SECRET_FILE` (issue 17 item 1): secrets from a file, several at once, and
 /// rotation by SIGHUP or by a change of the file, on the real binary with real
@@ -110,7 +111,7 @@ struct SecretFileTests {
             environment["AGENT_SECRET"] = "env-secret"
         default: try Data((1...9).map { "secret-\($0)\n" }.joined().utf8).write(to: file)
         }
-        let result = try Command.run(try CommandLineTests.deckhand, ["serve"], environment: environment, timeout: 20)
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: environment, timeout: 20)
         #expect(result.status == 2)
         let lines = result.errorOutput.split(separator: "\n")
         #expect(lines.count == 1, "\(result.errorOutput)")

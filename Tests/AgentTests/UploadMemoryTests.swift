@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// Large and broken uploads against the real binary: the original agent holds a
 /// whole upload in memory (3.9 GB peak for 1 GiB) and writes straight into the

@@ -1,5 +1,6 @@
 import Foundation
 import Hardware
+import TestCommands
 
 /// Runs external commands and finds the package's fixtures and the built `deckhand`.
 enum TestSupport {
@@ -64,17 +65,9 @@ enum TestSupport {
         return result.stdout.split(separator: "\n").map(String.init)
     }
 
-    /// The `deckhand` executable built next to this test bundle (e.g. `.build/debug/deckhand`).
+    /// The `deckhand` executable SwiftPM built beside this test bundle.
     static var deckhand: String {
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
-        // The bundle may be a directory (`X.xctest/...`) or a file in the build directory.
-        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("deckhand").path),
-            directory.path != "/"
-        {
-            directory.deleteLastPathComponent()
-        }
-        return directory.appendingPathComponent("deckhand").path
+        get throws { try BuiltProducts.deckhand }
     }
 
     struct Output {
@@ -83,26 +76,12 @@ enum TestSupport {
         var stderr: String
     }
 
-    /// Runs `arguments` (looked up on PATH) and returns its status and output.
+    /// Runs `arguments` (the program looked up on PATH, with the sbin folders added for
+    /// udevadm and friends) through the suites' one runner, and returns its status and output.
     static func run(_ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["PATH"] = (environment["PATH"] ?? "") + ":/usr/sbin:/sbin"
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting, so a large output cannot fill the pipe and stall the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
+        let result = try Command.run("/usr/bin/env", arguments, environment: ["PATH": path], timeout: 300)
+        return Output(status: result.status, stdout: result.output, stderr: result.errorOutput)
     }
 
     /// Runs a command that must succeed, returning its standard output.

@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// The real `deckhand serve` binary in its own process, for what only a separate
 /// process shows: its memory, its signals, its exit.
@@ -16,7 +17,7 @@ final class AgentProcess {
     init(port: Int? = nil, environment: [String: String], launcher: [String] = []) throws {
         self.port = try port ?? Self.freePort()
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-\(UUID().uuidString).log").path
-        let command = launcher + [try CommandLineTests.deckhand, "serve"]
+        let command = launcher + [try BuiltProducts.deckhand, "serve"]
         process = try Command.spawn(command[0], Array(command.dropFirst()), environment: [
             "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(self.port), "LOG_LEVEL": "ERROR",
         ].merging(environment) { $1 }, errorLog: logPath)

@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// Debian's Chromium, headless, with a profile of its own and in a process group of its
 /// own, so that `stop()` ends the browser and every helper process it started. It picks

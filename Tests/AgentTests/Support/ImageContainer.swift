@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// The deckhand image that `scripts/test` built (`DECKHAND_TEST_IMAGE_TAR`), run with
 /// `docker run -d` on the suite's private engine, on a bridge network of its own so that

@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// The lab Swarm with one real `deckhand serve` started inside each node's
 /// namespaces, listening on the node's own address and talking to the node's own
@@ -42,7 +43,7 @@ final class LabCluster {
         var listeners = swarm.nodes.map { (node: $0, port: 9001, name: [String]()) }
         if let twinName { listeners.append((swarm.nodes[0], Self.twinPort, ["DECKHAND_NODE_NAME=\(twinName)"])) }
         let seeds = (listeners.map { "\($0.node.address):\($0.port)" } + extraSeeds).joined(separator: ",")
-        let binary = try CommandLineTests.deckhand
+        let binary = try BuiltProducts.deckhand
         for (node, port, name) in listeners {
             let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
                                  "AGENT_HOST=\(node.address)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// Every suite that uses the lab Swarm is nested in this one, which runs them one
 /// after the other: they all listen on (or deploy to) port 9001 of the same three

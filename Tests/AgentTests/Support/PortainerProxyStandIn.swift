@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// fixtures/browser-console/portainer-proxy.py in a process of its own: what a browser
 /// gets from a Portainer server for the console page (the page, xterm.js, and the

@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// What the kernel says of a running process's identity (`/proc/<pid>/status`): the
 /// users and groups it runs as and its capability sets. Containers here share the

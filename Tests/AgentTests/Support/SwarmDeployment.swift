@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// Deckhand deployed on the lab Swarm the way deploy/README.md says: the image that
 /// `scripts/test` built loaded into every node's engine, then the docker CLI run on

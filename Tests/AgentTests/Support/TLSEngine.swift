@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// A second real dockerd of the test's own, listening on `tcp://127.0.0.1:<port>` with
 /// `--tlsverify` (and on a unix socket, for set-up that is not under test), started by

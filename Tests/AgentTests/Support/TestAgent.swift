@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Proxy
 @testable import Agent
+import TestCommands
 
 /// A Portainer-style signing client: a P-256 key and the two headers it sends.
 struct SigningKey {

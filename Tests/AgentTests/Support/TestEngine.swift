@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// The private, real dockerd that `scripts/test` starts for the suite.
 enum TestEngine {
@@ -12,9 +13,4 @@ enum TestEngine {
             return path
         }
     }
-}
-
-struct TestSetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

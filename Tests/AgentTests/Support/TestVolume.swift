@@ -1,4 +1,5 @@
 import Foundation
+import TestCommands
 
 /// A real Docker volume of the test engine, populated by a real container.
 struct TestVolume {

@@ -1,23 +1,23 @@
 import Foundation
 
 /// Runs a real program (curl, docker, deckhand) and collects what it printed.
-struct CommandResult {
-    var status: Int32
-    var stdout: Data
-    var stderr: Data
-    var output: String { String(decoding: stdout, as: UTF8.self) }
-    var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
+package struct CommandResult {
+    package var status: Int32
+    package var stdout: Data
+    package var stderr: Data
+    package var output: String { String(decoding: stdout, as: UTF8.self) }
+    package var errorOutput: String { String(decoding: stderr, as: UTF8.self) }
 }
 
 /// posix_spawn and waitpid directly: Foundation's Process on Linux was seen to miss a
 /// child's exit (leaving a zombie and a test waiting forever), and this harness runs
 /// hundreds of children.
-enum Command {
+package enum Command {
     /// Runs `executable` with `arguments`, feeding `input` to its stdin and closing it,
     /// and gives up after `timeout` seconds (the child is killed, status -1). Output
     /// is collected until the child exits; what its own background children keep
     /// writing afterwards is not waited for.
-    static func run(
+    package static func run(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String] = [:],
@@ -113,7 +113,7 @@ enum Command {
 
     /// Starts a long-running child (an agent) with its standard output discarded and
     /// its standard error inherited, or written to `errorLog`; see `ChildProcess`.
-    static func spawn(
+    package static func spawn(
         _ executable: String, _ arguments: [String], environment: [String: String] = [:], errorLog: String? = nil
     ) throws -> ChildProcess {
         let path = executable.hasPrefix("/") ? executable : try which(executable)
@@ -159,7 +159,7 @@ enum Command {
 
     private static let spawnLock = NSLock()
 
-    static func which(_ name: String) throws -> String {
+    package static func which(_ name: String) throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
             let path = "\(dir)/\(name)"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
@@ -183,15 +183,15 @@ private final class CollectedOutput: @unchecked Sendable {
 }
 
 /// A child started by `Command.spawn`, reaped by `stop()`.
-final class ChildProcess {
-    let pid: pid_t
+package final class ChildProcess {
+    package let pid: pid_t
     private var exited = false
     /// The signal that ended the child, once `isRunning` has seen it end of one.
-    private(set) var terminatingSignal: Int32?
+    package private(set) var terminatingSignal: Int32?
 
     init(pid: pid_t) { self.pid = pid }
 
-    var isRunning: Bool {
+    package var isRunning: Bool {
         guard !exited else { return false }
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid {
@@ -204,7 +204,7 @@ final class ChildProcess {
     }
 
     /// SIGTERM, then SIGKILL after `grace` seconds; always reaps the child.
-    func stop(grace: TimeInterval = 5) {
+    package func stop(grace: TimeInterval = 5) {
         guard isRunning else { return }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
@@ -218,4 +218,28 @@ final class ChildProcess {
     }
 
     deinit { stop() }
+}
+
+/// Why a test could not set up what it needs (a missing program, engine or binary).
+package struct TestSetupError: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}
+
+/// What SwiftPM built for this test run.
+package enum BuiltProducts {
+    /// The `deckhand` executable SwiftPM built beside the test bundle (the bundle is a
+    /// file in the build directory, or a directory inside it).
+    package static var deckhand: String {
+        get throws {
+            let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
+            while directory.path != "/" {
+                let path = directory.appendingPathComponent("deckhand").path
+                if FileManager.default.isExecutableFile(atPath: path) { return path }
+                directory.deleteLastPathComponent()
+            }
+            throw TestSetupError("no deckhand binary beside \(me): build with swift build --build-tests")
+        }
+    }
 }
