@@ -2,7 +2,8 @@
 # 1 GiB upload and download through Deckhand's volume browser with curl, and the same
 # download from nginx serving the file over TLS, in one run. Prints MB/s, the
 # ratio, and the agent's peak RSS growth during the upload.
-#   bench/files.sh [size in MiB, default 1024]
+#   [DECKHAND_BINARY=path] bench/files.sh [size in MiB, default 1024]
+# DECKHAND_BINARY measures a given build (e.g. an older one) instead of building this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -10,7 +11,7 @@ scripts/setup
 command -v nginx >/dev/null && command -v openssl >/dev/null || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl >/dev/null
 }
-binary=$(scripts/release-build)
+binary=${DECKHAND_BINARY:-$(scripts/release-build)}
 
 work=$(mktemp -d /var/tmp/deckhand-files.XXXXXX)
 pids=()
