@@ -100,6 +100,39 @@ struct IPv6Tests {
         #expect(listening.contains("[::]:\(agent.port)"), "\(listening)")
     }
 
+    @Test("where the kernel has no IPv6 the default falls back to 0.0.0.0, and the log says so")
+    func fallbackWithoutIPv6() throws {
+        // A kernel booted with ipv6.disable=1 refuses every AF_INET6 socket with
+        // EAFNOSUPPORT; a preloaded socket() does exactly that, and nothing else.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("no-ipv6-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = folder.appendingPathComponent("no_ipv6.c")
+        try """
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <errno.h>
+        #include <sys/socket.h>
+        int socket(int domain, int type, int protocol) {
+            if (domain == AF_INET6) { errno = EAFNOSUPPORT; return -1; }
+            int (*real)(int, int, int) = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+            return real(domain, type, protocol);
+        }
+        """.write(to: source, atomically: true, encoding: .utf8)
+        let library = folder.appendingPathComponent("no_ipv6.so").path
+        let compiled = try Command.run("cc", ["-shared", "-fPIC", "-o", library, source.path, "-ldl"])
+        try #require(compiled.status == 0, "\(compiled.errorOutput)")
+        let agent = try AgentProcess(host: nil, environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "LOG_LEVEL": "INFO", "LD_PRELOAD": library,
+        ])
+        defer { agent.stop() }
+        #expect(Self.answers("https://127.0.0.1:\(agent.port)"))
+        #expect(!Self.answers("https://[::1]:\(agent.port)"))
+        let log = agent.logLines()
+        #expect(log.contains { $0.contains("IPv6 is not available on this machine: listening on IPv4 only") }, "\(log)")
+        #expect(log.contains { $0.contains("listening") && $0.contains("address=0.0.0.0:\(agent.port)") }, "\(log)")
+    }
+
     @Test("on ::, the engine's API is served to IPv6 and IPv4 clients alike")
     func explicitWildcard() throws {
         let agent = try AgentProcess(host: "::", environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
