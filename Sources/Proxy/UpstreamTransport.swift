@@ -25,7 +25,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         switch self {
         case .unixSocket(let path): return "unix://\(path)"
         case .engineTCP(let host, let port, _): return EngineAddress.tcp(host: host, port: port).description
-        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
+        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _): return "https://\(HostPort.join(host, port))"
         }
     }
 
@@ -33,8 +33,8 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     public var upstreamName: String {
         switch self {
         case .unixSocket, .engineTCP: return "the Docker engine"
-        case .tls(let host, let port, _): return "the agent at \(host):\(port)"
-        case .verifiedTLS(let host, let port, _): return "https://\(host):\(port)"
+        case .tls(let host, let port, _): return "the agent at \(HostPort.join(host, port))"
+        case .verifiedTLS(let host, let port, _): return "https://\(HostPort.join(host, port))"
         }
     }
 

@@ -15,7 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Every option can also be set through the environment variable named in its help; a flag wins over the variable."
     )
 
-    @Option(name: .customLong("host"), help: "Address to listen on (AGENT_HOST, default 0.0.0.0).")
+    @Option(name: .customLong("host"), help: "Address to listen on: IPv4, IPv6 (:: for both) or a host name (AGENT_HOST, default :: where the kernel has IPv6, else 0.0.0.0).")
     var host: String?
     @Option(name: .customLong("port"), help: "HTTPS port (AGENT_PORT, default 9001).")
     var port: String?
@@ -114,11 +114,11 @@ struct ServeCommand: AsyncParsableCommand {
             StandardError.write(Array("deckhand: \(error)\n".utf8))
             throw ExitCode(2)
         } catch {
-            logger.error("cannot listen", metadata: ["address": "\(configuration.host):\(configuration.port)", "error": "\(error)"])
+            logger.error("cannot listen", metadata: ["address": "\(HostPort.join(configuration.host ?? "::", configuration.port))", "error": "\(error)"])
             throw ExitCode(1)
         }
         logger.info("listening", metadata: [
-            "address": "\(configuration.host):\(server.port)",
+            "address": "\(server.boundAddress)",
             "engine": "\(configuration.engine)\(configuration.engineTLS.map { $0.verify ? " (TLS, verified)" : " (TLS)" } ?? "")",
             "mode": "\(configuration.secrets.isEmpty ? "trust on first use" : "shared secret")",
             "secrets": "\(configuration.secrets.count)",

@@ -247,21 +247,12 @@ extension LabSuites {
             #expect(exec.status == 0, "\(exec.errorOutput)")
             #expect(exec.output.trimmingCharacters(in: .whitespacesAndNewlines) == "50000")
             // The console websocket, by target header and by Portainer's nodeName parameter.
-            for (path, headers) in [("/websocket/exec?id=", ["X-PortainerAgent-Target": "node3"]), ("/websocket/exec?nodeName=node3&id=", [:])] {
-                let created = try lab.request(lab.nodes[0], "POST", "/v1.41/containers/\(name)/exec", key: key,
-                                              headers: ["X-PortainerAgent-Target": "node3", "Content-Type": "application/json"],
-                                              body: Data(#"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true}"#.utf8))
-                let id = try #require((try created.json() as? [String: Any])?["Id"] as? String)
-                let (status, client) = try WebSocketClient.connect(host: lab.nodes[0].address, port: 9001, path: path + id,
-                                                                   headers: key.headers().merging(headers) { $1 })
-                #expect(status == 101, "\(path)")
-                let console = try #require(client)
+            for byParameter in [false, true] {
                 // Only a shell that ran the line prints 42 (the typed text says 6*7).
-                try console.send("echo $((6*7))xyz; exit\n")
-                let result = console.wait { _, closed in closed }
-                #expect(result.text.contains("42xyz"), "\(result.text)")
-                #expect(result.closed)
-                console.close()
+                let console = try lab.console(at: lab.nodes[0], container: name, on: "node3", byParameter: byParameter, line: "echo $((6*7))xyz; exit\n")
+                #expect(console.status == 101, "by parameter: \(byParameter)")
+                #expect(console.text.contains("42xyz"), "\(console.text)")
+                #expect(console.closed)
             }
             let run = try docker.run(["run", "--rm", "-i", "busybox:local", "cat"], input: Data("through two agents\n".utf8), timeout: 30)
             #expect(run.status == 0, "\(run.errorOutput)")

@@ -7,7 +7,9 @@ import Proxy
 /// Everything the agent is told at start-up, validated. Built once, by
 /// `AgentConfiguration.resolve`, from command-line flags and the environment.
 package struct AgentConfiguration: Sendable {
-    package var host = "0.0.0.0"
+    /// `AGENT_HOST`, without brackets. Nil: `::`, every address, IPv4 and IPv6 (dual
+    /// stack), or `0.0.0.0` where the kernel has no IPv6 (`AgentServer` says so).
+    package var host: String?
     package var port = 9001
     package var logLevel: Logger.Level = .info
     package var logFormat: LogFormat = .text
@@ -180,6 +182,16 @@ extension AgentConfiguration {
         return total
     }
 
+    /// `AGENT_HOST` as it is bound: an IPv4 or IPv6 address (bare, or in brackets as
+    /// in a URL) or a host name; nil for anything else (a port, a path, spaces).
+    static func listenHost(_ text: String) -> String? {
+        if text.hasPrefix("["), text.hasSuffix("]") {
+            let inner = text.dropFirst().dropLast()
+            return HostPort.isIPv6(inner) ? String(inner) : nil
+        }
+        return HostPort.isIPv6(text) || HostPort.isHostName(text) ? text : nil
+    }
+
     /// A name that can travel in the target and unreachable-nodes headers as it is:
     /// the one rule peers are held to too (`PeerText`).
     static func isNodeName(_ text: String) -> Bool {
@@ -202,10 +214,12 @@ extension AgentConfiguration {
         var configuration = AgentConfiguration()
 
         if let host = value(.host) {
-            guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" }) else {
-                throw ConfigurationError(setting: .host, value: host, accepted: "an IP address or host name to listen on")
+            guard let listen = Self.listenHost(host) else {
+                throw ConfigurationError(
+                    setting: .host, value: host,
+                    accepted: "an IPv4 address, an IPv6 address (:: for every address, IPv4 and IPv6), or a host name to listen on")
             }
-            configuration.host = host
+            configuration.host = listen
         }
         if let port = value(.port) {
             guard let number = Int(port), (0...65535).contains(number) else {
@@ -255,10 +269,13 @@ extension AgentConfiguration {
             }
         }
         if let address = value(.clusterAddress) {
-            guard let parsed = ClusterAddress(address) else {
-                throw ConfigurationError(setting: .clusterAddress, value: address, accepted: "a DNS name such as tasks.agent, or a comma-separated list of host[:port]")
+            do {
+                configuration.clusterAddress = try ClusterAddress(parsing: address)
+            } catch {
+                throw ConfigurationError(
+                    setting: .clusterAddress, value: address,
+                    accepted: "a DNS name such as tasks.agent, or a comma-separated list of host[:port] ([address]:port for IPv6); \(error)")
             }
-            configuration.clusterAddress = parsed
         }
         if let name = value(.nodeName) {
             // The name other agents will check it against (`PeerText`), and one that

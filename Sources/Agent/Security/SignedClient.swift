@@ -45,7 +45,7 @@ package struct SignedClient {
     /// The body of a signed `GET path`, asked of `node` through this agent when given;
     /// anything but a 200 throws.
     package func get(_ path: String, node: String? = nil, limit: Int = 16 << 20) async throws(Failure) -> [UInt8] {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["Host": host])
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["Host": HostPort.join(host, port)])
         for (name, value) in PortainerSignature.headers(signingWith: privateKey, secret: secret) { head.headers.add(name: name, value: value) }
         if let node { head.headers.add(name: AgentHeaderName.target, value: node) }
         let response: CollectedResponse
@@ -63,10 +63,9 @@ package struct SignedClient {
         return body
     }
 
+    /// `host:port`, `[v6]:port` (`HostPort`): the port is required.
     package static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
+        guard let parsed = try? HostPort(parsing: address), let port = parsed.port else { return nil }
+        return (parsed.host, port)
     }
 }

@@ -41,6 +41,12 @@ package final class AgentServer: Sendable {
     /// Present with `AGENT_SECRET_FILE`, with the task that watches the file.
     private let secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
 
+    /// The address actually bound, `[::]:9001` or `0.0.0.0:9001`, for the log.
+    package var boundAddress: String {
+        guard let address = listener.localAddress, let ip = address.ipAddress else { return "?" }
+        return HostPort.join(ip, address.port ?? 0)
+    }
+
     /// The port actually bound (useful when configured with port 0).
     package var port: Int { listener.localAddress?.port ?? 0 }
 
@@ -103,29 +109,32 @@ package final class AgentServer: Sendable {
         let quiescing = ServerQuiescingHelper(group: group)
         let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
         let admission = ClientAdmission(allowlist: configuration.allowedClients, cluster: cluster, logger: logger)
-        let listener = try await ServerBootstrap(group: group)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+        // IPV6_V6ONLY off, whatever the machine's default: `::` takes IPv4 clients too.
+        let bootstrap = { (ipv6: Bool) -> ServerBootstrap in
+            let server = ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                    }
                 }
-            }
-            .serverChannelOption(ChannelOptions.backlog, value: 512)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            // At most 4 socket reads (256 KiB) per wake-up: whatever one read cycle
-            // brings is decoded at once, so this bounds what a client that pipelines
-            // without reading makes the loop parse (and hold) before it is cut off.
-            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Before TLS and before any byte is read: a client from elsewhere
-                    // costs neither a handshake nor a connection slot.
-                    guard admission.admit(channel), limit.admit(channel) else { return }
-                    try Self.configureConnection(channel.pipeline.syncOperations, services: services, sslContext: sslContext)
+                .serverChannelOption(ChannelOptions.backlog, value: 512)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                // At most 4 socket reads (256 KiB) per wake-up: whatever one read cycle
+                // brings is decoded at once, so this bounds what a client that pipelines
+                // without reading makes the loop parse (and hold) before it is cut off.
+                .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 4)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        // Before TLS and before any byte is read: a client from elsewhere
+                        // costs neither a handshake nor a connection slot.
+                        guard admission.admit(channel), limit.admit(channel) else { return }
+                        try Self.configureConnection(channel.pipeline.syncOperations, services: services, sslContext: sslContext)
+                    }
                 }
-            }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
+            return ipv6 ? server.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0) : server
+        }
+        let listener = try await Self.listen(host: configuration.host, port: configuration.port, bootstrap: bootstrap, logger: logger)
         if configuration.secrets.isEmpty {
             let window = TimeAmount.fromSeconds(configuration.associationTimeout)
             let verifier = services.verifier
@@ -163,6 +172,24 @@ package final class AgentServer: Sendable {
         return AgentServer(
             services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing,
             connections: limit, trimming: trimming, secretRotation: secretRotation)
+    }
+
+    /// Binds `host` (nil: `::`, dual stack, or `0.0.0.0` where the kernel has no IPv6,
+    /// with a log line saying so).
+    private static func listen(
+        host: String?, port: Int, bootstrap: (_ ipv6: Bool) -> ServerBootstrap, logger: Logger
+    ) async throws -> Channel {
+        if let host {
+            return try await bootstrap(HostPort.isIPv6(host)).bind(host: host, port: port).get()
+        }
+        do {
+            return try await bootstrap(true).bind(host: "::", port: port).get()
+        } catch let error as IOError where [EAFNOSUPPORT, EADDRNOTAVAIL, EPROTONOSUPPORT].contains(error.errnoCode) {
+            logger.warning("IPv6 is not available on this machine: listening on IPv4 only", metadata: [
+                "address": "\(HostPort.join("0.0.0.0", port))", "error": "\(error)",
+            ])
+            return try await bootstrap(false).bind(host: "0.0.0.0", port: port).get()
+        }
     }
 
     /// How often `AGENT_SECRET_FILE` is checked for a change.

@@ -18,10 +18,11 @@ package struct HealthCheck: Sendable {
     /// Where the agent of these settings is reached from its own host: a wildcard
     /// listener on loopback, a specific one on its address.
     package init(configuration: AgentConfiguration, timeout: TimeAmount) {
+        // Loopback IPv4 reaches both a dual-stack `::` and the `0.0.0.0` it falls back to.
         switch configuration.host {
-        case "0.0.0.0", "": agentHost = "127.0.0.1"
-        case "::", "[::]": agentHost = "::1"
-        default: agentHost = configuration.host
+        case nil, "0.0.0.0": agentHost = "127.0.0.1"
+        case "::": agentHost = "::1"
+        case let host?: agentHost = host
         }
         agentPort = configuration.port
         engine = Result { () throws(EngineTLSError) in try configuration.engineTransport() }
@@ -32,7 +33,7 @@ package struct HealthCheck: Sendable {
 
     /// One line, and whether all is well.
     package func run(on eventLoop: EventLoop) async -> (healthy: Bool, line: String) {
-        let agentName = agentHost.contains(":") ? "[\(agentHost)]:\(agentPort)" : "\(agentHost):\(agentPort)"
+        let agentName = HostPort.join(agentHost, agentPort)
         let agent: UpstreamPool
         do {
             agent = UpstreamPool(transport: .tls(host: agentHost, port: agentPort, context: try UpstreamTransport.peerTLSContext()))

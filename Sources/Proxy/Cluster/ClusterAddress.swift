@@ -9,40 +9,26 @@ public struct ClusterAddress: Sendable, Equatable, CustomStringConvertible {
 
     public var seeds: [Seed]
 
-    /// Nil when any entry is not a host name or address with an optional port.
+    /// Nil when any entry is not a `host[:port]` (`HostPort`).
     public init?(_ text: String) {
+        guard let parsed = try? Self(parsing: text) else { return nil }
+        self = parsed
+    }
+
+    /// Throws the first entry that is not a `host[:port]` (`HostPort`): an IPv6
+    /// address in brackets, a port from 1 to 65535.
+    public init(parsing text: String) throws(HostPortError) {
         var seeds: [Seed] = []
-        for entry in text.split(separator: ",") {
+        for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
             let item = entry.trimmingCharacters(in: " ")
-            guard !item.isEmpty else { return nil }
-            var host = Substring(item)
-            var port: Int?
-            if item.hasPrefix("[") {
-                guard let close = item.firstIndex(of: "]") else { return nil }
-                host = item[item.index(after: item.startIndex)..<close]
-                let rest = item[item.index(after: close)...]
-                if !rest.isEmpty {
-                    guard rest.hasPrefix(":"), let number = Int(rest.dropFirst()) else { return nil }
-                    port = number
-                }
-            } else if let colon = item.lastIndex(of: ":"), item.firstIndex(of: ":") == colon {
-                host = item[..<colon]
-                guard let number = Int(item[item.index(after: colon)...]) else { return nil }
-                port = number
-            }
-            if let port, !(1...65535).contains(port) { return nil }
-            // ASCII only: `isLetter` and `isNumber` alone would let any script's letters through to the resolver.
-            guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-_:".contains($0)) }) else {
-                return nil
-            }
-            seeds.append(Seed(host: String(host), port: port))
+            let parsed = try HostPort(parsing: item)
+            seeds.append(Seed(host: parsed.host, port: parsed.port))
         }
-        guard !seeds.isEmpty else { return nil }
         self.seeds = seeds
     }
 
     public var description: String {
-        seeds.map { seed in seed.port.map { "\(seed.host):\($0)" } ?? seed.host }.joined(separator: ",")
+        seeds.map { HostPort(host: $0.host, port: $0.port).description }.joined(separator: ",")
     }
 }
 

@@ -57,7 +57,7 @@ public final class ClusterMembership: Sendable {
 
     private struct State {
         var local: NodeIdentity?
-        /// By "host:port".
+        /// By "host:port" (`HostPort.join`: an IPv6 host in brackets).
         var entries: [String: Entry] = [:]
         var pools: [String: UpstreamPool] = [:]
         /// `entries` as every request reads them, one per node name, sorted by it:
@@ -143,7 +143,7 @@ public final class ClusterMembership: Sendable {
     }
 
     private func pool(for member: ClusterMember, in state: inout State) -> UpstreamPool {
-        let key = "\(member.host):\(member.port)"
+        let key = HostPort.join(member.host, member.port)
         if let pool = state.pools[key] { return pool }
         let pool = UpstreamPool(
             transport: .tls(host: member.host, port: member.port, context: peerTLS),
@@ -179,7 +179,7 @@ public final class ClusterMembership: Sendable {
     public func admitProbe(challenge: String?, local: SocketAddress?, remote: SocketAddress?) -> ProbeAdmission {
         if let peerKey {
             guard let ip = local?.ipAddress, let port = local?.port else { return .refused }
-            guard let nonce = peerKey.admitChallenge(challenge, address: "\(Self.plainIP(ip)):\(port)") else { return .refused }
+            guard let nonce = peerKey.admitChallenge(challenge, address: HostPort.join(Self.plainIP(ip), port)) else { return .refused }
             return .proven(nonce: nonce)
         }
         guard let ip = remote?.ipAddress else { return .refused }
@@ -283,7 +283,7 @@ public final class ClusterMembership: Sendable {
             var addresses: [(host: String, port: Int)] = []
             var seen = Set<String>()
             for seed in seeds {
-                for host in Self.lookUp(seed.host) where seen.insert("\(host):\(seed.port ?? port)").inserted {
+                for host in Self.lookUp(seed.host) where seen.insert(HostPort.join(host, seed.port ?? port)).inserted {
                     addresses.append((host, seed.port ?? port))
                 }
             }
@@ -324,11 +324,11 @@ public final class ClusterMembership: Sendable {
     /// Addresses the cluster address no longer names stop holding their node names
     /// (a replaced task's), and only those it names are told who this agent is.
     private func resolved(_ addresses: [(host: String, port: Int)]) {
-        let keys = Set(addresses.map { "\($0.host):\($0.port)" })
+        let keys = Set(addresses.map { HostPort.join($0.host, $0.port) })
         state.withLockedValue { state in
             state.resolvedHosts = Set(addresses.map(\.host))
             // Records of addresses neither named nor held by a member are forgotten.
-            let named = Set(addresses.map { "\($0.host):\($0.port)" })
+            let named = keys
             for key in state.records.keys where !named.contains(key) && state.entries[key] == nil { state.records[key] = nil }
             for key in state.entries.keys where !keys.contains(key) { state.entries[key]?.answering = false }
             state.refusals = state.refusals.filter { keys.contains($0.key) }
@@ -336,9 +336,9 @@ public final class ClusterMembership: Sendable {
     }
 
     private func probe(host: String, port: Int) -> EventLoopFuture<Void> {
-        let address = "\(host):\(port)"
+        let address = HostPort.join(host, port)
         let placeholder = ClusterMember(nodeName: "", isManager: false, host: host, port: port, version: "")
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": host])
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: Self.memberInfoPath, headers: ["Host": address])
         let challenge = peerKey?.challenge(address: address)
         if let challenge { head.headers.add(name: AgentHeaderName.challenge, value: challenge.header) }
         let started = NIODeadline.now()
@@ -423,7 +423,7 @@ public final class ClusterMembership: Sendable {
             return stale.values.map(\.member)
         }
         for member in gone {
-            logger.warning("cluster member lost", metadata: ["node": "\(member.nodeName)", "address": "\(member.host):\(member.port)"])
+            logger.warning("cluster member lost", metadata: ["node": "\(member.nodeName)", "address": "\(HostPort.join(member.host, member.port))"])
         }
     }
 }

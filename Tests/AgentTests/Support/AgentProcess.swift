@@ -8,21 +8,26 @@ final class AgentProcess {
     let port: Int
     /// Where the agent's standard error (its log) goes.
     let logPath: String
-    var baseURL: String { "https://127.0.0.1:\(port)" }
+    /// Where the agent is asked (`host` as given, IPv6 in brackets; loopback IPv4 for a
+    /// wildcard or the default).
+    let baseURL: String
     var pid: Int32 { process.pid }
 
     /// Starts `deckhand serve` on `port` (a free one when nil) with `environment` added;
     /// its standard error goes to `logPath`. A `launcher` (a command line that runs the
-    /// command line after it) runs the agent, e.g. in a device testbed.
-    init(port: Int? = nil, environment: [String: String], launcher: [String] = []) throws {
+    /// command line after it) runs the agent, e.g. in a device testbed. `host` is its
+    /// `AGENT_HOST`; nil leaves it unset (the agent's default).
+    init(port: Int? = nil, host: String? = "127.0.0.1", environment: [String: String], launcher: [String] = []) throws {
         self.port = try port ?? Self.freePort()
+        let asked = host.flatMap { ["::", "0.0.0.0", "[::]"].contains($0) ? nil : $0 } ?? "127.0.0.1"
+        baseURL = asked.contains(":") && !asked.hasPrefix("[") ? "https://[\(asked)]:\(self.port)" : "https://\(asked):\(self.port)"
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("deckhand-\(UUID().uuidString).log").path
         let command = launcher + [try BuiltProducts.deckhand, "serve"]
-        process = try Command.spawn(command[0], Array(command.dropFirst()), environment: [
-            "AGENT_HOST": "127.0.0.1", "AGENT_PORT": String(self.port), "LOG_LEVEL": "ERROR",
-        ].merging(environment) { $1 }, errorLog: logPath)
+        var base = ["AGENT_PORT": String(self.port), "LOG_LEVEL": "ERROR"]
+        base["AGENT_HOST"] = host
+        process = try Command.spawn(command[0], Array(command.dropFirst()), environment: base.merging(environment) { $1 }, errorLog: logPath)
         for _ in 0..<200 {
-            if let reply = try? Curl.request("GET", baseURL + "/ping"), reply.status == 204 { return }
+            if let reply = try? Curl.request("GET", baseURL + "/ping", extra: ["-g"]), reply.status == 204 { return }
             usleep(50_000)
         }
         stop()

@@ -20,6 +20,17 @@ final class LabCluster {
     /// Each agent's standard error, by node index.
     private let logFolder: URL
 
+    /// How the agents of an IPv6 cluster (`scripts/swarm-lab up --ipv6`) find each other:
+    /// each listens on its node's IPv6 address only, so no IPv4 is ever used between them.
+    enum IPv6Seeds {
+        /// `[fd64:6468::11]:9001,…`
+        case addresses
+        /// The lab's one name for all three (AAAA records only), as `tasks.<service>`.
+        case name
+    }
+    /// Set for an IPv6 cluster.
+    let ipv6: IPv6Seeds?
+
     /// The node name of the second agent in front of node 1's engine, when there is one.
     let twinName: String?
     /// Its port, on node 1's address.
@@ -31,8 +42,12 @@ final class LabCluster {
     /// cluster address (an impostor's), `secret` is every agent's `AGENT_SECRET`.
     /// `environment` (`NAME=value` items) is added to every agent's.
     init(probeInterval: Double = 1, memberTimeout: Double = 2, twinName: String? = nil, secret: String? = nil, extraSeeds: [String] = [],
-         environment: [String] = []) throws {
+         environment: [String] = [], ipv6: IPv6Seeds? = nil) throws {
         swarm = try LabSwarm()
+        self.ipv6 = ipv6
+        if ipv6 != nil, swarm.nodes.contains(where: { $0.address6 == nil }) || swarm.ipv6Name == nil {
+            throw TestSetupError("the lab has no IPv6 addresses: bring it up with scripts/swarm-lab up --ipv6")
+        }
         self.probeInterval = probeInterval
         self.memberTimeout = memberTimeout
         self.twinName = twinName
@@ -42,11 +57,12 @@ final class LabCluster {
         try swarm.requirePortsFree()
         var listeners = swarm.nodes.map { (node: $0, port: 9001, name: [String]()) }
         if let twinName { listeners.append((swarm.nodes[0], Self.twinPort, ["DECKHAND_NODE_NAME=\(twinName)"])) }
-        let seeds = (listeners.map { "\($0.node.address):\($0.port)" } + extraSeeds).joined(separator: ",")
+        let seeds = ipv6 == .name ? swarm.ipv6Name!
+            : (listeners.map { "\(Self.urlHost($0.node, ipv6: ipv6)):\($0.port)" } + extraSeeds).joined(separator: ",")
         let binary = try BuiltProducts.deckhand
         for (node, port, name) in listeners {
             let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
-                                 "AGENT_HOST=\(node.address)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",
+                                 "AGENT_HOST=\(ipv6 == nil ? node.address : node.address6!)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",
                                  "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)"] + name
                                  + (secret.map { ["AGENT_SECRET=\($0)"] } ?? []) + environment + [
                                  "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory],
@@ -67,7 +83,39 @@ final class LabCluster {
     }
 
     func request(_ node: Node, _ method: String, _ path: String, key: SigningKey, headers: [String: String] = [:], body: Data? = nil) throws -> HTTPReply {
-        try Curl.request(method, "https://\(node.address):9001" + path, headers: key.headers(secret: secret).merging(headers) { $1 }, body: body)
+        try Curl.request(method, "https://\(urlHost(node)):9001" + path, headers: key.headers(secret: secret).merging(headers) { $1 }, body: body,
+                         extra: ["-g"])
+    }
+
+    /// A console as Portainer opens one: an `sh` exec made in `container` on node
+    /// `target` through `node`'s agent, then `/websocket/exec` at `node`'s agent naming
+    /// `target` by header or, `byParameter`, by Portainer's `nodeName`. Types `line`
+    /// and returns the upgrade's status and what came back until the shell closed it.
+    func console(at node: Node, container: String, on target: String, byParameter: Bool = false, line: String) throws
+        -> (status: Int, text: String, closed: Bool) {
+        let created = try request(node, "POST", "/v1.41/containers/\(container)/exec", key: key,
+                                  headers: ["X-PortainerAgent-Target": target, "Content-Type": "application/json"],
+                                  body: Data(#"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true}"#.utf8))
+        guard let id = (try? created.json() as? [String: Any])?["Id"] as? String else {
+            throw TestSetupError("no exec made in \(container) on \(target): \(created.status) \(created.text)")
+        }
+        let path = byParameter ? "/websocket/exec?nodeName=\(target)&id=\(id)" : "/websocket/exec?id=\(id)"
+        let (status, client) = try WebSocketClient.connect(
+            host: ipv6 == nil ? node.address : node.address6!, port: 9001, path: path,
+            headers: key.headers(secret: secret).merging(byParameter ? [:] : ["X-PortainerAgent-Target": target]) { $1 },
+            hostHeader: "\(urlHost(node)):9001")
+        guard let console = client else { return (status, "", false) }
+        defer { console.close() }
+        try console.send(line)
+        let result = console.wait { _, closed in closed }
+        return (status, result.text, result.closed)
+    }
+
+    /// The node's address as its agent listens on it: IPv4, or IPv6 in brackets.
+    func urlHost(_ node: Node) -> String { Self.urlHost(node, ipv6: ipv6) }
+
+    static func urlHost(_ node: Node, ipv6: IPv6Seeds?) -> String {
+        ipv6 == nil ? node.address : "[\(node.address6!)]"
     }
 
     /// The node names in `node`'s `/agents` answer. Anything but a 200 listing named

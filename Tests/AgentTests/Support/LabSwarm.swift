@@ -16,6 +16,8 @@ struct LabSwarm {
         let address: String
         let socket: String
         let index: Int
+        /// Its IPv6 address, when the lab is up with `--ipv6`.
+        let address6: String?
     }
 
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -25,6 +27,8 @@ struct LabSwarm {
     let nodes: [Node]
     /// The lab's folder, for `scripts/swarm-lab` (SWARM_LAB_DIR).
     let labDirectory: String
+    /// With `--ipv6`: one name that resolves to every node's IPv6 address (AAAA only).
+    let ipv6Name: String?
 
     init() throws {
         guard let path = ProcessInfo.processInfo.environment["DECKHAND_TEST_LAB_ENV"],
@@ -37,12 +41,13 @@ struct LabSwarm {
             if parts.count == 2 { values[parts[0]] = parts[1] }
         }
         labDirectory = values["LAB_DIR"] ?? ""
+        ipv6Name = values["LAB_NAME6"]
         let count = Int(values["LAB_NODES"] ?? "") ?? 0
         nodes = try (1...max(count, 1)).map { index in
             guard let name = values["NODE\(index)_NAME"], let address = values["NODE\(index)_ADDR"], let socket = values["NODE\(index)_SOCK"] else {
                 throw TestSetupError("the lab env file lacks node \(index)")
             }
-            return Node(name: name, address: address, socket: socket, index: index)
+            return Node(name: name, address: address, socket: socket, index: index, address6: values["NODE\(index)_ADDR6"])
         }
     }
 
@@ -58,8 +63,11 @@ struct LabSwarm {
     /// Throws when anything answers on a node's port 9001: an agent left by an earlier
     /// run, or another suite's, which the tests would talk to by mistake.
     func requirePortsFree() throws {
-        for node in nodes where (try? Curl.request("GET", "https://\(node.address):9001/ping", extra: ["--max-time", "2"]))?.status == 204 {
-            throw TestSetupError("an agent from an earlier run still listens on \(node.address):9001")
+        for node in nodes {
+            for host in [node.address] + (node.address6.map { ["[\($0)]"] } ?? [])
+            where (try? Curl.request("GET", "https://\(host):9001/ping", extra: ["-g", "--max-time", "2"]))?.status == 204 {
+                throw TestSetupError("an agent from an earlier run still listens on \(host):9001")
+            }
         }
     }
 
