@@ -273,6 +273,29 @@ struct ExchangeTests {
         #expect(try await channel.testingEventLoop.executeInContext { source.stopped })
     }
 
+    @Test("an event stream ends at once when the agent shuts down, not after the shutdown grace")
+    func eventStreamEndsOnShutdown() async throws {
+        // The real route: this machine's udev monitor (nothing is injected).
+        let services = try Self.services { $0.hostManagement = true; $0.hostRoot = "/" }
+        let channel = try await Self.connection(services)
+        let key = SigningKey()
+        try await channel.writeInbound(Self.head(.GET, "/v2/host/events", Self.signed(key: key)))
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no head"); return
+        }
+        #expect(head.status == .ok)
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        loop: while true {
+            switch try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) {
+            case .end: break loop
+            case .body: continue
+            case .head: Issue.record("a second head"); return
+            }
+        }
+        #expect(try await Self.isClosed(channel))
+    }
+
     // MARK: UploadExchange
 
     @Test("an upload answers 100 Continue, streams the part to disk and answers 204; a bad one leaves nothing")

@@ -24,6 +24,8 @@ protocol ConnectionExchange: AnyObject {
     func writabilityChanged(isWritable: Bool)
     /// The client sent its last byte while the exchange was running.
     func inputClosed()
+    /// The server is shutting down: an exchange with no end of its own ends now.
+    func quiescing()
     /// The connection is gone: release what the exchange holds.
     func connectionClosed()
 }
@@ -32,6 +34,7 @@ extension ConnectionExchange {
     func readComplete() {}
     func writabilityChanged(isWritable: Bool) {}
     func inputClosed() {}
+    func quiescing() {}
     func connectionClosed() {}
 }
 

@@ -28,8 +28,9 @@ protocol EventStreamHandler: Sendable {
 /// line by line as events come. Lines are taken from the source only while the client
 /// reads (the channel is writable), so a client that stops reading holds the source's
 /// bounded queue and the channel's write buffer, nothing more. The source is released
-/// when the connection closes, when the client half-closes, or when the source ends the
-/// stream; the connection then closes, as the stream has no other end.
+/// when the connection closes, when the client half-closes, when the agent shuts down,
+/// or when the source ends the stream; the connection then closes, as the stream has
+/// no other end.
 final class EventStreamExchange: ConnectionExchange {
     static let contentType = "application/x-ndjson"
 
@@ -61,6 +62,11 @@ final class EventStreamExchange: ConnectionExchange {
 
     func writabilityChanged(isWritable: Bool) {
         if isWritable { drain() }
+    }
+
+    /// A shutting-down agent ends its streams (cleanly: the client sees the last chunk).
+    func quiescing() {
+        end()
     }
 
     /// A client that half-closes is done listening.
