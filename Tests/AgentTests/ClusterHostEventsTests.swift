@@ -14,8 +14,10 @@ extension LabSuites.ClusterTests {
         defer { _ = try? lab.lab(["exec", "3", "ip", "link", "del", device]) }
         let fleet = try EventStreamClient("https://\(node1.address):9001/v2/cluster/host/events", key: lab.key)
         let local = try EventStreamClient("https://\(node1.address):9001/v2/host/events", key: lab.key)
-        #expect(fleet.head()?.hasPrefix("HTTP/1.1 200") == true)
-        #expect(local.head()?.hasPrefix("HTTP/1.1 200") == true)
+        // The target header relays node 3's own stream through node 1.
+        let targeted = try EventStreamClient(
+            "https://\(node1.address):9001/v2/host/events", key: lab.key, headers: ["X-PortainerAgent-Target": node3.name])
+        for client in [fleet, local, targeted] { #expect(client.head()?.hasPrefix("HTTP/1.1 200") == true) }
         // The members' streams open in the background: give them a moment.
         usleep(1_000_000)
         let made = Date()
@@ -30,5 +32,7 @@ extension LabSuites.ClusterTests {
         #expect(fleet.lines.allSatisfy { $0 != nil }, "a line that is not a JSON object")
         #expect(fleet.lines.allSatisfy { $0?["Action"] as? String != "member-unreachable" }, "\(fleet.lines)")
         #expect(local.lines.allSatisfy { $0?["DevName"] as? String != device }, "node 1's own stream got node 3's device")
+        let relayed = targeted.line(timeout: 2) { $0["DevName"] as? String == device && $0["Action"] as? String == "add" }
+        #expect(relayed?["NodeName"] as? String == node3.name, "\(targeted.lines)")
     }
 }
