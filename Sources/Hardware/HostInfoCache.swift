@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The last `HostInfo`, kept for a few seconds and dropped as soon as udev reports a
-/// block or PCI change, so a warm request costs a lock and a hot-plugged disk shows up
+/// change to a device it lists (`HardwareEventMonitor`), so a warm request costs a lock and a hot-plugged disk shows up
 /// on the next request. Collection is blocking: call `hostInfo()` off an event loop.
 public final class HostInfoCache: Sendable {
     private struct State {
@@ -16,7 +16,7 @@ public final class HostInfoCache: Sendable {
     private let collecting = Mutex(())
     private let timeToLive: Duration
     private let load: @Sendable () -> HostInfo
-    private let monitor = Mutex<HardwareChangeMonitor?>(nil)
+    private let subscription = Mutex<HardwareEventSubscription?>(nil)
 
     /// A cache over `load`, valid for `timeToLive`.
     public init(timeToLive: Duration = .seconds(5), load: @escaping @Sendable () -> HostInfo) {
@@ -29,13 +29,13 @@ public final class HostInfoCache: Sendable {
         self.init(timeToLive: timeToLive, load: inventory.collect)
     }
 
-    /// Invalidates the cache on every udev block or PCI event from now on.
+    /// Invalidates the cache on every hardware event of `monitor` from now on.
     /// Returns false when udev events are unavailable (the time to live still applies).
     @discardableResult
-    public func watchForChanges() -> Bool {
+    public func watchForChanges(_ monitor: HardwareEventMonitor = .shared) -> Bool {
         do {
-            let watcher = try HardwareChangeMonitor { [weak self] _, _ in self?.invalidate() }
-            monitor.withLock { $0 = watcher }
+            let watcher = try monitor.subscribe { [weak self] _ in self?.invalidate() }
+            subscription.withLock { $0 = watcher }
             return true
         } catch {
             return false

@@ -189,6 +189,114 @@ struct ExchangeTests {
         #expect(received == bytes)
     }
 
+    // MARK: EventStreamExchange
+
+    /// Lines the test hands out as an event stream's source would.
+    // Safe: touched only on the testing channel's loop (in executeInContext).
+    final class LineFixture: EventLineSource, @unchecked Sendable {
+        var waiting: [String] = []
+        var hasOverflowed = false
+        var stopped = false
+        var wake: (() -> Void)?
+
+        func start(wake: @escaping () -> Void) { self.wake = wake }
+        func take(into buffer: inout ByteBuffer) -> Bool {
+            for line in waiting { buffer.writeString(line + "\n") }
+            waiting = []
+            return hasOverflowed
+        }
+        func stop() { stopped = true }
+        func push(_ line: String) {
+            waiting.append(line)
+            wake?()
+        }
+    }
+
+    static func eventStream(_ channel: NIOAsyncTestingChannel, _ source: LineFixture) async throws {
+        try await channel.testingEventLoop.executeInContext {
+            let connection = try channel.pipeline.syncOperations.handler(type: ConnectionHandler.self)
+            connection.start(EventStreamExchange(connection: connection, source: source))
+        }
+    }
+
+    static func bodyText(_ channel: NIOAsyncTestingChannel) async throws -> String? {
+        guard case .body(.byteBuffer(let buffer)) = try await channel.readOutbound(as: HTTPServerResponsePart.self) else { return nil }
+        return String(buffer: buffer)
+    }
+
+    @Test("an event stream writes lines as they come, only while the client takes them, and frees its source when the client goes")
+    func eventStreamWaitsForTheClient() async throws {
+        let channel = try await Self.connection(try Self.services())
+        let source = LineFixture()
+        try await Self.eventStream(channel, source)
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no head"); return
+        }
+        #expect(head.status == .ok)
+        #expect(head.headers["Content-Type"] == [EventStreamExchange.contentType])
+        #expect(head.headers["Transfer-Encoding"] == ["chunked"])
+        #expect(head.headers["Content-Length"].isEmpty)
+        try await channel.testingEventLoop.executeInContext { source.push("{\"a\":1}") }
+        #expect(try await Self.bodyText(channel) == "{\"a\":1}\n")
+        // The client stops taking: lines wait in the source.
+        channel.isWritable = false
+        try await channel.testingEventLoop.executeInContext {
+            channel.pipeline.fireChannelWritabilityChanged()
+            source.push("{\"b\":2}")
+        }
+        #expect(try await channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
+        #expect(try await channel.testingEventLoop.executeInContext { source.waiting } == ["{\"b\":2}"])
+        channel.isWritable = true
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+        #expect(try await Self.bodyText(channel) == "{\"b\":2}\n")
+        // The client goes: the source is released.
+        try await channel.close()
+        #expect(try await channel.testingEventLoop.executeInContext { source.stopped })
+    }
+
+    @Test("an overflowed source ends the stream even while the client takes nothing")
+    func eventStreamOverflowEnds() async throws {
+        let channel = try await Self.connection(try Self.services())
+        let source = LineFixture()
+        try await Self.eventStream(channel, source)
+        _ = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self)
+        channel.isWritable = false
+        try await channel.testingEventLoop.executeInContext {
+            channel.pipeline.fireChannelWritabilityChanged()
+            source.hasOverflowed = true
+            source.push("{\"Action\":\"overflow\"}")
+        }
+        #expect(try await Self.bodyText(channel) == "{\"Action\":\"overflow\"}\n")
+        guard case .end = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no end"); return
+        }
+        #expect(try await Self.isClosed(channel))
+        #expect(try await channel.testingEventLoop.executeInContext { source.stopped })
+    }
+
+    @Test("an event stream ends at once when the agent shuts down, not after the shutdown grace")
+    func eventStreamEndsOnShutdown() async throws {
+        // The real route: this machine's udev monitor (nothing is injected).
+        let services = try Self.services { $0.hostManagement = true; $0.hostRoot = "/" }
+        let channel = try await Self.connection(services)
+        let key = SigningKey()
+        try await channel.writeInbound(Self.head(.GET, "/v2/host/events", Self.signed(key: key)))
+        try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+        guard case .head(let head) = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) else {
+            Issue.record("no head"); return
+        }
+        #expect(head.status == .ok)
+        try await channel.testingEventLoop.executeInContext { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        loop: while true {
+            switch try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self) {
+            case .end: break loop
+            case .body: continue
+            case .head: Issue.record("a second head"); return
+            }
+        }
+        #expect(try await Self.isClosed(channel))
+    }
+
     // MARK: UploadExchange
 
     @Test("an upload answers 100 Continue, streams the part to disk and answers 204; a bad one leaves nothing")

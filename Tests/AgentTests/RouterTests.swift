@@ -23,6 +23,13 @@ struct RouterTests {
         (.GET, "/cluster/host/info?filters=%7B%7D", .clusterHostInfo),
         (.POST, "/v2/cluster/host/info", .methodNotAllowed(allowed: .GET)),
         (.GET, "/v2/cluster/host/info/x", .engine),
+        (.GET, "/host/events", .hostEvents),
+        (.GET, "/v2/host/events", .hostEvents),
+        (.POST, "/v2/host/events", .methodNotAllowed(allowed: .GET)),
+        (.GET, "/v2/cluster/host/events", .clusterHostEvents),
+        (.GET, "/v1.41/v2/cluster/host/events", .clusterHostEvents),
+        (.DELETE, "/cluster/host/events", .methodNotAllowed(allowed: .GET)),
+        (.GET, "/v2/host/events/x", .engine),
         (.GET, "/browse/ls?path=/host", .browse(.ls, volumeID: nil)),
         (.GET, "/v2/browse/get?volumeID=v&path=a", .browse(.get, volumeID: nil)),
         (.DELETE, "/browse/delete", .browse(.delete, volumeID: nil)),
@@ -58,5 +65,7 @@ struct RouterTests {
         #expect(Route.engine.requiresSignature)
         #expect(Route.agents.requiresSignature)
         #expect(Route.browse(.ls, volumeID: nil).requiresSignature)
+        #expect(Route.hostEvents.requiresSignature)
+        #expect(Route.clusterHostEvents.requiresSignature)
     }
 }

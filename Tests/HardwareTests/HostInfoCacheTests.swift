@@ -41,4 +41,23 @@ import Testing
         _ = cache.hostInfo()
         #expect(counter.count == 2)
     }
+
+    /// Every watching cache (one per route table: several in one test process, one per
+    /// agent) shares the process's one monitor thread: watching costs no thread, no
+    /// worker of Dispatch or Swift concurrency, per cache. (It used to cost a Dispatch
+    /// thread each, blocked in poll() for the process's life.)
+    @Test func watchingCachesShareOneMonitorThread() throws {
+        func threads() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0 }
+        let counter = Counter()
+        var caches: [HostInfoCache] = []
+        let before = threads()
+        for _ in 0..<32 {
+            let cache = HostInfoCache(timeToLive: .seconds(60), load: counter.load)
+            try #require(cache.watchForChanges(), "no udev monitor on this machine")
+            caches.append(cache)
+        }
+        let grown = threads() - before
+        #expect(grown <= 4, "32 watching caches added \(grown) threads")
+        #expect(caches.count == 32)
+    }
 }

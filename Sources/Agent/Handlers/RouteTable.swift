@@ -19,6 +19,8 @@ enum RoutePlan {
     /// Relayed with this head to another agent (`to`), or to the local engine (nil).
     /// With `flushesAtEnd` the answer goes back in one write (another agent reads it whole).
     case forward(HTTPRequestHead, to: UpstreamPool?, flushesAtEnd: Bool)
+    /// A stream of JSON lines for as long as the client stays (`/v2/host/events`).
+    case stream(any EventStreamHandler)
     /// Refused: answered with this error, and the connection ends.
     case refuse(AgentError)
 }
@@ -42,6 +44,8 @@ struct RouteTable: Sendable {
     let cluster: ClusterMembership?
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
+    /// The process's udev monitor, for the cache and the event streams; with host management only.
+    let hardwareEvents: HardwareEventMonitor?
     let threadPool: NIOThreadPool
     /// The local engine, for the agent's own looks at it (not the relay's).
     let engine: UpstreamPool
@@ -71,8 +75,10 @@ struct RouteTable: Sendable {
             let cache = HostInfoCache(inventory: inventory)
             _ = cache.watchForChanges()
             self.hostInfo = cache
+            self.hardwareEvents = .shared
         } else {
             self.hostInfo = nil
+            self.hardwareEvents = nil
         }
     }
 
@@ -80,6 +86,10 @@ struct RouteTable: Sendable {
 
     private var localHostInfo: GetHostInfo {
         GetHostInfo(hostInfo: hostInfo, threadPool: threadPool, cluster: cluster, configuredNodeName: configuration.nodeName)
+    }
+
+    private var localHostEvents: GetHostEvents {
+        GetHostEvents(monitor: hardwareEvents, local: localHostInfo)
     }
 
     func plan(for route: Route) -> RoutePlan {
@@ -100,6 +110,10 @@ struct RouteTable: Sendable {
             return .answer(GetClusterHostInfo(
                 local: localHostInfo, cluster: cluster,
                 aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }), collectsBody: false)
+        case .hostEvents:
+            return .stream(localHostEvents)
+        case .clusterHostEvents:
+            return .stream(GetClusterHostEvents(local: localHostEvents, cluster: cluster))
         case .browse(let operation, let legacyVolumeID):
             let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {

@@ -17,6 +17,10 @@ enum Route: Equatable, Sendable {
     case hostInfo
     /// `GET /v2/cluster/host/info`: every node's hardware inventory in one answer.
     case clusterHostInfo
+    /// `GET /host/events`: this node's hardware changes, as they happen (NDJSON stream).
+    case hostEvents
+    /// `GET /v2/cluster/host/events`: every node's hardware changes in one stream.
+    case clusterHostEvents
     /// `/browse/<operation>`; `volumeID` comes from the legacy `/v1/browse/{volumeID}/…` path.
     case browse(BrowseOperation, volumeID: String?)
     /// `GET /websocket/exec|attach`: container console.
@@ -32,7 +36,7 @@ enum Route: Equatable, Sendable {
     /// Routes that `X-PortainerAgent-Target` can send to another node.
     var isTargetable: Bool {
         switch self {
-        case .engine, .browse, .hostInfo, .clusterHostInfo, .console, .clusterStatus, .dockerHub: return true
+        case .engine, .browse, .hostInfo, .clusterHostInfo, .hostEvents, .clusterHostEvents, .console, .clusterStatus, .dockerHub: return true
         case .ping, .agents, .memberInfo, .methodNotAllowed: return false
         }
     }

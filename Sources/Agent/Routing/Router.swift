@@ -40,6 +40,10 @@ enum Router {
             return check(method, .hostInfo, allowed: .GET)
         case 3 where parts[0] == "cluster" && parts[1] == "host" && parts[2] == "info":
             return check(method, .clusterHostInfo, allowed: .GET)
+        case 2 where parts[0] == "host" && parts[1] == "events":
+            return check(method, .hostEvents, allowed: .GET)
+        case 3 where parts[0] == "cluster" && parts[1] == "host" && parts[2] == "events":
+            return check(method, .clusterHostEvents, allowed: .GET)
         case 2 where parts[0] == "browse":
             guard let operation = BrowseOperation(rawValue: String(parts[1])) else { return .engine }
             return check(method, .browse(operation, volumeID: nil), allowed: operation.method)

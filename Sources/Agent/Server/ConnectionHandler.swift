@@ -219,7 +219,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             switch machine.quiesce() {
-            case .none: break
+            case .none: exchange?.quiescing()
             case .closeNow: context.close(promise: nil)
             case .closeIfStillIdleAfterGrace:
                 context.eventLoop.assumeIsolated().scheduleTask(in: Self.firstRequestGrace) {

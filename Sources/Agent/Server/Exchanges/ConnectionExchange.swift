@@ -5,8 +5,8 @@ import Proxy
 /// One request being served on a connection, of one kind: an agent answer
 /// (`AnswerExchange`, aggregated lists included), an upload (`UploadExchange`), a
 /// relay to the engine or a peer agent that may turn into a hijack or a console
-/// (`RelayExchange`), a console being checked (`ConsoleExchange`), or a refusal whose
-/// body is dropped (`DrainExchange`).
+/// (`RelayExchange`), a console being checked (`ConsoleExchange`), a stream of event
+/// lines (`EventStreamExchange`), or a refusal whose body is dropped (`DrainExchange`).
 ///
 /// Each owns its own state. The connection holds at most one, hands it the rest of
 /// the request and the channel's events, and hears back through `ConnectionHandler`'s
@@ -24,6 +24,8 @@ protocol ConnectionExchange: AnyObject {
     func writabilityChanged(isWritable: Bool)
     /// The client sent its last byte while the exchange was running.
     func inputClosed()
+    /// The server is shutting down: an exchange with no end of its own ends now.
+    func quiescing()
     /// The connection is gone: release what the exchange holds.
     func connectionClosed()
 }
@@ -32,6 +34,7 @@ extension ConnectionExchange {
     func readComplete() {}
     func writabilityChanged(isWritable: Bool) {}
     func inputClosed() {}
+    func quiescing() {}
     func connectionClosed() {}
 }
 
@@ -58,6 +61,12 @@ func makeExchange(for plan: RoutePlan, head: HTTPRequestHead, route: Route, conn
             return ConsoleExchange(connection: connection, console: try ConsoleRequest(kind: kind, head: head))
         } catch {
             return DrainExchange(connection: connection, refusing: error)
+        }
+    case .stream(let handler):
+        guard let eventLoop = connection.context?.eventLoop else { return DrainExchange(connection: connection, refusing: nil) }
+        switch handler.open(AgentRequest(route: route, head: head), on: eventLoop) {
+        case .success(let source): return EventStreamExchange(connection: connection, source: source)
+        case .failure(let error): return DrainExchange(connection: connection, refusing: error)
         }
     case .refuse(let error):
         return DrainExchange(connection: connection, refusing: error)

@@ -1,0 +1,36 @@
+import NIOCore
+import NIOHTTP1
+import Proxy
+
+/// `GET /v2/cluster/host/events`: every node's hardware changes in one stream
+/// (`FleetHostEvents`), each line tagged with its node. With the target header (or
+/// asked by another agent), or outside a Swarm, this node streams alone, as
+/// `/v2/host/events` does.
+struct GetClusterHostEvents: EventStreamHandler {
+    let local: GetHostEvents
+    let cluster: ClusterMembership?
+
+    func open(_ request: AgentRequest, on eventLoop: EventLoop) -> Result<EventLineSource, AgentError> {
+        let headers = request.head.headers
+        let fanOut = headers.first(name: AgentHeaderName.target).map(\.isEmpty) ?? true && !headers.contains(name: AgentHeaderName.hop)
+        guard fanOut, let cluster, let localNode = cluster.localNode, localNode.isSwarmMember else {
+            return local.open(request, on: eventLoop)
+        }
+        let source: LocalHostEvents
+        do {
+            source = try local.source(on: eventLoop)
+        } catch {
+            return .failure(error)
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events")
+        for (name, value) in headers where GetClusterHostInfo.forwardedHeaders.contains(name.lowercased()) {
+            head.headers.add(name: name, value: value)
+        }
+        let peers = cluster.peers.filter { $0.member.nodeName != localNode.name }.map { peer in
+            var onward = cluster.forwarded(head, to: peer.member)
+            onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: peer.member.nodeName)
+            return FleetHostEvents.Peer(name: peer.member.nodeName, head: onward, pool: peer.pool)
+        }
+        return .success(FleetHostEvents(local: source, peers: peers, on: eventLoop))
+    }
+}
