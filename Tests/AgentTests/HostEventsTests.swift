@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestCommands
 
 /// A client of an NDJSON event stream: curl, unbuffered, writing the body to a file
 /// that the test reads line by line as it grows.

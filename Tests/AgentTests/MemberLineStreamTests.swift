@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Testing
+import TestCommands
 @testable import Proxy
 
 /// What the fleet's event stream takes from a member: whole lines that are one JSON
