@@ -101,7 +101,7 @@ struct RouteTable: Sendable {
                 local: localHostInfo, cluster: cluster,
                 aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }), collectsBody: false)
         case .browse(let operation, let legacyVolumeID):
-            let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
+            let files = BrowseFiles(browser: browser, mountpoints: VolumeMountpoints(engine: engine), threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {
             case .ls: return .answer(BrowseLs(files: files), collectsBody: false)
             case .get: return .answer(BrowseGet(files: files), collectsBody: false)
