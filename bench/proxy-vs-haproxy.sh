@@ -5,12 +5,14 @@
 # started, so the answer would be an empty list). Prints
 # requests/s, p50, p99, CPU time per request of each proxy and of the engine, the
 # ratios, then Deckhand's idle and loaded RSS.
-#   [ROUNDS=5] [DECKHAND_BINARY=path] [ENGINE=tcp-tls] bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
+#   [ROUNDS=5] [DECKHAND_BINARY=path] [ENGINE=tcp-tls|podman] bench/proxy-vs-haproxy.sh [seconds per run, default 10] [connections, default 32]
 # DECKHAND_BINARY measures a given build (e.g. an older one) instead of building this tree.
 # ENGINE=tcp-tls puts both proxies in front of the engine's TCP port with --tlsverify
 # (certificates made here: a CA, the engine's for 127.0.0.1, a client's) instead of
 # its socket: HAProxy with `ssl verify required` and the client certificate, Deckhand
 # with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+# ENGINE=podman puts both in front of Podman's Docker-compatible API instead
+# (`podman system service` on a socket, started by scripts/podman under the bench's folder).
 # Hold `flock /tmp/deckhand-bench.lock` around it on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     scripts/engine stop "$work/engine" || true
+    scripts/podman stop "$work/engine" || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,12 +64,18 @@ tcp-tls)
     haproxy_server="127.0.0.1:$engine_port ssl verify required ca-file $certs/ca.pem crt $certs/client/haproxy.pem"
     deckhand_engine=(DECKHAND_ENGINE_SOCKET="tcp://127.0.0.1:$engine_port" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$certs/client")
     ;;
+podman)
+    sock="$work/engine/podman.sock"
+    scripts/podman start "$work/engine"
+    haproxy_server="$sock"
+    deckhand_engine=(DECKHAND_ENGINE_SOCKET="$sock")
+    ;;
 *)
-    echo "bench: ENGINE is socket or tcp-tls, not $engine_mode" >&2
+    echo "bench: ENGINE is socket, tcp-tls or podman, not $engine_mode" >&2
     exit 2
     ;;
 esac
-scripts/engine image "$work/engine"
+if [ "$engine_mode" = podman ]; then scripts/podman image "$work/engine"; else scripts/engine image "$work/engine"; fi
 for i in $(seq 1 20); do docker -H "unix://$sock" create --name "bench-$i" busybox:local true >/dev/null; done
 
 # HAProxy: TLS in front of the engine (socket or TLS port), one thread, keep-alive both sides.

@@ -47,4 +47,31 @@ public struct VolumeRoot: Sendable, Hashable {
             throw HostFSError.from(errno: error.code, path: "volume \(name)", operation: error.operation)
         }
     }
+
+    /// The confined root of volume `name`'s content at `mountpoint`, the folder its
+    /// engine names for it (`Mountpoint` of `GET /volumes/{name}`: Podman keeps volumes
+    /// elsewhere than Docker, and either may be configured to). The path is resolved
+    /// beneath `hostRoot` when given (the host's `/` as the agent sees it, with host
+    /// management), else as the agent sees it; either way confined, and the volume's
+    /// root is that folder. Throws `notFound` when the folder is not there.
+    public static func open(
+        volume name: String, mountpoint: String, hostRoot: String?, resolution: PathResolution = .automatic
+    ) throws(HostFSError) -> ConfinedRoot {
+        guard mountpoint.hasPrefix("/") else { throw .notFound(path: "volume \(name)") }
+        let base: ConfinedRoot
+        do {
+            base = try ConfinedRoot(path: hostRoot ?? "/", resolution: resolution)
+        } catch .notFound {
+            throw .notFound(path: "volume \(name)")
+        }
+        let data = try ConfinedPath(mountpoint)
+        do throws(SystemError) {
+            let descriptor = try base.resolver.open(data, flags: O_RDONLY | O_DIRECTORY)
+            return ConfinedRoot(adopting: descriptor, resolution: resolution)
+        } catch where error.code == ENOENT || error.code == ENOTDIR {
+            throw .notFound(path: "volume \(name)")
+        } catch {
+            throw HostFSError.from(errno: error.code, path: "volume \(name)", operation: error.operation)
+        }
+    }
 }

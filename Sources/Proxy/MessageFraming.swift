@@ -77,6 +77,66 @@ public enum MessageFraming {
         return headers
     }
 
+    /// Whether a response has no body whatever its headers say (RFC 9112 §6.3): an
+    /// answer to `HEAD`, an interim (1xx) answer, a 204 or a 304. Nothing is waited for
+    /// after its head.
+    public static func isBodiless(_ status: HTTPResponseStatus, answering method: HTTPMethod) -> Bool {
+        method == .HEAD || status.code < 200 || status.code == 204 || status.code == 304
+    }
+
+    /// Whether the sender of a message keeps its connection open afterwards, by its
+    /// headers (RFC 9112 §9.3): HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`. Not NIO's `isKeepAlive` of a decoded head: that is
+    /// llhttp's verdict, which says "close" for an answer to `HEAD` without a length
+    /// (Podman's `HEAD /_ping`), though such an answer has no body to end.
+    public static func keepsAlive(_ headers: HTTPHeaders, version: HTTPVersion) -> Bool {
+        let tokens = headers[canonicalForm: "connection"].map { $0.lowercased() }
+        if tokens.contains("close") { return false }
+        return version.major == 1 && version.minor >= 1 || tokens.contains("keep-alive")
+    }
+
+    /// A response relayed to a client, framed so that the client can tell where it ends.
+    public struct Relayed: Equatable, Sendable {
+        public var head: HTTPResponseHead
+        /// The body ends when the client's connection does, and `head` says so with
+        /// `Connection: close`: the connection must close after it.
+        public var endsWithConnection: Bool
+    }
+
+    /// How an upstream's response `head` (accepted by `responseBody` as `body`) goes on
+    /// to a client that sent an HTTP `clientVersion` request with `method`:
+    /// - a length or chunked body goes as framed, chunked in the one spelling (`normalized`)
+    ///   (to an HTTP/1.0 client, which cannot read chunked, as the next case);
+    /// - a bodiless answer (`isBodiless`) goes with no framing the encoder would act on
+    ///   (a `Transfer-Encoding` there would make it write a last chunk that no client reads);
+    /// - a body that ends when the upstream closes (neither length nor chunked) is chunked
+    ///   for an HTTP/1.1 client, which keeps its connection; an HTTP/1.0 client gets it
+    ///   until the connection closes, with `Connection: close` said out loud. Never a
+    ///   silent close the client cannot tell from a failure.
+    public static func relayed(_ head: HTTPResponseHead, body: Body, method: HTTPMethod, clientVersion: HTTPVersion) -> Relayed {
+        var head = head
+        if isBodiless(head.status, answering: method) {
+            head.headers.remove(name: "transfer-encoding")
+            return Relayed(head: head, endsWithConnection: false)
+        }
+        let readsChunked = clientVersion.major == 1 && clientVersion.minor >= 1
+        switch body {
+        case .length:
+            return Relayed(head: head, endsWithConnection: false)
+        case .chunked where readsChunked:
+            head.headers = normalized(head.headers, body: body)
+            return Relayed(head: head, endsWithConnection: false)
+        case .none where readsChunked:
+            head.version = .http1_1
+            head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            return Relayed(head: head, endsWithConnection: false)
+        case .none, .chunked:
+            head.headers.remove(name: "transfer-encoding")
+            head.headers.replaceOrAdd(name: "Connection", value: "close")
+            return Relayed(head: head, endsWithConnection: true)
+        }
+    }
+
     /// A non-negative decimal that fits an `Int64`: ASCII digits only, no sign.
     static func decimal(_ text: Substring) -> Int64? {
         guard !text.isEmpty else { return nil }

@@ -40,6 +40,8 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     /// True once a complete response arrived and the upstream did not ask to close.
     public private(set) var isReusable = false
     private var responseKeepAlive = true
+    /// The method of the request in flight: an answer to `HEAD` has no body.
+    private var requestMethod = HTTPMethod.GET
 
     init() {}
 
@@ -80,6 +82,7 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func write(_ part: HTTPClientRequestPart) {
         guard let context else { return }
+        if case .head(let head) = part { requestMethod = head.method }
         context.write(self.wrapOutboundOut(part), promise: nil)
     }
 
@@ -149,7 +152,11 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         switch part {
         case .head(let head) where head.status.code >= 200 || head.status.code == 101:
-            responseKeepAlive = head.isKeepAlive
+            // Reusable when the upstream keeps the connection and the answer ends by its
+            // framing, not with the connection (a body without length or chunking).
+            let framed = MessageFraming.isBodiless(head.status, answering: requestMethod)
+                || (try? MessageFraming.responseBody(of: head).get()).map { $0 != .none } == true
+            responseKeepAlive = framed && MessageFraming.keepsAlive(head.headers, version: head.version)
         case .end:
             isReusable = responseKeepAlive
         default:

@@ -70,7 +70,16 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// Opens a channel on `eventLoop` with the HTTP client handlers and an
     /// `UpstreamHandler` at the end of its pipeline.
     func connect(on eventLoop: EventLoop, connectTimeout: TimeAmount) -> EventLoopFuture<Channel> {
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        // A loop that cannot carry sockets (an embedded one, in exchange tests) fails
+        // the connection like an unreachable upstream rather than trapping.
+        guard let bootstrap = ClientBootstrap(validatingGroup: eventLoop) else {
+            return eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        return connect(bootstrap, connectTimeout: connectTimeout)
+    }
+
+    private func connect(_ bootstrap: ClientBootstrap, connectTimeout: TimeAmount) -> EventLoopFuture<Channel> {
+        let bootstrap = bootstrap
             .connectTimeout(connectTimeout)
             // The hijacked streams need half-close: the engine finishing its output
             // must not tear down stdin that is still flowing the other way.

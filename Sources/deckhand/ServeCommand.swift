@@ -39,7 +39,7 @@ struct ServeCommand: AsyncParsableCommand {
     var engineCertPath: String?
     @Option(name: .customLong("host-root"), help: "Where the host's / is mounted (DECKHAND_HOST_ROOT, default /host).")
     var hostRoot: String?
-    @Option(name: .customLong("volumes-root"), help: "Docker's volumes folder (DECKHAND_VOLUMES_ROOT, default /var/lib/docker/volumes).")
+    @Option(name: .customLong("volumes-root"), help: "Where the engine's volumes folder is mounted, for volumes whose Mountpoint the engine gives is not in view (DECKHAND_VOLUMES_ROOT, default /var/lib/docker/volumes).")
     var volumesRoot: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain to serve instead of a fresh self-signed one (DECKHAND_TLS_CERT).")
     var tlsCertificate: String?

@@ -261,7 +261,7 @@ struct BrowseRouteTests {
         do {
             // Associate the key and warm the TLS and HTTP paths before the baseline.
             #expect(try agent.request("GET", "/browse/ls?volumeID=\(volume.name)&path=/", key: key).status == 200)
-            let baseline = process.openDescriptorCount()
+            let baseline = process.openFileCount()
             let data = try volume.dataPath
             let boundary = "deckhandboundary"
             let head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -282,10 +282,10 @@ struct BrowseRouteTests {
                                       headers: ["Content-Type": "application/json"], body: Data("{}".utf8)).status == 400)
             let names = Set(try FileManager.default.contentsOfDirectory(atPath: data))
             #expect(names == ["a.txt", "sub", "hosts", "passwd", "root", "up", "environ", "loop1", "loop2", "fifo", "sock"])
-            var open = process.openDescriptorCount()
+            var open = process.openFileCount()
             for _ in 0..<50 where open != baseline {
                 usleep(100_000)
-                open = process.openDescriptorCount()
+                open = process.openFileCount()
             }
             #expect(open == baseline, "descriptors: \(baseline) before the uploads, \(open) after")
         }

@@ -20,37 +20,11 @@ struct EngineOverTLSTests {
                 #expect(info.status == 0, "\(info.errorOutput)")
                 #expect(info.output == (try engine.docker(["info", "--format", "{{.ID}}"])).output)
 
-                var input = ""
-                for line in 0..<2000 { input += "line \(line) of the stdin that cat must echo back\n" }
-                let run = try docker.run(["run", "--rm", "-i", "busybox:local", "cat"], input: Data(input.utf8))
-                #expect(run.status == 0, "\(run.errorOutput)")
-                #expect(run.output == input)
-
-                let sleeper = DockerCLITests.uniqueName("tls-exec")
-                #expect(try engine.docker(["run", "-d", "--name", sleeper, "busybox:local", "sleep", "300"]).status == 0)
-                let piped = try docker.run(["exec", "-i", sleeper, "wc", "-c"], input: Data(repeating: 0x61, count: 100_000))
-                #expect(piped.status == 0, "\(piped.errorOutput)")
-                #expect(piped.output.trimmingCharacters(in: .whitespacesAndNewlines) == "100000")
-                let ps = try docker.run(["ps", "--format", "{{.Names}}"])
-                #expect(ps.output.split(separator: "\n").contains(Substring(sleeper)))
-
-                // attach (`start -a -i` attaches before it starts, so nothing is missed):
-                // stdin reaches the container, its answer comes back, and the stream ends
-                // with the container. (`docker attach` itself gives up at its stdin's end.)
-                let reader = DockerCLITests.uniqueName("tls-attach")
-                #expect(try engine.docker(["create", "-i", "--name", reader, "busybox:local", "sh", "-c", "read line; echo \"got $line\""]).status == 0)
-                let attach = try docker.run(["start", "-a", "-i", reader], input: Data("hello over tls\n".utf8), timeout: 30)
-                #expect(attach.status == 0, "\(attach.errorOutput)")
-                #expect(attach.output == "got hello over tls\n")
-
-                let ticker = DockerCLITests.uniqueName("tls-logs")
-                let script = "for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done"
-                #expect(try engine.docker(["run", "-d", "--name", ticker, "busybox:local", "sh", "-c", script]).status == 0)
-                let started = Date()
-                let logs = try docker.run(["logs", "-f", ticker], timeout: 30)
-                #expect(logs.status == 0, "\(logs.errorOutput)")
-                #expect(logs.output == (1...5).map { "tick \($0)\n" }.joined())
-                #expect(Date().timeIntervalSince(started) > 1.0)
+                let scenarios = EngineScenarios(docker: docker, engine: { try engine.docker($0) }, prefix: "tls")
+                try scenarios.runInteractive()
+                let sleeper = try scenarios.execAndPs()
+                let reader = try scenarios.attach()
+                let ticker = try scenarios.logsFollow()
                 _ = try engine.docker(["rm", "-f", sleeper, reader, ticker])
             }
         }

@@ -122,4 +122,66 @@ struct EngineProxyTests {
             #expect(result.output.contains("\"ApiVersion\""))
         }
     }
+
+    /// `requests`, raw, sent at once on one TLS connection; what came back until the
+    /// agent closed it (the last request should say `Connection: close`).
+    static func onOneConnection(_ requests: String, to agent: TestAgent) throws -> String {
+        // -quiet keeps reading after stdin ends, until the agent closes.
+        let result = try Command.run(
+            "openssl", ["s_client", "-quiet", "-connect", "127.0.0.1:\(agent.port)"], input: Data(requests.utf8), timeout: 20)
+        return String(decoding: result.stdout, as: UTF8.self)
+    }
+
+    @Test("an answer that ends with the engine's connection (attach without upgrade) is chunked to an HTTP/1.1 client, whose connection goes on, and said to end with the connection to HTTP/1.0")
+    func answerEndingWithTheEngineConnection() async throws {
+        let name = DockerCLITests.uniqueName("until-close")
+        #expect(try DockerCLITests.engine(["run", "--name", name, "busybox:local", "sh", "-c", "echo hi; echo bye"]).status == 0)
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let attach = "/v1.41/containers/\(name)/attach?stream=0&stdout=1&logs=1"
+        // The engine's own answer has neither a length nor chunks: it ends when the engine closes.
+        let direct = try Self.direct("POST", attach)
+        #expect(direct.status == 200)
+        #expect(direct.headers["content-length"] == nil && direct.headers["transfer-encoding"] == nil)
+        let stream = "\u{1}\0\0\0\0\0\0\u{3}hi\n\u{1}\0\0\0\0\0\0\u{4}bye\n"
+        #expect(direct.text == stream)
+        try await TestAgent.with { agent async throws in
+            let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+            let http11 = try Self.onOneConnection(
+                "POST \(attach) HTTP/1.1\r\nHost: x\r\n\(signature)\r\n"
+                    + "GET /_ping HTTP/1.1\r\nHost: x\r\n\(signature)Connection: close\r\n\r\n",
+                to: agent)
+            let answers = http11.components(separatedBy: "HTTP/1.1 ").dropFirst()
+            #expect(answers.map { $0.prefix(3) } == ["200", "200"], "\(http11)")
+            let first = try #require(answers.first).lowercased()
+            #expect(first.contains("transfer-encoding: chunked\r\n"), "\(first)")
+            #expect(!first.contains("connection: close"), "\(first)")
+            // The chunks carry the engine's bytes, and the last chunk ends the answer.
+            let afterHead = try #require(http11.range(of: "\r\n\r\n")).upperBound
+            let dechunked = try #require(Self.dechunked(Array(http11[afterHead...].utf8)), "\(http11)")
+            #expect(String(decoding: dechunked.body, as: UTF8.self) == stream)
+            #expect(String(decoding: dechunked.rest, as: UTF8.self).hasPrefix("HTTP/1.1 200"), "\(http11)")
+            #expect(http11.hasSuffix("\r\n\r\nOK"))
+
+            let http10 = try Self.onOneConnection("POST \(attach) HTTP/1.0\r\nHost: x\r\n\(signature)\r\n", to: agent)
+            #expect(http10.lowercased().contains("\r\nconnection: close\r\n"), "\(http10)")
+            #expect(!http10.lowercased().contains("transfer-encoding"), "\(http10)")
+            #expect(http10.hasSuffix("\r\n\r\n" + stream), "\(http10)")
+        }
+    }
+
+    /// A chunked body's content and the bytes after its last chunk, or nil if it is not chunked.
+    static func dechunked(_ bytes: [UInt8]) -> (body: [UInt8], rest: ArraySlice<UInt8>)? {
+        var rest = bytes[...]
+        var body: [UInt8] = []
+        let crlf: [UInt8] = [13, 10]
+        while let lineEnd = rest.firstRange(of: crlf),
+              let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self), radix: 16) {
+            let start = lineEnd.upperBound
+            guard start + size + 2 <= rest.endIndex, rest[(start + size)...].starts(with: crlf) else { return nil }
+            body += rest[start..<(start + size)]
+            rest = rest[(start + size + 2)...]
+            if size == 0 { return (body, rest) }
+        }
+        return nil
+    }
 }

@@ -53,6 +53,52 @@ struct MessageFramingTests {
         #expect(try MessageFraming.requestBody(of: Self.head([("Content-Length", "3")], version: .http1_0)).get() == .length(3))
     }
 
+    static func response(_ status: HTTPResponseStatus, _ headers: [(String, String)], version: HTTPVersion = .http1_1) -> HTTPResponseHead {
+        HTTPResponseHead(version: version, status: status, headers: HTTPHeaders(headers))
+    }
+
+    @Test("a relayed answer is framed for its client: bodiless ones never wait, one ending with the upstream is chunked for 1.1 and said to close for 1.0")
+    func relayed() {
+        func relay(_ head: HTTPResponseHead, method: HTTPMethod = .GET, client: HTTPVersion = .http1_1) -> MessageFraming.Relayed {
+            MessageFraming.relayed(head, body: (try? MessageFraming.responseBody(of: head).get()) ?? .none, method: method, clientVersion: client)
+        }
+        // Podman's HEAD /_ping: no length, no body, nothing to add.
+        let ping = relay(Self.response(.ok, [("Api-Version", "1.41")]), method: .HEAD)
+        #expect(ping == .init(head: Self.response(.ok, [("Api-Version", "1.41")]), endsWithConnection: false))
+        // A HEAD, 204 or 304 answer never carries chunk framing the encoder would end with a last chunk.
+        for (status, method) in [(HTTPResponseStatus.ok, HTTPMethod.HEAD), (.noContent, .GET), (.notModified, .GET)] {
+            let answer = relay(Self.response(status, [("Transfer-Encoding", "chunked"), ("ETag", "x")]), method: method)
+            #expect(answer.head.headers[canonicalForm: "transfer-encoding"].isEmpty)
+            #expect(answer.head.headers.first(name: "etag") == "x")
+            #expect(!answer.endsWithConnection)
+        }
+        #expect(relay(Self.response(.notModified, [("Content-Length", "12")])).head.headers.first(name: "content-length") == "12")
+        // Until the upstream closes: chunked for an HTTP/1.1 client (even from a 1.0 upstream).
+        let untilClose = relay(Self.response(.ok, [("Content-Type", "application/vnd.docker.raw-stream")], version: .http1_0))
+        #expect(untilClose.head.version == .http1_1)
+        #expect(untilClose.head.headers[canonicalForm: "transfer-encoding"] == ["chunked"])
+        #expect(!untilClose.endsWithConnection)
+        // An HTTP/1.0 client reads neither chunks nor a silent close: Connection: close.
+        for headers in [[("Content-Type", "text/plain")], [("Transfer-Encoding", "chunked")]] {
+            let old = relay(Self.response(.ok, headers), client: .http1_0)
+            #expect(old.endsWithConnection)
+            #expect(old.head.headers.first(name: "connection") == "close")
+            #expect(old.head.headers[canonicalForm: "transfer-encoding"].isEmpty)
+        }
+        // A length or chunked body goes as framed.
+        #expect(relay(Self.response(.ok, [("Content-Length", "2")])).head.headers.first(name: "content-length") == "2")
+        #expect(relay(Self.response(.ok, [("Transfer-Encoding", "Chunked")])).head.headers.first(name: "transfer-encoding") == "chunked")
+    }
+
+    @Test("keep-alive is read from the headers: 1.1 unless close, 1.0 only with keep-alive")
+    func keepsAlive() {
+        #expect(MessageFraming.keepsAlive(HTTPHeaders(), version: .http1_1))
+        #expect(!MessageFraming.keepsAlive(HTTPHeaders([("Connection", "Close")]), version: .http1_1))
+        #expect(!MessageFraming.keepsAlive(HTTPHeaders([("Connection", "upgrade, close")]), version: .http1_1))
+        #expect(!MessageFraming.keepsAlive(HTTPHeaders(), version: .http1_0))
+        #expect(MessageFraming.keepsAlive(HTTPHeaders([("Connection", "Keep-Alive")]), version: .http1_0))
+    }
+
     @Test("a chunked body's header is rewritten in the spelling NIO's encoder frames as chunked")
     func normalized() {
         let headers = HTTPHeaders([("Host", "x"), ("Transfer-Encoding", "Chunked")])

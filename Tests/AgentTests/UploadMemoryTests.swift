@@ -51,7 +51,7 @@ struct UploadMemoryTests {
         let key = SigningKey()
         // Associate the key and warm the TLS and HTTP paths before the baseline.
         #expect(try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=\(volume.name)&path=/", headers: key.headers()).status == 200)
-        let baseline = agent.openDescriptorCount()
+        let baseline = agent.openFileCount()
         let boundary = "cutoffboundary"
         let head = "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"target.bin\"\r\n\r\n"
         let body = Data(head.utf8) + Data(repeating: 0x42, count: 8 << 20)
@@ -69,10 +69,10 @@ struct UploadMemoryTests {
                                      agent.baseURL + "/browse/put?volumeID=\(volume.name)"], timeout: 30)
         // The agent notices the connection is gone and drops the staged file: an
         // O_TMPFILE, which no listing shows, so it is its descriptor that must go.
-        var open = agent.openDescriptorCount()
+        var open = agent.openFileCount()
         for _ in 0..<50 where open != baseline {
             usleep(100_000)
-            open = agent.openDescriptorCount()
+            open = agent.openFileCount()
         }
         #expect(open == baseline, "descriptors: \(baseline) before the upload, \(open) after")
         let data = try volume.dataPath

@@ -36,6 +36,23 @@ import Testing
         #expect(VolumeRoot.isValidName(name))
     }
 
+    @Test("a mount point the engine names is the volume's root: as the agent sees it, or beneath a host root, links confined there")
+    func opensTheEnginesMountpoint() throws {
+        let tree = try HostileTree()
+        _ = try volumes(tree)
+        let mountpoint = tree.rootPath + "/my_vol-1.0/_data"
+        let direct = try VolumeRoot.open(volume: "my_vol-1.0", mountpoint: mountpoint, hostRoot: nil)
+        #expect(try direct.list(.root).map(\.name) == ["sub"])
+        #expect(try direct.list(path("../..")).map(\.name) == ["sub"])
+        // With host management the engine's path is the host's: beneath the host root.
+        let hosted = try VolumeRoot.open(volume: "my_vol-1.0", mountpoint: "/root/my_vol-1.0/_data", hostRoot: tree.base)
+        #expect(contents(try hosted.openForReading(path("/sub/f.txt"))) == "in the volume")
+        // A _data that links out resolves inside the host root, where nothing is.
+        #expect(failure { try VolumeRoot.open(volume: "evil", mountpoint: "/evil/_data", hostRoot: tree.rootPath) } == .notFound)
+        #expect(failure { try VolumeRoot.open(volume: "gone", mountpoint: tree.rootPath + "/gone/_data", hostRoot: nil) } == .notFound)
+        #expect(failure { try VolumeRoot.open(volume: "rel", mountpoint: "relative/_data", hostRoot: nil) } == .notFound)
+    }
+
     @Test func missingVolumesAreNotFound() throws {
         let tree = try HostileTree()
         let volumes = try volumes(tree)

@@ -15,6 +15,13 @@ struct FileBrowser: Sendable {
         volumes = VolumeRoot(path: configuration.volumesRoot)
     }
 
+    /// The volume a request names, with the folder its engine keeps it in when the
+    /// engine said (`VolumeMountpoints`).
+    struct RequestedVolume: Sendable {
+        let name: String
+        let mountpoint: String?
+    }
+
     /// A root opened for one request and how to read the client's paths under it.
     struct Location {
         let root: ConfinedRoot
@@ -33,10 +40,20 @@ struct FileBrowser: Sendable {
         }
     }
 
-    func locate(volumeID: String?) throws(AgentError) -> Location {
-        if let volumeID, !volumeID.isEmpty {
+    /// A volume is opened where its engine keeps it (beneath the host root with host
+    /// management: the agent sees the host's `/` there), else, when the engine did not
+    /// say or that folder is not in the agent's view, in the volumes root.
+    func locate(volumeID volume: RequestedVolume?) throws(AgentError) -> Location {
+        if let volume {
             do {
-                return Location(root: try volumes.open(volume: volumeID), isHost: false)
+                if let mountpoint = volume.mountpoint {
+                    do {
+                        let root = try VolumeRoot.open(
+                            volume: volume.name, mountpoint: mountpoint, hostRoot: hostManagement ? hostRoot : nil, resolution: volumes.resolution)
+                        return Location(root: root, isHost: false)
+                    } catch .notFound {}
+                }
+                return Location(root: try volumes.open(volume: volume.name), isHost: false)
             } catch {
                 throw AgentError(error)
             }
@@ -60,7 +77,7 @@ struct FileBrowser: Sendable {
         var SymlinkTarget: String?
     }
 
-    func list(volumeID: String?, path: String?) throws(AgentError) -> AgentResponse {
+    func list(volumeID: RequestedVolume?, path: String?) throws(AgentError) -> AgentResponse {
         let location = try locate(volumeID: volumeID)
         let directory = try location.path(path)
         let entries: [DirectoryEntry]
@@ -80,7 +97,7 @@ struct FileBrowser: Sendable {
         }
     }
 
-    func delete(volumeID: String?, path: String?) throws(AgentError) -> AgentResponse {
+    func delete(volumeID: RequestedVolume?, path: String?) throws(AgentError) -> AgentResponse {
         let location = try locate(volumeID: volumeID)
         let target = try location.path(path)
         do {
@@ -98,7 +115,7 @@ struct FileBrowser: Sendable {
         var NewFilePath: String
     }
 
-    func rename(volumeID: String?, body: [UInt8]) throws(AgentError) -> AgentResponse {
+    func rename(volumeID: RequestedVolume?, body: [UInt8]) throws(AgentError) -> AgentResponse {
         let request: RenameRequest
         do {
             request = try AgentJSON.decode(RenameRequest.self, from: body)
@@ -118,7 +135,7 @@ struct FileBrowser: Sendable {
 
     /// Opens the file for `GET /browse/get` and decides the answer (200, 206, 304, 416)
     /// from the request's conditional and range headers.
-    func download(volumeID: String?, path: String?, requestHeaders: HTTPHeaders) throws(AgentError) -> AgentResponse {
+    func download(volumeID: RequestedVolume?, path: String?, requestHeaders: HTTPHeaders) throws(AgentError) -> AgentResponse {
         let location = try locate(volumeID: volumeID)
         let target = try location.path(path)
         let file: ReadableFile

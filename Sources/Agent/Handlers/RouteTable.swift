@@ -115,7 +115,7 @@ struct RouteTable: Sendable {
         case .clusterHostEvents:
             return .stream(GetClusterHostEvents(local: localHostEvents, cluster: cluster))
         case .browse(let operation, let legacyVolumeID):
-            let files = BrowseFiles(browser: browser, threadPool: threadPool, legacyVolumeID: legacyVolumeID)
+            let files = BrowseFiles(browser: browser, mountpoints: VolumeMountpoints(engine: engine), threadPool: threadPool, legacyVolumeID: legacyVolumeID)
             switch operation {
             case .ls: return .answer(BrowseLs(files: files), collectsBody: false)
             case .get: return .answer(BrowseGet(files: files), collectsBody: false)

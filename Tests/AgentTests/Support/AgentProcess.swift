@@ -48,6 +48,14 @@ final class AgentProcess {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// Open descriptors that are not sockets (files and folders: what a file operation
+    /// could leak; pooled engine connections come and go with their idle timeout).
+    func openFileCount() -> Int {
+        let folder = "/proc/\(pid)/fd"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return -1 }
+        return names.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: folder + "/" + $0))?.hasPrefix("socket:") == false }.count
+    }
+
     /// The log lines written so far.
     func logLines() -> [String] {
         ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)

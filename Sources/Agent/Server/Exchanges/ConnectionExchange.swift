@@ -48,14 +48,8 @@ func makeExchange(for plan: RoutePlan, head: HTTPRequestHead, route: Route, conn
     case .answer(let handler, let collectsBody):
         return AnswerExchange(connection: connection, request: AgentRequest(route: route, head: head), handler: handler, collectsBody: collectsBody)
     case .upload(let put):
-        guard let eventLoop = connection.context?.eventLoop else { return DrainExchange(connection: connection, refusing: nil) }
-        do {
-            return UploadExchange(connection: connection, session: try put.session(for: head, on: eventLoop), head: head)
-        } catch let error as AgentError {
-            return DrainExchange(connection: connection, refusing: error)
-        } catch {
-            return DrainExchange(connection: connection, refusing: AgentError(.internalServerError, "\(error)"))
-        }
+        if put.volumeName(head) != nil { return VolumeLookupExchange(connection: connection, put: put, head: head) }
+        return UploadExchange.make(connection: connection, put: put, head: head, volume: nil)
     case .console(let kind):
         do {
             return ConsoleExchange(connection: connection, console: try ConsoleRequest(kind: kind, head: head))

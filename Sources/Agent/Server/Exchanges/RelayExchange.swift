@@ -181,26 +181,29 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
                 upgrade = head
                 return
             }
-            var headers = head.headers
             if head.status.code >= 200 {
                 // The client decodes what the upstream framed only if it is framed the
                 // one way both sides read alike; anything else is the upstream's fault.
+                let relayed: MessageFraming.Relayed
                 switch MessageFraming.responseBody(of: head) {
                 case .failure(let problem):
                     upstream.delegate = nil
                     upstream.close()
                     return connection.fail(AgentError(.badGateway, "The upstream framed its answer ambiguously", details: problem.description))
                 case .success(let body):
-                    headers = MessageFraming.normalized(headers, body: body)
+                    relayed = MessageFraming.relayed(head, body: body, method: self.head.method, clientVersion: self.head.version)
                 }
+                head = relayed.head
                 responseStarted = true
-                AgentHeaders.add(to: &headers)
-                if !head.isKeepAlive || isCloseDelimited(head) { connection.closeAfterThisResponse() }
+                AgentHeaders.add(to: &head.headers)
+                if relayed.endsWithConnection || !MessageFraming.keepsAlive(head.headers, version: head.version) {
+                    connection.closeAfterThisResponse()
+                }
                 // A connection that ends after this answer says so: a client must never
                 // find a kept-alive connection closed under its next request.
-                if connection.machine.closeAfterResponse, head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
+                if connection.machine.closeAfterResponse { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             }
-            connection.write(.head(HTTPResponseHead(version: head.version, status: head.status, headers: headers)), flush: head.status.code < 200)
+            connection.write(.head(head), flush: head.status.code < 200)
         case .body(let body):
             connection.write(.body(.byteBuffer(body)))
             if let context = connection.context, !context.channel.isWritable {
@@ -244,15 +247,6 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
     func upstreamWritabilityChanged(isWritable: Bool) {
         guard connection.context != nil, connection.exchange === self else { return }
         if isWritable { connection.resumeReads() } else { connection.pauseReads() }
-    }
-
-    /// A response without Content-Length or chunked framing ends when the
-    /// connection does, so the client connection must close after it.
-    private func isCloseDelimited(_ head: HTTPResponseHead) -> Bool {
-        let code = head.status.code
-        if code == 204 || code == 304 || code < 200 || connection.machine.isHeadRequest { return false }
-        return !head.headers.contains(name: "content-length")
-            && !head.headers[canonicalForm: "transfer-encoding"].contains("chunked")
     }
 
     // MARK: After a 101

@@ -18,6 +18,18 @@ final class UploadExchange: ConnectionExchange {
         self.version = head.version
     }
 
+    /// The upload of `put` into `volume` (or the host), or the refusal of it.
+    static func make(connection: ConnectionHandler, put: BrowsePut, head: HTTPRequestHead, volume: FileBrowser.RequestedVolume?) -> ConnectionExchange {
+        guard let eventLoop = connection.context?.eventLoop else { return DrainExchange(connection: connection, refusing: nil) }
+        do {
+            return UploadExchange(connection: connection, session: try put.session(for: head, volume: volume, on: eventLoop), head: head)
+        } catch let error as AgentError {
+            return DrainExchange(connection: connection, refusing: error)
+        } catch {
+            return DrainExchange(connection: connection, refusing: AgentError(.internalServerError, "\(error)"))
+        }
+    }
+
     func start() {
         if expectsContinue {
             connection.write(.head(HTTPResponseHead(version: version, status: .continue)), flush: true)
