@@ -10,6 +10,8 @@
 #                    [containers per node, default 10] [rounds, default 1]
 # With DECKHAND_BASELINE=/path/to/an/older/deckhand, each round runs the baseline
 # and then this tree's build, and the medians of both are compared (A/B).
+# ROUTE=host-info measures the fleet inventory, GET /v2/cluster/host/info (every agent
+# with CAP_HOST_MANAGEMENT=1), instead of the aggregated container list.
 # LAB_IMAGE_REF=id creates the containers from the image's ID instead of its name
 # (see bench/cluster-lab.sh: the engines' share of the work then falls by about 3x).
 # Needs root and the lab (the one that is up is used; else a private one is brought
@@ -49,7 +51,12 @@ seeds="$NODE1_ADDR:9001,$NODE2_ADDR:9001,$NODE3_ADDR:9001"
 "${binaries[0]}" keygen --out "$work/client.pem" >/dev/null
 mapfile -t headers < <("${binaries[0]}" sign --key "$work/client.pem")
 signed=(-H "${headers[0]}" -H "${headers[1]}")
-url="https://$NODE1_ADDR:9001/containers/json?all=1"
+route=${ROUTE:-containers}
+case "$route" in
+containers) url="https://$NODE1_ADDR:9001/containers/json?all=1"; agent_env=() ;;
+host-info) url="https://$NODE1_ADDR:9001/v2/cluster/host/info"; agent_env=(CAP_HOST_MANAGEMENT=1) ;;
+*) echo "bench: ROUTE is containers or host-info, not $route" >&2; exit 2 ;;
+esac
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 # `measure BINARY LABEL`: one round; appends "rps p50 p99 agents-us engines-us" to $work/LABEL.
@@ -57,7 +64,7 @@ measure() {
     local binary=$1 label=$2 n addr count=0
     for n in 1 2 3; do
         addr="NODE${n}_ADDR"
-        scripts/swarm-lab exec "$n" env AGENT_HOST="${!addr}" AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" LOG_LEVEL=ERROR "$binary" serve &
+        scripts/swarm-lab exec "$n" env "${agent_env[@]}" AGENT_HOST="${!addr}" AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" LOG_LEVEL=ERROR "$binary" serve &
         pids+=($!)
     done
     for _ in $(seq 1 100); do
@@ -66,8 +73,14 @@ measure() {
         sleep 0.2
     done
     [ "$count" = 3 ] || { echo "bench: the agents did not form a cluster" >&2; exit 1; }
-    count=$(curl -sk "${signed[@]}" "$url" | grep -o '"NodeName"' | wc -l || true)
-    [ "$count" = $((3 * per_node)) ] || { echo "bench: $count items in the aggregated answer, expected $((3 * per_node))" >&2; exit 1; }
+    if [ "$route" = host-info ]; then
+        # Every node's inventory, nobody unreachable.
+        count=$(curl -sk "${signed[@]}" "$url" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["Nodes"]) if not d["UnreachableNodes"] else -1)' || true)
+        [ "$count" = 3 ] || { echo "bench: $count nodes in the fleet inventory, expected 3 and none unreachable" >&2; exit 1; }
+    else
+        count=$(curl -sk "${signed[@]}" "$url" | grep -o '"NodeName"' | wc -l || true)
+        [ "$count" = $((3 * per_node)) ] || { echo "bench: $count items in the aggregated answer, expected $((3 * per_node))" >&2; exit 1; }
+    fi
     wrk -t1 -c"$connections" -d2s "${signed[@]}" "$url" >/dev/null
     local agents0 engines0 agents1 engines1 rps p50 p99 requests
     agents0=$(cpu_ticks "${pids[@]}")
@@ -90,7 +103,7 @@ summary() {
         "$(cut -d' ' -f4 "$work/$label" | median)" "$(cut -d' ' -f5 "$work/$label" | median)"
 }
 
-echo "machine: $(nproc) cores, $(date -u '+%F %H:%M') UTC; 3 nodes, $per_node containers each (created from the image's ${LAB_IMAGE_REF:-name}); wrk 1 thread, $connections connections, ${duration}s"
+echo "machine: $(nproc) cores, $(date -u '+%F %H:%M') UTC; $url; 3 nodes, $per_node containers each (created from the image's ${LAB_IMAGE_REF:-name}); wrk 1 thread, $connections connections, ${duration}s"
 for _ in $(seq 1 "$rounds"); do
     if [ ${#binaries[@]} = 2 ]; then measure "${binaries[0]}" baseline; fi
     measure "$DECKHAND_BINARY" deckhand

@@ -27,7 +27,7 @@
 # Environment: DECKHAND_TEST_ENGINE_SOCKET (the engine), DECKHAND_TEST_LAB_ENV (the
 # lab's env file; without it the lab part is skipped and said so), LAB_SHARE (default
 # 15), SETTLE (default 45), PIPELINERS (default 20), MEMORY_LIMIT_MB (default 512: twice what node 1 peaks at under this load),
-# SCRATCH_PATH. Holds /tmp/deckhand-lab.lock (with a lab)
+# SCRATCH_PATH, DECKHAND_BINARY (a given build instead of this tree's). Holds /tmp/deckhand-lab.lock (with a lab)
 # and /tmp/deckhand-bench.lock, in that order, for the whole run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ anon_slack_kb=$((4 * 1024))
 
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 # SCRATCH_PATH: build in another folder than .build (e.g. beside a debug build in use).
-binary=$(scripts/release-build ${SCRATCH_PATH:+--scratch-path "$SCRATCH_PATH"})
+binary=${DECKHAND_BINARY:-$(scripts/release-build ${SCRATCH_PATH:+--scratch-path "$SCRATCH_PATH"})}
 if [ -z "${SOAK_LOCKED:-}" ]; then
     # Lab first, then bench: the order other lab benchmarks take them in (no deadlock).
     locks=(flock /tmp/deckhand-bench.lock)
