@@ -193,6 +193,55 @@ struct MetricsTests {
         #expect(families.isSubset(of: Set(RouteFamily.allCases.map(\.label))), "\(families)")
     }
 
+    @Test("an aggregated list that misses a member counts as a partial answer")
+    func partialAnswer() async throws {
+        // A private engine made a Swarm of one on loopback (not the suite's engine,
+        // which must stay outside a Swarm), so that lists are aggregated.
+        let folder = "/tmp/deckhand-metrics-swarm-\(UInt32.random(in: 0...UInt32.max))"
+        let engine = LabSwarm.repositoryRoot.appendingPathComponent("scripts/engine").path
+        defer {
+            _ = try? Command.run(engine, ["stop", folder])
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        let started = try Command.run(engine, ["start", folder])
+        try #require(started.status == 0, "\(started.errorOutput)")
+        let socket = folder + "/docker.sock"
+        let swarmPort = try AgentProcess.freePort()
+        let swarm = try Command.run("docker", [
+            "-H", "unix://" + socket, "swarm", "init", "--advertise-addr", "127.0.0.1:\(swarmPort)", "--listen-addr", "127.0.0.1:\(swarmPort)",
+        ])
+        try #require(swarm.status == 0, "\(swarm.errorOutput)")
+
+        let (portA, portB, metricsPort) = (try AgentProcess.freePort(), try AgentProcess.freePort(), try AgentProcess.freePort())
+        let cluster = [
+            "DECKHAND_ENGINE_SOCKET": socket, "AGENT_CLUSTER_ADDR": "127.0.0.1:\(portA),127.0.0.1:\(portB)",
+            // Slow rounds: a stopped member stays listed (unanswering) for 3 rounds.
+            "DECKHAND_PROBE_INTERVAL": "3", "DECKHAND_MEMBER_TIMEOUT": "1",
+        ]
+        let a = try AgentProcess(port: portA, environment: cluster.merging([
+            "DECKHAND_NODE_NAME": "node-a", "DECKHAND_METRICS_ADDR": "127.0.0.1:\(metricsPort)",
+        ]) { $1 })
+        let b = try AgentProcess(port: portB, environment: cluster.merging(["DECKHAND_NODE_NAME": "node-b"]) { $1 })
+        let key = SigningKey()
+        var members = 0
+        for _ in 0..<100 where members < 2 {
+            members = ((try? Curl.request("GET", a.baseURL + "/agents", headers: key.headers()).json()) as? [Any])?.count ?? 0
+            if members < 2 { usleep(200_000) }
+        }
+        try #require(members == 2)
+        let whole = try Curl.request("GET", a.baseURL + "/containers/json?all=1", headers: key.headers())
+        #expect(whole.status == 200 && whole.headers["x-portaineragent-unreachable-nodes"] == nil)
+        b.stop()
+        let partial = try Curl.request("GET", a.baseURL + "/containers/json?all=1", headers: key.headers())
+        #expect(partial.status == 200)
+        #expect(partial.headers["x-portaineragent-unreachable-nodes"] == "node-b")
+
+        let series = try Self.scrape("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(series.contains("deckhand_aggregation_partial_answers_total{family=\"cluster-list\"} 1"), "\(series)")
+        #expect(series.contains("deckhand_requests_total{family=\"cluster-list\",status=\"200\"} 2"))
+        #expect(series.contains("deckhand_cluster_members 2.0"))
+    }
+
     @Test("the agent's port never serves the metrics; the endpoint answers /metrics only; unset, nothing else listens")
     func onlyItsOwnListener() async throws {
         // IPv6 loopback where the machine has it, as [::1]:port.

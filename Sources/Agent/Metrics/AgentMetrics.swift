@@ -18,7 +18,8 @@ final class AgentMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let requests: NIOLockedValueBox<[Int: Prometheus.Counter]>
     private let latency: [DurationHistogram]
-    private let partialAnswers: [Prometheus.Counter]
+    /// By family, for the aggregated ones only.
+    private let partialAnswers: [Prometheus.Counter?]
     let bytesReceived: Prometheus.Counter
     let bytesSent: Prometheus.Counter
     let openConnections: Prometheus.Gauge
@@ -61,7 +62,8 @@ final class AgentMetrics: Sendable {
                 labels: [("family", family.label)], buckets: Self.latencyBuckets)
         }
         partialAnswers = RouteFamily.allCases.map { family in
-            registry.makeCounter(
+            guard family.isAggregated else { return nil }
+            return registry.makeCounter(
                 descriptor: name("aggregation_partial_answers", "total", "Merged cluster answers that name unreachable nodes"),
                 labels: [("family", family.label)])
         }
@@ -116,8 +118,8 @@ final class AgentMetrics: Sendable {
         }
         counter.increment()
         latency[family.rawValue].recordNanoseconds(nanoseconds)
-        if family.isAggregated, head.headers.contains(name: AgentHeaderName.unreachableNodes) {
-            partialAnswers[family.rawValue].increment()
+        if let partial = partialAnswers[family.rawValue], head.headers.contains(name: AgentHeaderName.unreachableNodes) {
+            partial.increment()
         }
     }
 
