@@ -17,8 +17,9 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Throws what is wrong with `text`, in words an operator can act on.
-    public init(parsing text: some StringProtocol) throws(HostPortError) {
+    /// Throws what is wrong with `text`, in words an operator can act on. Port 0 (a
+    /// listener's "any free port") only where `allowingPortZero`.
+    public init(parsing text: some StringProtocol, allowingPortZero: Bool = false) throws(HostPortError) {
         let item = Substring(text)
         guard !item.isEmpty else { throw .empty }
         var host: Substring
@@ -46,7 +47,7 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
         if let portText {
             // Digits only (no sign, no spaces), at most five: no overflow, then the range.
             guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let number = Int(portText), (1...65535).contains(number) else { throw .badPort(String(item)) }
+                  let number = Int(portText), ((allowingPortZero ? 0 : 1)...65535).contains(number) else { throw .badPort(String(item)) }
             self.port = number
         } else {
             self.port = nil

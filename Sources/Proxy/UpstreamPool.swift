@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -20,6 +21,10 @@ public final class UpstreamPool: Sendable {
     private let maxIdlePerLoop: Int
     private let idleTimeout: TimeAmount
     private let idle = NIOLockedValueBox([ObjectIdentifier: LoopIdle]())
+    /// Borrowings served by an idle connection, and those that waited for a new one
+    /// (and how long): no-ops unless the agent's metrics are on.
+    private let reuses: Counter
+    private let connectWaits: Timer
 
     /// One event loop's idle connections, oldest release first.
     private struct LoopIdle {
@@ -44,6 +49,9 @@ public final class UpstreamPool: Sendable {
         self.connectTimeout = connectTimeout
         self.maxIdlePerLoop = maxIdlePerLoop
         self.idleTimeout = idleTimeout
+        let upstream = [("upstream", transport.metricsLabel)]
+        reuses = Counter(label: "deckhand_upstream_reused_connections_total", dimensions: upstream)
+        connectWaits = Timer(label: "deckhand_upstream_connect_wait_seconds", dimensions: upstream)
     }
 
     /// Connections idling in the pool, on every loop.
@@ -55,9 +63,14 @@ public final class UpstreamPool: Sendable {
     public func acquire(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         let key = ObjectIdentifier(eventLoop)
         while let channel = idle.withLockedValue({ $0[key]?.connections.popLast()?.channel }) {
-            if channel.isActive { return eventLoop.makeSucceededFuture(channel) }
+            if channel.isActive {
+                reuses.increment()
+                return eventLoop.makeSucceededFuture(channel)
+            }
         }
-        return transport.connect(on: eventLoop, connectTimeout: connectTimeout).map { [idle] channel in
+        let started = NIODeadline.now()
+        return transport.connect(on: eventLoop, connectTimeout: connectTimeout).map { [idle, connectWaits] channel in
+            connectWaits.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
             // Registered once per connection: a pooled connection that the upstream
             // closes while idle leaves the pool by itself.
             channel.closeFuture.whenComplete { _ in

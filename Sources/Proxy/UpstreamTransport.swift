@@ -38,6 +38,15 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The kind of upstream, as a metric label: a bounded set, never an address.
+    public var metricsLabel: String {
+        switch self {
+        case .unixSocket, .engineTCP: return "engine"
+        case .tls: return "peer"
+        case .verifiedTLS: return "registry"
+        }
+    }
+
     /// A client context for talking to peer agents (`TLSConfigurations.peerClient`).
     public static func peerTLSContext() throws -> NIOSSLContext {
         try NIOSSLContext(configuration: TLSConfigurations.peerClient())

@@ -67,6 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
     var dockerHubCA: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
     var memberTimeout: String?
+    @Option(name: .customLong("metrics-addr"), help: "host:port (or [IPv6]:port) of a plain-HTTP Prometheus endpoint, GET /metrics; never the agent's port (DECKHAND_METRICS_ADDR, default: off, nothing recorded).")
+    var metricsAddress: String?
 
     var flags: [Setting: String] {
         let pairs: [(Setting, String?)] = [
@@ -77,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
             (.nodeName, nodeName), (.allowedClients, allowedClients), (.secretFile, secretFile),
             (.dockerHubAuthURL, dockerHubAuthURL), (.dockerHubRegistryURL, dockerHubRegistryURL), (.dockerHubCA, dockerHubCA),
-            (.engineTLSVerify, engineTLSVerify), (.engineCertPath, engineCertPath),
+            (.engineTLSVerify, engineTLSVerify), (.engineCertPath, engineCertPath), (.metricsAddress, metricsAddress),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { setting, value in value.map { (setting, $0) } })
     }
@@ -123,6 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
             "mode": "\(configuration.secrets.isEmpty ? "trust on first use" : "shared secret")",
             "secrets": "\(configuration.secrets.count)",
             "allowed_clients": "\(configuration.allowedClients.map { "\($0) and the cluster's agents" } ?? "anyone")",
+            "metrics": "\(configuration.metricsAddress.map { ListenAddress(host: $0.host, port: server.metricsPort ?? $0.port).description + "/metrics" } ?? "off")",
             "version": "\(AgentVersion.deckhand)",
         ])
         // Not fatal: the agent still answers /ping, and the health check says unhealthy.

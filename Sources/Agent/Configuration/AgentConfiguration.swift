@@ -59,6 +59,37 @@ package struct AgentConfiguration: Sendable {
     var dockerHubRegistryURL = HTTPSAddress("https://registry-1.docker.io")!
     /// PEM trust roots for those two instead of the system's.
     package var dockerHubCAFile: String?
+    /// `DECKHAND_METRICS_ADDR`: where the plain-HTTP Prometheus endpoint listens; nil
+    /// (the default) means no endpoint and no metrics recorded at all.
+    package var metricsAddress: ListenAddress?
+}
+
+/// A host and port to listen on, as `host:port` or `[ipv6]:port` reads.
+package struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+
+    package init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `127.0.0.1:9100`, `[::1]:9100`, `0.0.0.0:9100`; the port is required. Read by
+    /// the one address parser (`HostPort`), with port 0 allowed.
+    package init?(_ text: String) {
+        guard let parsed = try? HostPort(parsing: text, allowingPortZero: true), let port = parsed.port else { return nil }
+        self.init(host: parsed.host, port: port)
+    }
+
+    package var description: String { HostPort.join(host, port) }
+
+    /// Whether a listener here would take connections meant for `other` (same port,
+    /// and the same host or a wildcard on either side). Port 0 is never taken twice.
+    func overlaps(_ other: ListenAddress) -> Bool {
+        guard port == other.port, port != 0 else { return false }
+        let wildcards: Set<String> = ["0.0.0.0", "::", "*"]
+        return host == other.host || wildcards.contains(host) || wildcards.contains(other.host)
+    }
 }
 
 /// How log lines are written: for people, or one JSON object per line (`LOG_MODE=JSON`).
@@ -85,7 +116,7 @@ package enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
     case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
-    case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA, engineTLSVerify, engineCertPath
+    case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA, engineTLSVerify, engineCertPath, metricsAddress
 
     var environmentName: String {
         switch self {
@@ -115,6 +146,7 @@ package enum Setting: String, CaseIterable, Sendable {
         case .dockerHubCA: return "DECKHAND_DOCKERHUB_CA"
         case .engineTLSVerify: return "DOCKER_TLS_VERIFY"
         case .engineCertPath: return "DOCKER_CERT_PATH"
+        case .metricsAddress: return "DECKHAND_METRICS_ADDR"
         }
     }
 
@@ -152,6 +184,7 @@ package enum Setting: String, CaseIterable, Sendable {
         case .dockerHubCA: return "dockerhub-ca"
         case .engineTLSVerify: return "engine-tls-verify"
         case .engineCertPath: return "engine-cert-path"
+        case .metricsAddress: return "metrics-addr"
         }
     }
 }
@@ -349,6 +382,18 @@ extension AgentConfiguration {
                 throw ConfigurationError(setting: .dockerHubCA, value: path, accepted: "the absolute path of a readable PEM file")
             }
             configuration.dockerHubCAFile = path
+        }
+        if let text = value(.metricsAddress) {
+            guard let address = ListenAddress(text) else {
+                throw ConfigurationError(setting: .metricsAddress, value: text, accepted: "host:port or [IPv6]:port to serve /metrics on")
+            }
+            // Never on the agent's port: the metrics are plain HTTP and unsigned.
+            guard !address.overlaps(ListenAddress(host: configuration.host, port: configuration.port)) else {
+                throw ConfigurationError(
+                    setting: .metricsAddress, value: text,
+                    accepted: "an address other than the agent's own (\(configuration.host):\(configuration.port))")
+            }
+            configuration.metricsAddress = address
         }
         configuration.tlsCertificatePath = value(.tlsCertificate)
         configuration.tlsKeyPath = value(.tlsKey)

@@ -6,6 +6,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Prometheus
 import Proxy
 
 /// What every connection shares: settings, the signature check, the engine pool
@@ -20,6 +21,8 @@ struct AgentServices: Sendable {
     /// Present when a cluster address is configured.
     let cluster: ClusterMembership?
     let aggregator: Aggregator?
+    /// Present with `DECKHAND_METRICS_ADDR`; nil costs the request path nothing.
+    var metrics: AgentMetrics? = nil
 
     /// The cluster, when this node is an active Swarm member of one.
     var activeCluster: ClusterMembership? {
@@ -40,6 +43,7 @@ package final class AgentServer: Sendable {
     private let trimming: RepeatedTask
     /// Present with `AGENT_SECRET_FILE`, with the task that watches the file.
     private let secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
+    private let metricsEndpoint: MetricsEndpoint?
 
     /// The address actually bound, `[::]:9001` or `0.0.0.0:9001`, for the log.
     package var boundAddress: String {
@@ -49,13 +53,16 @@ package final class AgentServer: Sendable {
 
     /// The port actually bound (useful when configured with port 0).
     package var port: Int { listener.localAddress?.port ?? 0 }
+    /// The metrics listener's port, when there is one.
+    package var metricsPort: Int? { metricsEndpoint?.port }
 
     private init(
         services: AgentServices, sslContext: NIOSSLContext, group: EventLoopGroup, listener: Channel,
         quiescing: ServerQuiescingHelper, connections: ConnectionLimit, trimming: RepeatedTask,
-        secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?
+        secretRotation: (rotation: SecretRotation, watch: RepeatedTask)?, metricsEndpoint: MetricsEndpoint?
     ) {
         self.secretRotation = secretRotation
+        self.metricsEndpoint = metricsEndpoint
         self.services = services
         self.sslContext = sslContext
         self.group = group
@@ -71,6 +78,9 @@ package final class AgentServer: Sendable {
         logger: Logger,
         group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> AgentServer {
+        // Before the pools and the prober exist: they record through swift-metrics.
+        let registry = configuration.metricsAddress.map { _ in PrometheusCollectorRegistry() }
+        if let registry { AgentMetrics.bootstrap(registry) }
         let engine = UpstreamPool(transport: try configuration.engineTransport())
         if let tls = configuration.engineTLS {
             // Certificates that cannot work stop start-up, named; an engine that is
@@ -103,7 +113,8 @@ package final class AgentServer: Sendable {
             routes: try RouteTable(configuration: configuration, engine: engine, cluster: cluster),
             logger: logger,
             cluster: cluster,
-            aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }
+            aggregator: cluster.map { Aggregator(membership: $0, engine: engine) },
+            metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) }
         )
         let sslContext = try identity.serverContext()
         let quiescing = ServerQuiescingHelper(group: group)
@@ -135,6 +146,15 @@ package final class AgentServer: Sendable {
             return ipv6 ? server.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0) : server
         }
         let listener = try await Self.listen(host: configuration.host, port: configuration.port, bootstrap: bootstrap, logger: logger)
+        var metricsEndpoint: MetricsEndpoint?
+        if let address = configuration.metricsAddress, let metrics = services.metrics {
+            do {
+                metricsEndpoint = try await MetricsEndpoint.start(at: address, metrics: metrics, group: group)
+            } catch {
+                try? await listener.close()
+                throw error
+            }
+        }
         if configuration.secrets.isEmpty {
             let window = TimeAmount.fromSeconds(configuration.associationTimeout)
             let verifier = services.verifier
@@ -171,7 +191,7 @@ package final class AgentServer: Sendable {
         }
         return AgentServer(
             services: services, sslContext: sslContext, group: group, listener: listener, quiescing: quiescing,
-            connections: limit, trimming: trimming, secretRotation: secretRotation)
+            connections: limit, trimming: trimming, secretRotation: secretRotation, metricsEndpoint: metricsEndpoint)
     }
 
     /// Binds `host` (nil: `::`, dual stack, or `0.0.0.0` where the kernel has no IPv6,
@@ -208,6 +228,7 @@ package final class AgentServer: Sendable {
         services: AgentServices,
         sslContext: NIOSSLContext
     ) throws {
+        if let metrics = services.metrics { try pipeline.addHandler(ConnectionMeter(metrics: metrics)) }
         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
         try addHTTP(to: pipeline, services: services)
     }
@@ -244,6 +265,7 @@ package final class AgentServer: Sendable {
             _ = await Self.wait(for: drained.futureResult, atMost: .seconds(2), on: group.next())
         }
         try? await listener.close()
+        await metricsEndpoint?.stop()
         trimming.cancel()
         secretRotation?.watch.cancel()
         services.cluster?.stop()

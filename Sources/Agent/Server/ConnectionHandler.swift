@@ -23,6 +23,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var keptUpstream: KeptUpstream?
     private var deadlines: RequestDeadlines?
     private var signatures = SignatureCheck()
+    private var meter: RequestMeter
     /// Held parts are being served (calls made meanwhile return; the loop goes on).
     private var servingHeld = false
 
@@ -34,6 +35,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(services: AgentServices, httpHandlers: [RemovableChannelHandler]) {
         self.services = services
         self.httpHandlers = httpHandlers
+        self.meter = RequestMeter(metrics: services.metrics)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -85,6 +87,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let head: HTTPRequestHead
         switch machine.beginRequest(requestHead) {
         case .failure(let problem):
+            meter.began(.refused)
             // Where its body ends cannot be known: nothing after this head is read as a request.
             refuse(AgentError(.badRequest, "Ambiguous request framing", details: problem.description))
             return closeAfterLinger()
@@ -95,13 +98,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature, let refusal = signatures.refusal(
             for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: context.remoteAddress) {
+            meter.refusedSignature()
             return refuse(refusal)
         }
         var plan: RoutePlan?
         if let cluster = services.activeCluster, let local = cluster.localNode {
             plan = ClusterDispatch.plan(for: head, route: route, cluster: cluster, local: local, aggregator: services.aggregator)
         }
-        start(makeExchange(for: plan ?? services.routes.plan(for: route), head: head, route: route, connection: self))
+        let chosen = plan ?? services.routes.plan(for: route)
+        meter.began(RouteFamily(route: route, plan: chosen))
+        start(makeExchange(for: chosen, head: head, route: route, connection: self))
     }
 
     /// Makes `exchange` the connection's current one and starts it.
@@ -195,6 +201,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(_ part: HTTPServerResponsePart, flush: Bool = false) {
+        if case .head(let head) = part { meter.answering(head) }
         context?.write(wrapOutboundOut(part), promise: nil)
         if flush { context?.flush() }
     }
@@ -247,6 +254,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError, machine.isIdle {
+            meter.began(.refused)
             machine.closeAfterThisResponse()
             writeResponse(.error(AgentError(parserError)))
         } else {

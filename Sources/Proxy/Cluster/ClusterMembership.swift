@@ -1,3 +1,4 @@
+import CoreMetrics
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -342,6 +343,8 @@ public final class ClusterMembership: Sendable {
         let challenge = peerKey?.challenge(address: address)
         if let challenge { head.headers.add(name: AgentHeaderName.challenge, value: challenge.header) }
         let started = NIODeadline.now()
+        // One series per probed address: as many as the cluster has agents.
+        let probed = [("member", address)]
         return pool(for: placeholder).collect(head, on: eventLoop, limit: 64 * 1024, timeout: settings.memberTimeout)
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
@@ -357,7 +360,9 @@ public final class ClusterMembership: Sendable {
                     record.role = member.role
                     record.version = member.version.isEmpty ? nil : member.version
                     record.lastSuccess = PeerKey.now
-                    record.roundTripMilliseconds = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+                    let roundTrip = (NIODeadline.now() - started).nanoseconds
+                    Timer(label: "deckhand_cluster_probe_seconds", dimensions: probed).recordNanoseconds(roundTrip)
+                    record.roundTripMilliseconds = Double(roundTrip) / 1e6
                     record.consecutiveFailures = 0
                     record.lastError = nil
                     record.dropped = nil
@@ -367,6 +372,7 @@ public final class ClusterMembership: Sendable {
                 }
             }
             .recover { error in
+                Counter(label: "deckhand_cluster_probe_failures_total", dimensions: probed).increment()
                 self.record(address) { record in
                     record.consecutiveFailures += 1
                     record.lastError = "\(error)"

@@ -297,6 +297,7 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             return
         }
         let clientChannel = context.channel
+        connection.services.metrics?.upgraded(console == nil ? .hijack : .console, closed: clientChannel.closeFuture)
         clientPipeline.removeHandler(context: context, promise: nil)
         // A decoder hands on the bytes it still holds (sent right behind the request or
         // the 101, maybe in the same read) when its removal completes, outside any read

@@ -10,6 +10,8 @@ final class UploadExchange: ConnectionExchange {
     private let session: UploadSession
     private let expectsContinue: Bool
     private let version: HTTPVersion
+    /// Body bytes received, for the metrics.
+    private var received = 0
 
     init(connection: ConnectionHandler, session: UploadSession, head: HTTPRequestHead) {
         self.connection = connection
@@ -37,6 +39,7 @@ final class UploadExchange: ConnectionExchange {
     }
 
     func receive(_ body: ByteBuffer) {
+        received += body.readableBytes
         // Reading goes on while the disk keeps up; only a backlog pauses it.
         guard let backlog = session.consume(body) else { return }
         connection.pauseReads()
@@ -54,6 +57,7 @@ final class UploadExchange: ConnectionExchange {
             guard self.isCurrent else { return }
             switch result {
             case .success:
+                self.connection.services.metrics?.upload(stored: true, bytes: self.received)
                 self.connection.writeResponse(.empty(.noContent))
                 self.connection.finishExchange()
             case .failure(let error):
@@ -63,12 +67,14 @@ final class UploadExchange: ConnectionExchange {
     }
 
     func connectionClosed() {
+        connection.services.metrics?.upload(stored: false, bytes: received)
         session.abort()
     }
 
     private var isCurrent: Bool { connection.context != nil && connection.exchange === self }
 
     private func failed(_ error: Error) {
+        connection.services.metrics?.upload(stored: false, bytes: received)
         session.abort()
         connection.abort(with: error as? AgentError ?? AgentError(.internalServerError, "Upload failed", details: "\(error)"))
     }

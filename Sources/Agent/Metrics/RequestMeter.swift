@@ -1,0 +1,34 @@
+import NIOCore
+import NIOHTTP1
+
+/// One connection's request timing: from a request's head to its answer's (the first
+/// final head, or the `101` of a hijack). Without metrics it holds nil and records nothing.
+struct RequestMeter {
+    let metrics: AgentMetrics?
+    private var pending: (family: RouteFamily, began: NIODeadline)?
+
+    init(metrics: AgentMetrics?) {
+        self.metrics = metrics
+    }
+
+    /// A request of `family` begins (the family is worked out only with metrics on).
+    @inline(__always)
+    mutating func began(_ family: @autoclosure () -> RouteFamily) {
+        if metrics != nil { pending = (family(), .now()) }
+    }
+
+    /// A request refused for its signature.
+    mutating func refusedSignature() {
+        guard let metrics else { return }
+        metrics.refusedSignatures.increment()
+        pending = (.refused, .now())
+    }
+
+    /// A response head is going out.
+    @inline(__always)
+    mutating func answering(_ head: HTTPResponseHead) {
+        guard let request = pending, head.status.code >= 200 || head.status.code == 101 else { return }
+        pending = nil
+        metrics?.answered(request.family, head: head, nanoseconds: (NIODeadline.now() - request.began).nanoseconds)
+    }
+}
