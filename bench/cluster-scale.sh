@@ -10,6 +10,8 @@
 # one request at a time (single-request latency), then a fixed low concurrency;
 # the agents' and engines' CPU time per request comes from /proc, and the agents'
 # CPU while idle (membership probes only) from a quiet window before each size.
+# ROUTE=host-info measures the fleet inventory (GET /v2/cluster/host/info, every
+# instance with CAP_HOST_MANAGEMENT=1 reading this machine) instead of the list.
 #   bench/cluster-scale.sh [sizes, default "3 6 12 24 30 48"] [seconds per measure, default 8]
 #                          [connections, default 4] [containers per engine, default 10]
 # Needs root and the lab (the one that is up is used; else a private one is brought
@@ -48,14 +50,26 @@ address() { echo "127.0.2.$1"; }
 seeds=$(for i in $(seq 1 "$largest"); do printf '%s:9001,' "$(address "$i")"; done)
 seeds=${seeds%,}
 "$binary" keygen --out "$work/client.pem" >/dev/null
-mapfile -t headers < <("$binary" sign --key "$work/client.pem")
+# Secret mode: the instances all dial out from 127.0.0.1 (their listening address is not
+# their source address on loopback), so trust on first use, which admits a probe only
+# from an address the cluster address names, would refuse them; a shared secret's
+# proofs do not depend on the source address.
+secret=bench-scale-$RANDOM$RANDOM
+mapfile -t headers < <("$binary" sign --key "$work/client.pem" --secret "$secret")
 entry="https://$(address 1):9001"
 signed=(-H "${headers[0]}" -H "${headers[1]}")
+
+route=${ROUTE:-containers}
+case "$route" in
+containers) path="/containers/json?all=1"; agent_env=() ;;
+host-info) path="/v2/cluster/host/info"; agent_env=(CAP_HOST_MANAGEMENT=1) ;;
+*) echo "bench: ROUTE is containers or host-info, not $route" >&2; exit 2 ;;
+esac
 
 start_instance() {
     local i=$1 node=$(( ($1 - 1) % LAB_NODES + 1 ))
     local sock="NODE${node}_SOCK"
-    AGENT_HOST=$(address "$i") AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" \
+    env "${agent_env[@]}" AGENT_SECRET="$secret" AGENT_HOST=$(address "$i") AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" \
         DECKHAND_ENGINE_SOCKET="${!sock}" DECKHAND_VOLUMES_ROOT="$lab_dir/node$node/lib/volumes" \
         DECKHAND_NODE_NAME="node$node-$i" LOG_LEVEL=ERROR "$binary" serve 2>>"$work/agents.log" &
     pids+=($!)
@@ -67,7 +81,7 @@ members() {
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(date -u '+%F %H:%M') UTC; $(uname -r)"
 echo "cluster: N instances on 127.0.2.x in front of $LAB_NODES lab engines ($per_engine containers each); wrk 1 thread, ${duration}s per measure"
-echo "binary: $binary"
+echo "binary: $binary; GET $path"
 echo
 printf '| members | items | c=1 p50 | c=1 p99 | c=1 req/s | c=%d p50 | c=%d p99 | c=%d req/s | agents CPU/req | engines CPU/req | idle: agents, engines CPU |\n' \
     "$connections" "$connections" "$connections"
@@ -81,11 +95,17 @@ for n in $sizes; do
         sleep 0.2
     done
     [ "$(members)" = "$n" ] || { echo "bench: instance 1 lists $(members) members, not $n" >&2; tail -5 "$work/agents.log" >&2; exit 1; }
-    url="$entry/containers/json?all=1"
+    url="$entry$path"
     curl -sk -D "$work/headers" "${signed[@]}" "$url" > "$work/answer.json"
     if grep -qi unreachable "$work/headers"; then echo "bench: unreachable members at N=$n" >&2; cat "$work/headers" >&2; exit 1; fi
-    items=$(grep -o '"NodeName"' "$work/answer.json" | wc -l)
-    [ "$items" = $((n * per_engine)) ] || { echo "bench: $items items at N=$n, expected $((n * per_engine))" >&2; exit 1; }
+    if [ "$route" = host-info ]; then
+        items=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["Nodes"]))' "$work/answer.json")
+        expected=$n
+    else
+        items=$(grep -o '"NodeName"' "$work/answer.json" | wc -l)
+        expected=$((n * per_engine))
+    fi
+    [ "$items" = "$expected" ] || { echo "bench: $items items at N=$n, expected $expected" >&2; exit 1; }
 
     # Idle: nothing but membership probes (every instance asks every address every 5 s).
     idle0=$(cpu_ticks "${pids[@]:0:$n}")
