@@ -387,11 +387,12 @@ extension AgentConfiguration {
             guard let address = ListenAddress(text) else {
                 throw ConfigurationError(setting: .metricsAddress, value: text, accepted: "host:port or [IPv6]:port to serve /metrics on")
             }
-            // Never on the agent's port: the metrics are plain HTTP and unsigned.
-            guard !address.overlaps(ListenAddress(host: configuration.host, port: configuration.port)) else {
+            // Never on the agent's port: the metrics are plain HTTP and unsigned. No
+            // AGENT_HOST means `::`, every address.
+            let agent = ListenAddress(host: String((configuration.host ?? "::").filter { $0 != "[" && $0 != "]" }), port: configuration.port)
+            guard !address.overlaps(agent) else {
                 throw ConfigurationError(
-                    setting: .metricsAddress, value: text,
-                    accepted: "an address other than the agent's own (\(configuration.host):\(configuration.port))")
+                    setting: .metricsAddress, value: text, accepted: "an address other than the agent's own (\(agent))")
             }
             configuration.metricsAddress = address
         }

@@ -37,8 +37,8 @@ enum RouteFamily: Int, CaseIterable, Sendable {
         switch route {
         case .ping: self = .ping
         case .agents, .memberInfo, .dockerHub, .clusterStatus: self = .agent
-        case .hostInfo: self = .host
-        case .clusterHostInfo: self = .clusterHost
+        case .hostInfo, .hostEvents: self = .host
+        case .clusterHostInfo, .clusterHostEvents: self = .clusterHost
         case .browse: self = .browse
         case .console: self = .console
         case .engine: self = .engine
