@@ -145,15 +145,19 @@ package final class AgentServer: Sendable {
                 }
             return ipv6 ? server.serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 0) : server
         }
-        let listener = try await Self.listen(host: configuration.host, port: configuration.port, bootstrap: bootstrap, logger: logger)
-        var metricsEndpoint: MetricsEndpoint?
+        // The metrics listener first: once the agent answers, its metrics can be scraped.
+        let metricsEndpoint: MetricsEndpoint?
         if let address = configuration.metricsAddress, let metrics = services.metrics {
-            do {
-                metricsEndpoint = try await MetricsEndpoint.start(at: address, metrics: metrics, group: group)
-            } catch {
-                try? await listener.close()
-                throw error
-            }
+            metricsEndpoint = try await MetricsEndpoint.start(at: address, metrics: metrics, group: group)
+        } else {
+            metricsEndpoint = nil
+        }
+        let listener: Channel
+        do {
+            listener = try await Self.listen(host: configuration.host, port: configuration.port, bootstrap: bootstrap, logger: logger)
+        } catch {
+            await metricsEndpoint?.stop()
+            throw error
         }
         if configuration.secrets.isEmpty {
             let window = TimeAmount.fromSeconds(configuration.associationTimeout)

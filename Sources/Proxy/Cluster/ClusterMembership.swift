@@ -256,7 +256,12 @@ public final class ClusterMembership: Sendable {
                 self.state.withLockedValue { $0.engineError = "\(error)" }
                 self.logger.warning("cannot ask the local engine who this node is", metadata: ["error": "\(error)"])
             }
-        let probes = resolve().flatMap { addresses in
+        // Until this agent knows who it is, it answers probes with 503, its own
+        // included: until then a round probes once the engine has answered (or failed
+        // to); later rounds ask both at once.
+        let knowsItself = state.withLockedValue { $0.local != nil }
+        let ready = knowsItself ? eventLoop.makeSucceededVoidFuture() : identity
+        let probes = ready.flatMap { self.resolve() }.flatMap { addresses in
             self.resolved(addresses)
             return EventLoopFuture.whenAllComplete(addresses.map { self.probe(host: $0.host, port: $0.port) }, on: self.eventLoop)
         }
