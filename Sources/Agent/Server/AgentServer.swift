@@ -208,12 +208,22 @@ package final class AgentServer: Sendable {
         }
         do {
             return try await bootstrap(true).bind(host: "::", port: port).get()
-        } catch let error as IOError where [EAFNOSUPPORT, EADDRNOTAVAIL, EPROTONOSUPPORT].contains(error.errnoCode) {
+        } catch let error where meansNoIPv6(error) {
             logger.warning("IPv6 is not available on this machine: listening on IPv4 only", metadata: [
                 "address": "\(HostPort.join("0.0.0.0", port))", "error": "\(error)",
             ])
             return try await bootstrap(false).bind(host: "0.0.0.0", port: port).get()
         }
+    }
+
+    /// What binding `::` meets where there is no IPv6: a kernel without it refuses the
+    /// socket's family; a container or host with IPv6 turned off has no IPv6 address,
+    /// so the resolver has nothing for `::` (`EAI_FAMILY`, seen in Docker's default
+    /// bridge network), or the address cannot be assigned.
+    static func meansNoIPv6(_ error: Error) -> Bool {
+        if let error = error as? IOError { return [EAFNOSUPPORT, EADDRNOTAVAIL, EPROTONOSUPPORT].contains(error.errnoCode) }
+        if let error = error as? SocketAddressError.UnknownHost { return error.host == "::" }
+        return false
     }
 
     /// How often `AGENT_SECRET_FILE` is checked for a change.
