@@ -329,7 +329,8 @@ extension LabSuites {
         /// What every variant must do once deployed: the agents found one another at
         /// their overlay addresses; lists aggregate every node's items; a target header
         /// reaches that node; a volume's files on one node are browsed through another,
-        /// or, with `volumeBrowser` false (the non-root agent), refused with 403.
+        /// or, with `volumeBrowser` false (the non-root agent), exactly as far as its user may
+        /// read the volume on that node.
         static func checkCluster(_ deployment: SwarmDeployment, network: String, key: SigningKey, volumeBrowser: Bool) throws {
             let swarm = deployment.swarm
             let nodes = swarm.nodes
@@ -388,7 +389,20 @@ extension LabSuites {
                 let volume = volumes[owner.name]!
                 let listing = try deployment.request(node, "/browse/ls?volumeID=\(volume)&path=/", key: key, headers: target)
                 guard volumeBrowser else {
-                    #expect(listing.status == 403, "\(listing.text)")
+                    // The non-root agent reads what its user may read, no more: the truth is
+                    // `ls` as that user, on that node, with the stack's own bind mount of
+                    // Docker's volumes (Docker leaves the volumes folder 0701, so a volume's
+                    // world-readable data can be listed through its own path).
+                    let asAgent = try swarm.engine(owner, [
+                        "run", "--rm", "--user", "65532:65532", "-v", "/var/lib/docker/volumes:/var/lib/docker/volumes:ro",
+                        "busybox:local", "ls", "/var/lib/docker/volumes/\(volume)/_data",
+                    ])
+                    if asAgent.status == 0 {
+                        #expect(listing.status == 200, "\(listing.text)")
+                        #expect(asAgent.output.split(separator: "\n") == ["where.txt"], "\(asAgent.output)")
+                    } else {
+                        #expect(listing.status == 403, "\(listing.text)")
+                    }
                     continue
                 }
                 #expect(listing.status == 200, "\(listing.text)")
