@@ -151,6 +151,7 @@ package enum Command {
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        markDescriptorsCloseOnExec()
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard spawned == 0 else { return .failure(TestSetupError("cannot start \(path): \(String(cString: strerror(spawned)))")) }
@@ -158,6 +159,22 @@ package enum Command {
     }
 
     private static let spawnLock = NSLock()
+
+    /// Every descriptor of this process past stderr made close-on-exec, so that a child
+    /// gets only its 0, 1 and 2: sockets other tests hold open (some made without
+    /// `SOCK_CLOEXEC`) were inherited by agents started meanwhile, which then held
+    /// listeners that were not theirs. Called under `spawnLock`, just before the spawn.
+    private static func markDescriptorsCloseOnExec() {
+        guard let directory = opendir("/proc/self/fd") else { return }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
 
     package static func which(_ name: String) throws -> String {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
