@@ -3,9 +3,9 @@ import NIOCore
 import NIOHTTP1
 import Proxy
 
-/// One client connection: performs what its `ConnectionStateMachine` decides, runs
-/// each request's steps (framing, signature, cluster dispatch, route table), and
-/// hands the request to the exchange its plan names. The exchanges own everything
+/// One client connection: performs what its `ConnectionStateMachine` decides, frames
+/// each request, lets `RequestIntake` plan it (signature, cluster dispatch, route
+/// table), and hands it to the exchange its plan names. The exchanges own everything
 /// about their kind of answer; this type holds no per-feature state.
 final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -22,7 +22,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An idle upstream kept from this client's previous relay for its next.
     var keptUpstream: KeptUpstream?
     private var deadlines: RequestDeadlines?
-    private var signatures = SignatureCheck()
+    private var intake = RequestIntake()
     private var meter: RequestMeter
     /// Held parts are being served (calls made meanwhile return; the loop goes on).
     private var servingHeld = false
@@ -86,28 +86,17 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // was read, or not at all.
         let head: HTTPRequestHead
         switch machine.beginRequest(requestHead) {
+        case .success(let framed): head = framed
         case .failure(let problem):
             meter.began(.refused)
             // Where its body ends cannot be known: nothing after this head is read as a request.
             refuse(AgentError(.badRequest, "Ambiguous request framing", details: problem.description))
             return closeAfterLinger()
-        case .success(let framed):
-            head = framed
         }
         if machine.requestBodyOpen { deadlines?.bodyProgressed(starting: true) }
-        let route = Router.route(method: head.method, uri: head.uri)
-        if route.requiresSignature, let refusal = signatures.refusal(
-            for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: context.remoteAddress) {
-            meter.refusedSignature()
-            return refuse(refusal)
-        }
-        var plan: RoutePlan?
-        if let cluster = services.activeCluster, let local = cluster.localNode {
-            plan = ClusterDispatch.plan(for: head, route: route, cluster: cluster, local: local, aggregator: services.aggregator)
-        }
-        let chosen = plan ?? services.routes.plan(for: route)
-        meter.began(RouteFamily(route: route, plan: chosen))
-        start(makeExchange(for: chosen, head: head, route: route, connection: self))
+        let decision = intake.decide(head, services: services, peer: context.remoteAddress)
+        if decision.signatureRefused { meter.refusedSignature() } else { meter.began(RouteFamily(route: decision.route, plan: decision.plan)) }
+        start(makeExchange(for: decision.plan, head: head, route: decision.route, connection: self))
     }
 
     /// Makes `exchange` the connection's current one and starts it.
@@ -118,14 +107,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: What exchanges call
 
-    /// Answers a request the agent will not serve and ends the connection (see `DrainExchange`).
-    func refuse(_ error: AgentError) {
-        start(DrainExchange(connection: self, refusing: error))
-    }
-
-    /// Answers with `error` and closes at once (an upload that cannot go on).
-    func abort(with error: AgentError) {
-        start(DrainExchange(connection: self, refusing: error, closingAtOnce: true))
+    /// Answers a request the agent will not serve and ends the connection (see
+    /// `DrainExchange`); `closingAtOnce` for an upload that cannot go on.
+    func refuse(_ error: AgentError, closingAtOnce: Bool = false) {
+        start(DrainExchange(connection: self, refusing: error, closingAtOnce: closingAtOnce))
     }
 
     /// A request that could not be served (its upstream failed): the connection goes

@@ -76,6 +76,6 @@ final class UploadExchange: ConnectionExchange {
     private func failed(_ error: Error) {
         connection.services.metrics?.upload(stored: false, bytes: received)
         session.abort()
-        connection.abort(with: error as? AgentError ?? AgentError(.internalServerError, "Upload failed", details: "\(error)"))
+        connection.refuse(error as? AgentError ?? AgentError(.internalServerError, "Upload failed", details: "\(error)"), closingAtOnce: true)
     }
 }
