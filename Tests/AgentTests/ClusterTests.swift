@@ -315,6 +315,33 @@ extension LabSuites {
             #expect(reply.status == 400)
             #expect(reply.text.contains("colour"), "\(reply.text)")
 
+            // Filtering happens on the node: what node 3 sends (its link's bytes, counted
+            // by the kernel on the bridge side of its veth) shrinks with the filter.
+            func sentByNode3(_ filters: String, times: Int) throws -> (bytes: Int, last: HTTPReply) {
+                let counter = "/sys/class/net/dhlab-v\(node3.index)/statistics/rx_bytes"
+                func count() throws -> Int { Int(try String(contentsOfFile: counter, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+                let before = try count()
+                var last: HTTPReply?
+                for _ in 0..<times {
+                    last = try lab.request(node1, "GET", "/v2/cluster/host/info?filters=" + filters.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!, key: key)
+                    #expect(last?.status == 200, "\(last?.text ?? "")")
+                }
+                return (try count() - before, last!)
+            }
+            let times = 10
+            let whole = try sentByNode3(#"{"node":["node3"]}"#, times: times)
+            let narrowed = try sentByNode3(#"{"node":["node3"],"vendor":["no-such-vendor-anywhere"]}"#, times: times)
+            let wholeEntry = try nodes(whole.last)["node3"]?["HostInfo"] as? [String: Any] ?? [:]
+            let inventoryBytes = try JSONSerialization.data(withJSONObject: wholeEntry).count
+            let narrowedPCI = (try nodes(narrowed.last)["node3"]?["HostInfo"] as? [String: Any])?["PCIDevices"] as? [[String: Any]]
+            #expect(narrowedPCI?.isEmpty == true, "\(narrowed.last.text)")
+            #expect(inventoryBytes > 1000)
+            // Unfiltered, node 3 sent at least its inventory each time; filtered, at least
+            // half of that (per request) did not cross its link (probes add noise to both).
+            #expect(whole.bytes >= times * inventoryBytes, "node 3 sent \(whole.bytes) bytes for \(times) inventories of \(inventoryBytes)")
+            #expect(narrowed.bytes + times * inventoryBytes / 2 < whole.bytes,
+                    "filtered: node 3 sent \(narrowed.bytes) bytes, unfiltered \(whole.bytes), inventory \(inventoryBytes) bytes")
+
             // The target header still selects one node.
             reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key, headers: ["X-PortainerAgent-Target": "node3"])
             #expect(reply.status == 200)
