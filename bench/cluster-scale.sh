@@ -10,6 +10,13 @@
 # one request at a time (single-request latency), then a fixed low concurrency;
 # the agents' and engines' CPU time per request comes from /proc, and the agents'
 # CPU while idle (membership probes only) from a quiet window before each size.
+# "entry CPU/req" is instance 1's own CPU time per request during the one-at-a-time
+# run: what the asking agent spends on its own part and on asking, checking and
+# merging every member's answer (the per-member cost a real Swarm's latency model needs).
+# PIN_ENTRY=1 runs instance 1 alone on CPU 0 and every other instance and wrk on the
+# other CPUs, so that the entry's CPU per request is measured without 2N event
+# loops thrashing its caches, as on a node of its own (latencies then say less).
+# PROFILE=prefix records the entry with perf during that run (prefix.N per size).
 # ROUTE=host-info measures the fleet inventory (GET /v2/cluster/host/info, every
 # instance with CAP_HOST_MANAGEMENT=1 reading this machine) instead of the list.
 #   bench/cluster-scale.sh [sizes, default "3 6 12 24 30 48"] [seconds per measure, default 8]
@@ -69,7 +76,11 @@ esac
 start_instance() {
     local i=$1 node=$(( ($1 - 1) % LAB_NODES + 1 ))
     local sock="NODE${node}_SOCK"
-    env "${agent_env[@]}" AGENT_SECRET="$secret" AGENT_HOST=$(address "$i") AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" \
+    local pin=()
+    if [ -n "${PIN_ENTRY:-}" ]; then
+        if [ "$i" = 1 ]; then pin=(taskset -c 0); else pin=(taskset -c "1-$(( $(nproc) - 1 ))"); fi
+    fi
+    "${pin[@]}" env "${agent_env[@]}" AGENT_SECRET="$secret" AGENT_HOST=$(address "$i") AGENT_PORT=9001 AGENT_CLUSTER_ADDR="$seeds" \
         DECKHAND_ENGINE_SOCKET="${!sock}" DECKHAND_VOLUMES_ROOT="$lab_dir/node$node/lib/volumes" \
         DECKHAND_NODE_NAME="node$node-$i" LOG_LEVEL=ERROR "$binary" serve 2>>"$work/agents.log" &
     pids+=($!)
@@ -83,9 +94,9 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(dat
 echo "cluster: N instances on 127.0.2.x in front of $LAB_NODES lab engines ($per_engine containers each); wrk 1 thread, ${duration}s per measure"
 echo "binary: $binary; GET $path"
 echo
-printf '| members | items | c=1 p50 | c=1 p99 | c=1 req/s | c=%d p50 | c=%d p99 | c=%d req/s | agents CPU/req | engines CPU/req | idle: agents, engines CPU |\n' \
+printf '| members | items | c=1 p50 | c=1 p99 | c=1 req/s | c=1 entry CPU/req | c=%d p50 | c=%d p99 | c=%d req/s | agents CPU/req | engines CPU/req | idle: agents, engines CPU |\n' \
     "$connections" "$connections" "$connections"
-echo '|---|---|---|---|---|---|---|---|---|---|---|'
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|'
 running=0
 for n in $sizes; do
     while [ "$running" -lt "$n" ]; do running=$((running + 1)); start_instance "$running"; done
@@ -114,19 +125,25 @@ for n in $sizes; do
     idle=$(( $(cpu_ticks "${pids[@]:0:$n}") - idle0 ))
     idle_engines=$(( $(cpu_ticks "${engines[@]}") - idle_engines0 ))
 
-    wrk -t1 -c1 -d2s "${signed[@]}" "$url" >/dev/null
-    wrk -t1 -c1 -d"${duration}s" --latency "${signed[@]}" "$url" > "$work/single.out"
-    read -r single_rps single_p50 single_p99 _ < <(wrk_summary "$work/single.out")
+    wrk=(wrk); [ -n "${PIN_ENTRY:-}" ] && wrk=(taskset -c "1-$(( $(nproc) - 1 ))" wrk)
+    "${wrk[@]}" -t1 -c1 -d2s "${signed[@]}" "$url" >/dev/null
+    entry0=$(cpu_ticks "${pids[0]}")
+    [ -n "${PROFILE:-}" ] && perf record -q -F 1999 -g -p "${pids[0]}" -o "$PROFILE.$n" -- sleep "$duration" 2>/dev/null &
+    "${wrk[@]}" -t1 -c1 -d"${duration}s" --latency "${signed[@]}" "$url" > "$work/single.out"
+    entry1=$(cpu_ticks "${pids[0]}")
+    read -r single_rps single_p50 single_p99 single_count < <(wrk_summary "$work/single.out")
 
     agents0=$(cpu_ticks "${pids[@]:0:$n}")
     engines0=$(cpu_ticks "${engines[@]}")
-    wrk -t1 -c"$connections" -d"${duration}s" --latency "${signed[@]}" "$url" > "$work/load.out"
+    "${wrk[@]}" -t1 -c"$connections" -d"${duration}s" --latency "${signed[@]}" "$url" > "$work/load.out"
     agents1=$(cpu_ticks "${pids[@]:0:$n}")
     engines1=$(cpu_ticks "${engines[@]}")
     read -r load_rps load_p50 load_p99 load_count < <(wrk_summary "$work/load.out")
     tick_us=$((1000000 / $(getconf CLK_TCK)))
-    printf '| %d | %d | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.1f%%, %.1f%% of a core |\n' \
-        "$n" "$items" "$single_p50" "$single_p99" "$single_rps" "$load_p50" "$load_p99" "$load_rps" \
+    printf '| %d | %d | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.1f%%, %.1f%% of a core |\n' \
+        "$n" "$items" "$single_p50" "$single_p99" "$single_rps" \
+        "$(echo "($entry1 - $entry0) * $tick_us / $single_count / 1000" | bc -l)" \
+        "$load_p50" "$load_p99" "$load_rps" \
         "$(echo "($agents1 - $agents0) * $tick_us / $load_count / 1000" | bc -l)" \
         "$(echo "($engines1 - $engines0) * $tick_us / $load_count / 1000" | bc -l)" \
         "$(echo "$idle * $tick_us / 10000000 * 100" | bc -l)" "$(echo "$idle_engines * $tick_us / 10000000 * 100" | bc -l)"
