@@ -25,6 +25,15 @@ public enum ASCII {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 0x20 : byte
     }
 
+    /// Whether `text` begins with `lowercasePrefix` in any ASCII case (header names are
+    /// case-insensitive), compared byte by byte without lowercasing a copy.
+    @inlinable
+    public static func hasPrefixIgnoringCase(_ text: String, _ lowercasePrefix: StaticString) -> Bool {
+        let prefix = UnsafeBufferPointer(start: lowercasePrefix.utf8Start, count: lowercasePrefix.utf8CodeUnitCount)
+        guard text.utf8.count >= prefix.count else { return false }
+        return zip(text.utf8, prefix).allSatisfy { lowercased($0) == $1 }
+    }
+
     /// `0-9`, `a-f`: the digits of the ids Docker generates.
     @inlinable
     public static func isLowercaseHexDigit(_ byte: UInt8) -> Bool {

@@ -45,26 +45,33 @@ final class ReasonPhraseRecorder: ChannelInboundHandler, RemovableChannelHandler
             return context.fireChannelRead(data)
         }
         let buffer = unwrapInboundIn(data)
-        for byte in buffer.readableBytesView {
+        var bytes = buffer.readableBytesView[...]
+        while let byte = bytes.first {
             switch scan {
             case .done:
-                break
+                return context.fireChannelRead(data)
             case .statusLine:
-                guard byte == UInt8(ascii: "\n") else {
-                    line.append(byte)
-                    if line.count > Self.maxLineLength { scan = .done; line.removeAll() }
+                // The line up to its newline goes in at once, not byte by byte.
+                let end = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+                line.append(contentsOf: bytes[..<end].prefix(Self.maxLineLength + 1 - line.count))
+                if line.count > Self.maxLineLength {
+                    scan = .done
+                    line.removeAll()
+                } else if end < bytes.endIndex {
+                    scan = record(line)
+                    line.removeAll(keepingCapacity: true)
+                    bytes = bytes[bytes.index(after: end)...]
                     continue
                 }
-                scan = record(line)
-                line.removeAll(keepingCapacity: true)
+                bytes = bytes[bytes.endIndex...]
             case .interimHeaders(let atLineStart):
                 if byte == UInt8(ascii: "\n") {
                     scan = atLineStart ? .statusLine : .interimHeaders(atLineStart: true)
                 } else if byte != UInt8(ascii: "\r") {
                     scan = .interimHeaders(atLineStart: false)
                 }
+                bytes = bytes.dropFirst()
             }
-            if case .done = scan { break }
         }
         context.fireChannelRead(data)
     }

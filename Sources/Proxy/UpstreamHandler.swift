@@ -42,6 +42,8 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var responseKeepAlive = true
     /// The method of the request in flight: an answer to `HEAD` has no body.
     private var requestMethod = HTTPMethod.GET
+    /// `write` was called since the last `flush`.
+    private var unflushed = false
 
     init() {}
 
@@ -84,9 +86,14 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         guard let context else { return }
         if case .head(let head) = part { requestMethod = head.method }
         context.write(self.wrapOutboundOut(part), promise: nil)
+        unflushed = true
     }
 
+    /// Flushes what `write` wrote since the last flush; with nothing new it returns (a
+    /// relay asks after each part and at each read's end: most would flush nothing).
     public func flush() {
+        guard unflushed else { return }
+        unflushed = false
         context?.flush()
     }
 

@@ -155,6 +155,18 @@ struct ReasonPhraseTests {
         }
     }
 
+    @Test("a status line of maxLineLength bytes is recorded, a longer one is not, whatever the reads")
+    func lineLimit() throws {
+        // The line is what comes before its "\n": "HTTP/1.1 200 ", the phrase and "\r".
+        let fits = ReasonPhraseRecorder.maxLineLength - "HTTP/1.1 200 \r".utf8.count
+        for (length, expected) in [(fits, [String(repeating: "a", count: fits)]), (fits + 1, [])] as [(Int, [String])] {
+            let text = "HTTP/1.1 200 " + String(repeating: "a", count: length) + "\r\nContent-Length: 0\r\n\r\n"
+            for split in [0, 1, 12, 13, length, length + 13, length + 14, length + 15, text.utf8.count] {
+                #expect(try Self.phrases(text, split: split) == expected, "length \(length), split \(split)")
+            }
+        }
+    }
+
     @Test("an empty phrase is kept empty")
     func empty() throws {
         #expect(try Self.phrases("HTTP/1.1 204 \r\n\r\n", split: 3) == [""])

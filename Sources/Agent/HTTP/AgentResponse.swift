@@ -78,9 +78,14 @@ struct AgentResponse: Sendable {
 
 /// The headers every response carries, the engine's included.
 enum AgentHeaders {
+    /// Made once: `HTTPHeaders.add(name:value:)` would check each name again on every response.
+    private static let fields = HTTPHeaders([
+        (AgentHeaderName.agentVersion, AgentVersion.deckhand),
+        (AgentHeaderName.apiVersion, AgentVersion.apiVersion),
+        (AgentHeaderName.platform, AgentVersion.platform),
+    ])
+
     static func add(to headers: inout HTTPHeaders) {
-        headers.add(name: AgentHeaderName.agentVersion, value: AgentVersion.deckhand)
-        headers.add(name: AgentHeaderName.apiVersion, value: AgentVersion.apiVersion)
-        headers.add(name: AgentHeaderName.platform, value: AgentVersion.platform)
+        headers.add(contentsOf: fields)
     }
 }

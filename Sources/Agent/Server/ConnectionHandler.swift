@@ -44,7 +44,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             eventLoop: context.eventLoop,
             headerTimeout: .fromSeconds(services.configuration.headerTimeout),
             bodyTimeout: .fromSeconds(services.configuration.bodyTimeout),
-            logger: services.logger, peer: context.remoteAddress,
+            logger: services.logger, peer: context.channel.remoteAddress,
             status: { [weak self] in self?.context == nil ? nil : self?.machine },
             expired: { [weak self] in self?.context?.close(promise: nil) })
     }
@@ -66,7 +66,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .serve(let part): serve(part)
         case .held, .ignore: break
         case .cutOff:
-            services.logger.debug("closing a connection that pipelined too much without reading", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")"])
+            services.logger.debug("closing a connection that pipelined too much without reading", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
             context.close(promise: nil)
         }
     }
@@ -94,7 +94,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return closeAfterLinger()
         }
         if machine.requestBodyOpen { deadlines?.bodyProgressed(starting: true) }
-        let decision = intake.decide(head, services: services, peer: context.remoteAddress)
+        let decision = intake.decide(head, services: services, peer: context.channel.remoteAddress)
         if decision.signatureRefused { meter.refusedSignature() } else { meter.began(RouteFamily(route: decision.route, plan: decision.plan)) }
         start(makeExchange(for: decision.plan, head: head, route: decision.route, connection: self))
     }

@@ -74,8 +74,9 @@ final class AnswerExchange: ConnectionExchange {
 
     private func answer() {
         guard let context = connection.context else { return }
-        request.localAddress = context.localAddress
-        request.remoteAddress = context.remoteAddress
+        // The channel's addresses, read once at accept: the context's ask the kernel each time.
+        request.localAddress = context.channel.localAddress
+        request.remoteAddress = context.channel.remoteAddress
         handler.respond(to: request, on: context.eventLoop).assumeIsolated().whenComplete { result in
             guard self.connection.context != nil, self.connection.exchange === self, !self.responded else {
                 // Nobody to answer any more: an opened download must still be closed.
