@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import NIOCore
 import Testing
 @testable import Agent
 import TestCommands
@@ -154,5 +155,33 @@ struct ClientAllowlistTests {
         let open = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
         defer { open.stop() }
         #expect(try Self.bytesBeforeEnd(from: "127.0.0.3", port: open.port) == nil)
+    }
+
+    @Test("the connection limit's sources are IPv4 addresses and IPv6 /64 networks, as Python's ipaddress writes them")
+    func connectionSources() throws {
+        let addresses = [
+            "2001:db8:1:2::1", "2001:db8:1:2:ffff:ee:dd:9", "2001:db8:1:3::1", "fd00::7", "fd00:0:0:0:8000::1",
+            "10.1.2.3", "::ffff:10.1.2.3", "10.1.2.4", "127.0.0.1", "::1",
+        ]
+        // Python's own: an IPv4 address (a mapped one unmapped), else the /64 it is in.
+        let script = """
+        import ipaddress, sys
+        for line in sys.stdin.read().splitlines():
+            a = ipaddress.ip_address(line)
+            if a.version == 6 and a.ipv4_mapped:
+                a = a.ipv4_mapped
+            print(a if a.version == 4 else ipaddress.ip_network(f"{a}/64", strict=False).compressed)
+        """
+        let result = try Command.run("python3", ["-c", script], input: Data(addresses.joined(separator: "\n").utf8))
+        try #require(result.status == 0, "python3: \(result.errorOutput)")
+        let expected = result.output.split(separator: "\n").map(String.init)
+        try #require(expected.count == addresses.count)
+        let sources = try addresses.map { ConnectionLimit.Source(try SocketAddress(ipAddress: $0, port: 9001)) }
+        for (index, source) in sources.enumerated() {
+            #expect(source.description == expected[index], "\(addresses[index])")
+            for (other, otherSource) in sources.enumerated() {
+                #expect((source == otherSource) == (expected[index] == expected[other]), "\(addresses[index]) and \(addresses[other])")
+            }
+        }
     }
 }

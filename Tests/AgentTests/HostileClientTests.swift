@@ -104,6 +104,38 @@ struct HostileClientTests {
         #expect(held.allSatisfy { !$0.channel.isActive })
     }
 
+    @Test("a host holding every connection slot without signing in cannot keep Portainer out, nor take a signed-on slot")
+    func unsignedConnectionsMakeRoom() throws {
+        let agent = try Self.agent(["DECKHAND_MAX_CONNECTIONS": "32", "LOG_LEVEL": "WARN", "LOG_MODE": "JSON"])
+        defer { agent.stop() }
+        usleep(300_000)  // let the start-up probes' connections close
+        let key = SigningKey()
+        // Portainer's keep-alive connection, signed on before the flood.
+        let portainer = try RawConnection(port: agent.port)
+        try portainer.signOn(key)
+        // 40 connections that finish the TLS handshake and say nothing more, then 4
+        // that send half a head: the header timeout (30 s) would free none of them in
+        // this test. Each past the 32nd takes the slot of the oldest.
+        let silent = try (0..<40).map { _ in try RawConnection(port: agent.port) }
+        let slow = try (0..<4).map { _ in try RawConnection(port: agent.port) }
+        for connection in slow { try connection.send("GET /_ping HTTP/1.1\r\nHost: x\r\n") }
+        // A new connection from Portainer gets in at once; before, it was closed on arrival.
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers()).status == 200)
+        // The signed-on connection kept its slot and goes on serving.
+        try portainer.signOn(key, answers: 2)
+        #expect(portainer.channel.isActive)
+        // The flood made room with its own oldest: 1 + 44 + 1 = 46 connections for 32
+        // slots, so the 14 oldest silent ones are closed, and the newest are still open.
+        #expect(silent.prefix(14).allSatisfy { $0.closedByServer(within: 2) })
+        #expect(silent.suffix(26).allSatisfy { $0.channel.isActive })
+        #expect(slow.allSatisfy { $0.channel.isActive })
+        // The operator is told, with the source that held the most.
+        let warnings = agent.logLines().filter { $0.contains("closed the oldest unauthenticated connection") }
+        #expect(!warnings.isEmpty, "\(agent.logLines().suffix(5))")
+        #expect(warnings.first?.contains("\"source\":\"127.0.0.1\"") == true)
+        #expect(warnings.first?.contains("\"setting\":\"DECKHAND_MAX_CONNECTIONS\"") == true)
+    }
+
     @Test("a signed request whose body stops arriving is cut off after DECKHAND_BODY_TIMEOUT")
     func stalledBodyTimesOut() throws {
         let agent = try Self.agent(["DECKHAND_BODY_TIMEOUT": "1"])

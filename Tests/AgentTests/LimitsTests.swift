@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import Proxy
 import Testing
+import TestCommands
 
 /// Limits that protect the agent, on the real binary.
 @Suite("Connection and header limits")
@@ -146,25 +147,44 @@ struct LimitsTests {
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
 
-    @Test("past the connection limit new connections are closed, and accepted again once one ends")
+    @Test("at the limit a new connection is closed on arrival when every slot is signed on, and accepted again once one ends")
     func connectionLimit() throws {
         let agent = try AgentProcess(environment: [
             "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_MAX_CONNECTIONS": "3", "LOG_LEVEL": "WARN", "LOG_MODE": "JSON",
         ])
         defer { agent.stop() }
         usleep(300_000)  // let the start-up probes' connections close
+        let key = SigningKey()
         var held = try (0..<3).map { _ in try RawConnection(port: agent.port) }
+        for connection in held { try connection.signOn(key) }
         #expect(held.allSatisfy { !$0.closedByServer(within: 0.3) })
         // Accepted and closed at once: the TLS handshake fails (35), neither refused nor timed out.
         #expect(try Curl.exitStatus(agent.baseURL + "/ping") == 35)
         // The operator is told why, once, with the setting to raise.
         let warnings = agent.logLines().filter { $0.contains("connection limit reached") }
         #expect(warnings.count == 1)
+        #expect(warnings.first?.contains("every connection is authenticated") == true)
         #expect(warnings.first?.contains("\"setting\":\"DECKHAND_MAX_CONNECTIONS\"") == true)
         #expect(warnings.first?.contains("\"limit\":\"3\"") == true)
+        // The signed-on connections go on serving.
+        try held[0].signOn(key, answers: 2)
         held.removeLast()
         usleep(300_000)
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+}
+
+extension LimitsTests.RawConnection {
+    /// Sends a signed `GET /_ping` and waits for its answer (the `answers`-th on this
+    /// connection): from then on the agent counts the connection as Portainer's.
+    func signOn(_ key: SigningKey, answers: Int = 1) throws {
+        let signature = key.headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        try send("GET /_ping HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+        let deadline = Date().addingTimeInterval(10)
+        while received.components(separatedBy: "HTTP/1.1 200 OK").count - 1 < answers, Date() < deadline { usleep(10_000) }
+        guard received.components(separatedBy: "HTTP/1.1 200 OK").count - 1 >= answers else {
+            throw TestSetupError("no answer to a signed /_ping: \(received.prefix(300))")
+        }
     }
 }
 

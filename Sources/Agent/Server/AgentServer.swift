@@ -23,6 +23,9 @@ struct AgentServices: Sendable {
     let aggregator: Aggregator?
     /// Present with `DECKHAND_METRICS_ADDR`; nil costs the request path nothing.
     var metrics: AgentMetrics? = nil
+    /// The server's connection bound, told when a connection authenticates (nil for
+    /// connections made outside the listener, as in tests).
+    var connections: ConnectionLimit? = nil
 
     /// The cluster, when this node is an active Swarm member of one.
     var activeCluster: ClusterMembership? {
@@ -106,6 +109,7 @@ package final class AgentServer: Sendable {
                 nodeName: configuration.nodeName, secrets: configuration.secrets)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
+        let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
         let services = AgentServices(
             configuration: configuration,
             verifier: SignatureVerifier(secrets: configuration.secrets),
@@ -115,11 +119,11 @@ package final class AgentServer: Sendable {
             logger: logger,
             cluster: cluster,
             aggregator: cluster.map { Aggregator(membership: $0, engine: engine) },
-            metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) }
+            metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) },
+            connections: limit
         )
         let sslContext = try identity.serverContext()
         let quiescing = ServerQuiescingHelper(group: group)
-        let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
         let admission = ClientAdmission(allowlist: configuration.allowedClients, cluster: cluster, logger: logger)
         // IPV6_V6ONLY off, whatever the machine's default: `::` takes IPv4 clients too.
         let bootstrap = { (ipv6: Bool) -> ServerBootstrap in

@@ -1,20 +1,90 @@
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Bounds the connections served at once. Past the bound a new connection is closed
-/// on arrival, and the operator learns why from the log (at most once a second).
-/// It knows every connection it admitted, so that shutdown can close what is left.
+/// Bounds the connections served at once, so that no host can keep Portainer out by
+/// holding them.
+///
+/// A connection counts as unauthenticated until one of its requests carries a
+/// signature the agent accepts (`authenticated(_:)`). When every slot is taken, a new
+/// connection gets the slot of an unauthenticated one: the oldest of the source (an
+/// IPv4 address, or an IPv6 /64, the block one host is usually given) that holds the
+/// most unauthenticated connections. A host that opens connections and then says
+/// nothing, or too little, only ever makes room with its own connections, and one that
+/// Portainer has signed on is never taken. Only when every open connection has
+/// authenticated is a new one closed on arrival. The operator learns of either from the
+/// log, at most once a second each. It knows every connection it admitted, so that
+/// shutdown can close what is left.
 final class ConnectionLimit: Sendable {
     let maximum: Int
     private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+
+    /// Where a connection comes from, as this limit groups them.
+    struct Source: Hashable, CustomStringConvertible {
+        let bytes: [UInt8]
+
+        init(_ address: SocketAddress?) {
+            guard let address, let bytes = ClientAllowlist.addressBytes(address) else {
+                self.bytes = []  // a unix socket: one source
+                return
+            }
+            let unmapped = ClientAllowlist.unmapped(bytes)
+            self.bytes = unmapped.count == 16 ? Array(unmapped[..<8]) : unmapped
+        }
+
+        var description: String {
+            switch bytes.count {
+            case 4:
+                return bytes.map(String.init).joined(separator: ".")
+            case 8:
+                var address = sockaddr_in6()
+                address.sin6_family = sa_family_t(AF_INET6)
+                withUnsafeMutableBytes(of: &address.sin6_addr) { $0.copyBytes(from: bytes + [UInt8](repeating: 0, count: 8)) }
+                return (SocketAddress(address, host: "").ipAddress ?? "?") + "/64"
+            default:
+                return "unix socket"
+            }
+        }
+    }
+
     private struct State {
         var open: [ObjectIdentifier: Channel] = [:]
-        var lastWarning = NIODeadline.uptimeNanoseconds(0)
+        /// The connections not yet authenticated, by source, oldest first.
+        var unauthenticated: [Source: [ObjectIdentifier]] = [:]
+        var sourceOf: [ObjectIdentifier: Source] = [:]
+        var lastRefusalWarning = NIODeadline.uptimeNanoseconds(0)
+        var lastEvictionWarning = NIODeadline.uptimeNanoseconds(0)
         /// The most connections open at once since `takePeak`.
         var peak = 0
+
+        mutating func markAuthenticated(_ id: ObjectIdentifier) {
+            guard let source = sourceOf.removeValue(forKey: id) else { return }
+            unauthenticated[source]?.removeAll { $0 == id }
+            if unauthenticated[source]?.isEmpty == true { unauthenticated[source] = nil }
+        }
+
+        mutating func remove(_ id: ObjectIdentifier) {
+            open[id] = nil
+            markAuthenticated(id)
+        }
+
+        /// Takes the oldest unauthenticated connection of the source holding the most of
+        /// them out of the books; nil when every open connection has authenticated.
+        mutating func takeEvictionCandidate() -> (channel: Channel, source: Source, held: Int)? {
+            guard let (source, ids) = unauthenticated.max(by: { $0.value.count < $1.value.count }), let oldest = ids.first,
+                let channel = open[oldest]
+            else { return nil }
+            remove(oldest)
+            return (channel, source, ids.count)
+        }
     }
-    private let logger: Logger
+
+    private enum Admission {
+        case admitted(evicted: (channel: Channel, source: Source, held: Int)?, warn: Bool)
+        case refused(warn: Bool)
+    }
 
     init(maximum: Int, logger: Logger) {
         self.maximum = maximum
@@ -26,31 +96,66 @@ final class ConnectionLimit: Sendable {
         state.withLockedValue { $0.open.count }
     }
 
-    /// Counts `channel` in, or closes it when the limit is reached.
+    /// Connections admitted, not yet closed, and not yet authenticated.
+    var unauthenticatedCount: Int {
+        state.withLockedValue { $0.sourceOf.count }
+    }
+
+    /// Counts `channel` in, making room if need be (see the type), or closes it when
+    /// every slot is held by an authenticated connection.
     func admit(_ channel: Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let (admitted, warn) = state.withLockedValue { state -> (Bool, Bool) in
-            guard state.open.count < maximum else {
-                let now = NIODeadline.now()
-                let warn = now - state.lastWarning >= .seconds(1)
-                if warn { state.lastWarning = now }
-                return (false, warn)
+        let source = Source(channel.remoteAddress)
+        let admission = state.withLockedValue { state -> Admission in
+            let now = NIODeadline.now()
+            var evicted: (channel: Channel, source: Source, held: Int)?
+            if state.open.count >= maximum {
+                evicted = state.takeEvictionCandidate()
+                guard evicted != nil else {
+                    let warn = now - state.lastRefusalWarning >= .seconds(1)
+                    if warn { state.lastRefusalWarning = now }
+                    return .refused(warn: warn)
+                }
             }
             state.open[id] = channel
+            state.sourceOf[id] = source
+            state.unauthenticated[source, default: []].append(id)
             state.peak = max(state.peak, state.open.count)
-            return (true, false)
+            var warn = false
+            if evicted != nil {
+                warn = now - state.lastEvictionWarning >= .seconds(1)
+                if warn { state.lastEvictionWarning = now }
+            }
+            return .admitted(evicted: evicted, warn: warn)
         }
-        if admitted {
-            channel.closeFuture.whenComplete { [state] _ in state.withLockedValue { _ = $0.open.removeValue(forKey: id) } }
-        } else {
+        switch admission {
+        case .admitted(let evicted, let warn):
+            channel.closeFuture.whenComplete { [state] _ in state.withLockedValue { $0.remove(id) } }
+            if let evicted {
+                evicted.channel.close(promise: nil)
+                if warn {
+                    logger.warning("connection limit reached: closed the oldest unauthenticated connection of the source holding the most", metadata: [
+                        "limit": "\(maximum)", "setting": "DECKHAND_MAX_CONNECTIONS", "source": "\(evicted.source)",
+                        "unauthenticated_from_source": "\(evicted.held)",
+                    ])
+                }
+            }
+            return true
+        case .refused(let warn):
             if warn {
-                logger.warning("connection limit reached: refusing new connections", metadata: [
+                logger.warning("connection limit reached: every connection is authenticated, refusing new ones", metadata: [
                     "limit": "\(maximum)", "setting": "DECKHAND_MAX_CONNECTIONS", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ])
             }
             channel.close(promise: nil)
+            return false
         }
-        return admitted
+    }
+
+    /// `channel` carried a request with a signature the agent accepted: from now on its
+    /// slot is never given to another connection.
+    func authenticated(_ channel: Channel) {
+        state.withLockedValue { $0.markAuthenticated(ObjectIdentifier(channel)) }
     }
 
     /// The most connections open at once since the last call, and how many are open now.

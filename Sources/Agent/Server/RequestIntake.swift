@@ -5,6 +5,8 @@ import NIOHTTP1
 /// Portainer signature (when its route asks for one), cluster dispatch (another node,
 /// a manager, or every member), then the route table. A step that refuses the request
 /// says so with a plan too (`.refuse`), so the connection starts whatever comes out.
+/// The first accepted signature also tells the connection limit that this connection's
+/// slot is no longer one to give away.
 struct RequestIntake {
     /// The plan for one request, and why.
     struct Decision {
@@ -15,12 +17,18 @@ struct RequestIntake {
     }
 
     private var signatures = SignatureCheck()
+    /// A signature was accepted on this connection (the connection limit is told once).
+    private(set) var authenticated = false
 
-    mutating func decide(_ head: HTTPRequestHead, services: AgentServices, peer: SocketAddress?) -> Decision {
+    mutating func decide(_ head: HTTPRequestHead, services: AgentServices, channel: Channel, peer: SocketAddress?) -> Decision {
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature, let refusal = signatures.refusal(
             for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: peer) {
             return Decision(route: route, plan: .refuse(refusal), signatureRefused: true)
+        }
+        if route.requiresSignature, !authenticated {
+            authenticated = true
+            services.connections?.authenticated(channel)
         }
         if let cluster = services.activeCluster, let local = cluster.localNode,
             let plan = ClusterDispatch.plan(for: head, route: route, cluster: cluster, local: local, aggregator: services.aggregator) {
