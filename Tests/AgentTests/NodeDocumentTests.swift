@@ -45,6 +45,22 @@ struct NodeDocumentTests {
         }
     }
 
+    /// The fleet route checks each answer once, as it arrives: the document it then
+    /// makes is the one `nodeDocument` makes checking the answers itself.
+    @Test func partsCheckedOnArrivalMakeTheSameDocument() throws {
+        let answers = [#" {"PCIDevices":[{"Vendor":"Intel \"8086\""}],"N":1.50e3} "#, "{}", "\n{\"a\":[1,2]}\t"]
+        let checked = try answers.enumerated().map {
+            try #require(JSONListMerger.NodePart(nodeName: "node\($0.offset)", role: "worker", checking: ByteBuffer(string: $0.element)))
+        }
+        let plain = answers.enumerated().map { JSONListMerger.NodePart(nodeName: "node\($0.offset)", role: "worker", body: ByteBuffer(string: $0.element)) }
+        let document = try JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["x"])
+        #expect(document == (try JSONListMerger.nodeDocument(plain, field: "HostInfo", unreachable: ["x"])))
+        #expect(try Self.parse(document)["Nodes"] as? [Any] != nil)
+        for body in ["[]", "\"x\"", "{", "{}{}", "{} x", "", "null", "{\"a\":}", "{\"a\":[1,]}"] {
+            #expect(JSONListMerger.NodePart(nodeName: "n", role: "worker", checking: ByteBuffer(string: body)) == nil, "\(body)")
+        }
+    }
+
     /// The fleet route checks each node's answer fully before copying it (the merger's
     /// scan only balances brackets): a node that answers invalid JSON is named, not copied.
     @Test(arguments: ["{\"a\":}", "{\"a\" 1}", "{\"a\":[1,]}", "{\"a\":tru}", "[]", String(repeating: "[", count: 100_000)])
@@ -86,6 +102,12 @@ struct StrictJSONTests {
         #expect(expected.count == Self.samples.count)
         for (sample, truth) in zip(Self.samples, expected) {
             #expect(StrictJSON.isObject(ByteBuffer(string: sample)) == truth, "\(sample)")
+            // The object found is the sample without the whitespace around it.
+            let range = StrictJSON.objectRange(ByteBuffer(string: sample))
+            #expect((range != nil) == truth, "\(sample)")
+            if let range {
+                #expect(String(decoding: Array(sample.utf8)[range], as: UTF8.self) == sample.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
         }
     }
 

@@ -41,14 +41,28 @@ public enum JSONListMerger {
     /// `[…]` lists (containers, images, networks): every element, in node order.
     /// One node's whole-object answer, for `nodeDocument`.
     public struct NodePart: Sendable {
-        public var nodeName: String
-        public var role: String
-        public var body: ByteBuffer
+        public let nodeName: String
+        public let role: String
+        public let body: ByteBuffer
+        /// Where `body`'s one JSON object lies, when `StrictJSON` checked it on the way in.
+        fileprivate let checkedObject: Range<Int>?
 
+        /// A part that `nodeDocument` checks.
         public init(nodeName: String, role: String, body: ByteBuffer) {
             self.nodeName = nodeName
             self.role = role
             self.body = body
+            self.checkedObject = nil
+        }
+
+        /// A part checked here, once, as the answer arrives: nil unless `answer` is
+        /// exactly one JSON object. `nodeDocument` then copies it without a second scan.
+        public init?(nodeName: String, role: String, checking answer: ByteBuffer) {
+            guard let object = StrictJSON.objectRange(answer) else { return nil }
+            self.nodeName = nodeName
+            self.role = role
+            self.body = answer
+            self.checkedObject = object
         }
     }
 
@@ -61,12 +75,17 @@ public enum JSONListMerger {
         var out = allocator.buffer(capacity: parts.reduce(64) { $0 + $1.body.readableBytes + 64 })
         out.writeString("{\"Nodes\":[")
         for (index, part) in parts.enumerated() {
-            let object = try part.body.scan { bytes throws(Failure) -> Range<Int> in
-                let start = skipWhitespace(bytes, from: 0, to: bytes.count)
-                guard start < bytes.count, bytes[start] == UInt8(ascii: "{") else { throw .notAnObject }
-                guard let end = StrictJSON.valueEnd(bytes, from: start) else { throw .malformed(offset: start) }
-                try expectEnd(bytes, after: end, to: bytes.count)
-                return start..<end
+            let object: Range<Int>
+            if let checked = part.checkedObject {
+                object = checked
+            } else {
+                object = try part.body.scan { bytes throws(Failure) -> Range<Int> in
+                    let start = skipWhitespace(bytes, from: 0, to: bytes.count)
+                    guard start < bytes.count, bytes[start] == UInt8(ascii: "{") else { throw .notAnObject }
+                    guard let end = StrictJSON.valueEnd(bytes, from: start) else { throw .malformed(offset: start) }
+                    try expectEnd(bytes, after: end, to: bytes.count)
+                    return start..<end
+                }
             }
             var prefix: [UInt8] = Array((index == 0 ? "{\"NodeName\":" : ",{\"NodeName\":").utf8)
             appendString(part.nodeName, to: &prefix)

@@ -186,10 +186,12 @@ public final class PeerKey: Sendable {
         return currentKeys.map { HexEncoding.encode(HMAC<SHA256>.authenticationCode(for: message, using: $0)) }.joined(separator: ".")
     }
 
-    /// 128 random bits, hex.
+    /// 128 random bits, hex: two draws of the system generator (a `getrandom` each),
+    /// not sixteen (one per byte cost a fan-out to 30 members 3% of its CPU).
     static func freshNonce() -> String {
         var generator = SystemRandomNumberGenerator()
-        return HexEncoding.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let bits = (generator.next(), generator.next())
+        return HexEncoding.encode(withUnsafeBytes(of: bits) { Array($0) })
     }
 
     /// Constant time: how many leading bytes match must not show in the timing.

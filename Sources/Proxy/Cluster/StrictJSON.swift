@@ -8,11 +8,19 @@ import NIOCore
 public enum StrictJSON {
     /// Whether `buffer`'s readable bytes are exactly one JSON object (whitespace around it allowed).
     public static func isObject(_ buffer: ByteBuffer) -> Bool {
+        objectRange(buffer) != nil
+    }
+
+    /// Where the one JSON object that `buffer`'s readable bytes are lies (offsets from
+    /// the reader index, whitespace around it left out), or nil when they are not one.
+    public static func objectRange(_ buffer: ByteBuffer) -> Range<Int>? {
         buffer.withUnsafeReadableBytes { raw in
             let bytes = raw.bindMemory(to: UInt8.self)
             let start = skipWhitespace(bytes, 0)
-            guard start < bytes.count, bytes[start] == UInt8(ascii: "{"), let end = valueEnd(bytes, from: start) else { return false }
-            return skipWhitespace(bytes, end) == bytes.count
+            guard start < bytes.count, bytes[start] == UInt8(ascii: "{"), let end = valueEnd(bytes, from: start),
+                skipWhitespace(bytes, end) == bytes.count
+            else { return nil }
+            return start..<end
         }
     }
 

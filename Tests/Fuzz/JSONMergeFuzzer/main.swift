@@ -41,6 +41,11 @@ func checkNodeDocument(_ parts: [JSONListMerger.Part]) {
         return require(!nodes.allSatisfy { Proxy.StrictJSON.isObject($0.body) }, "valid objects were refused")
     }
     require(StrictJSON.isValid(document), "the fleet document is not JSON: \(text(document))")
+    // Parts checked once on arrival (the fleet route's way) make the same document.
+    let checked = parts.compactMap { JSONListMerger.NodePart(nodeName: $0.nodeName, role: "worker", checking: $0.body) }
+    require(checked.count == parts.count, "a part checked on arrival was refused, yet the document was made")
+    let fromChecked = (try? JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["gone"])).map(bytes)
+    require(fromChecked == document, "parts checked on arrival made another document")
 }
 
 func checkArrays(_ parts: [JSONListMerger.Part]) {

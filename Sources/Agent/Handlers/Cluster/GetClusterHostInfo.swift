@@ -63,13 +63,14 @@ struct GetClusterHostInfo: AgentHandler {
         var unreachable: [String] = []
         var failure: AgentResponse?
         for part in parts {
-            switch part.result {
-            case .success(let response) where response.head.status == .ok && StrictJSON.isObject(response.body):
-                answered.append(JSONListMerger.NodePart(nodeName: part.name, role: part.role, body: response.body))
-            case .success(let response) where parts.count == 1:
+            // Each answer is checked once, here; the document copies it as it came.
+            if case .success(let response) = part.result, response.head.status == .ok,
+                let node = JSONListMerger.NodePart(nodeName: part.name, role: part.role, checking: response.body) {
+                answered.append(node)
+            } else if case .success(let response) = part.result, parts.count == 1 {
                 // A node asked alone says why it could not answer (e.g. host management off).
                 failure = AgentResponse(status: response.head.status, headers: ["Content-Type": "application/json"], buffer: response.body)
-            default:
+            } else {
                 unreachable.append(part.name)
             }
         }
