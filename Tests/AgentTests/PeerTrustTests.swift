@@ -116,6 +116,23 @@ struct PeerKeyTests {
         #expect(!prober.isProven(answer: body, proof: PeerKey(secret: "another").answerProof(nonce: challenge.nonce, body: body), nonce: challenge.nonce))
     }
 
+    @Test("forwarding proofs never share a nonce, whichever key makes them")
+    func forwardingNoncesAreUnique() {
+        let first = PeerKey(secret: Self.secret)
+        let nonces = (0..<20_000).map { index in
+            PeerKeyTests.parts(first.forwardProof(method: "GET", uri: "/_ping", hop: "1", node: "node2", now: 1_800_000_000 + Int64(index % 7))).nonce
+        }
+        #expect(Set(nonces).count == nonces.count)
+        #expect(nonces.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) } })
+        // Another key in the same process shares the count (another process would have
+        // its own random half).
+        let second = PeerKey(secret: Self.secret)
+        let more = (0..<1_000).map { _ in
+            PeerKeyTests.parts(second.forwardProof(method: "GET", uri: "/_ping", hop: "1", node: "node2", now: 1_800_000_000)).nonce
+        }
+        #expect(Set(nonces).isDisjoint(with: more))
+    }
+
     @Test("a forwarding proof holds within the time window, once, for its request and node only")
     func forwardingWindow() {
         let now: Int64 = 1_800_000_000
