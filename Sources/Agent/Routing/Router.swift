@@ -7,14 +7,22 @@ import Proxy
 /// `/v1/browse/{volumeID}/<op>` volume routes.
 enum Router {
     static func route(method: HTTPMethod, uri: String) -> Route {
+        route(method: method, uri: uri, engineShortcut: true)
+    }
+
+    /// `engineShortcut: false` leaves out the early answer for paths no agent route
+    /// starts like; the routing fuzzer checks that both ways agree.
+    static func route(method: HTTPMethod, uri: String, engineShortcut: Bool) -> Route {
         var path = Substring(uri)
         if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) {
             path = path[..<query]
         }
         path = stripDockerVersion(path)
-        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         // A path that does not start with "/" is never an agent route.
         guard path.hasPrefix("/") else { return .engine }
+        // Most requests are the engine's: answered without splitting their path.
+        if engineShortcut, !mayBeAgentRoute(path) { return .engine }
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         if segments.first == "v1", segments.count == 4, segments[segments.startIndex + 1] == "browse",
            let operation = BrowseOperation(rawValue: String(segments[segments.startIndex + 3])) {
             let volumeID = String(segments[segments.startIndex + 2])
@@ -53,6 +61,18 @@ enum Router {
         default:
             return .engine
         }
+    }
+
+    /// The first segments an agent route can start with (after a Docker version).
+    private static let agentFirstSegments: [[UInt8]] =
+        ["ping", "dockerhub", "agents", "cluster", "host", "browse", "websocket", "v1", "v2"].map { Array($0.utf8) }
+
+    /// Whether the first segment of `path` (which starts with "/") is one an agent route
+    /// starts with, compared byte for byte: for these ASCII names that is what `String`'s
+    /// comparison decides too (no other spelling is canonically equivalent to them).
+    private static func mayBeAgentRoute(_ path: Substring) -> Bool {
+        let segment = path.utf8.dropFirst().prefix { $0 != UInt8(ascii: "/") }
+        return agentFirstSegments.contains { segment.elementsEqual($0) }
     }
 
     /// Swarm-wide resources: only a manager's engine can answer them.

@@ -17,6 +17,8 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     if !input.isEmpty { headers.add(name: AgentHeaderName.managerOperation, value: input.text()) }
 
     let route = Router.route(method: method, uri: uri)
+    require(Router.route(method: method, uri: uri, engineShortcut: false) == route,
+            "the engine shortcut changed the route of \(uri.debugDescription)")
     let scope = Router.scope(for: route, method: method, uri: uri, headers: headers)
     let query = QueryParameters(uri: uri)
     checkRouting(method: method, uri: uri, route: route, scope: scope, headers: headers)
