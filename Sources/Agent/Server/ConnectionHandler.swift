@@ -94,7 +94,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return closeAfterLinger()
         }
         if machine.requestBodyOpen { deadlines?.bodyProgressed(starting: true) }
-        let decision = intake.decide(head, services: services, channel: context.channel, peer: context.channel.remoteAddress)
+        let decision = intake.decide(head, services: services, channel: context.channel)
         if decision.signatureRefused { meter.refusedSignature() } else { meter.began(RouteFamily(route: decision.route, plan: decision.plan)) }
         start(makeExchange(for: decision.plan, head: head, route: decision.route, connection: self))
     }

@@ -96,11 +96,6 @@ final class ConnectionLimit: Sendable {
         state.withLockedValue { $0.open.count }
     }
 
-    /// Connections admitted, not yet closed, and not yet authenticated.
-    var unauthenticatedCount: Int {
-        state.withLockedValue { $0.sourceOf.count }
-    }
-
     /// Counts `channel` in, making room if need be (see the type), or closes it when
     /// every slot is held by an authenticated connection.
     func admit(_ channel: Channel) -> Bool {

@@ -18,12 +18,12 @@ struct RequestIntake {
 
     private var signatures = SignatureCheck()
     /// A signature was accepted on this connection (the connection limit is told once).
-    private(set) var authenticated = false
+    private var authenticated = false
 
-    mutating func decide(_ head: HTTPRequestHead, services: AgentServices, channel: Channel, peer: SocketAddress?) -> Decision {
+    mutating func decide(_ head: HTTPRequestHead, services: AgentServices, channel: Channel) -> Decision {
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature, let refusal = signatures.refusal(
-            for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: peer) {
+            for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: channel.remoteAddress) {
             return Decision(route: route, plan: .refuse(refusal), signatureRefused: true)
         }
         if route.requiresSignature, !authenticated {
