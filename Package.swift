@@ -145,5 +145,8 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         fuzzer("HTTPDateFuzzer", ["Agent"]),
         fuzzer("ByteRangeFuzzer", ["Agent", "ASCIIText"]),
         fuzzer("HeaderParametersFuzzer", ["Agent"]),
+        fuzzer("ResponseHeadFuzzer", [
+            "Proxy", nioHTTP1, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ]
 }

@@ -8,12 +8,21 @@ import NIOHTTP1
 public protocol UpstreamDelegate: AnyObject {
     /// A response part arrived (1xx and 101 heads included).
     func upstreamDidReceive(_ part: HTTPClientResponsePart)
+    /// A part of a response passed on in bytes; only for an exchange begun with
+    /// `rawResponses` (see `UpstreamHandler.begin(delegate:rawResponses:)`).
+    func upstreamDidReceive(raw part: RawResponsePart)
     /// The end of one read from the upstream: a good moment to flush downstream.
     func upstreamDidFinishRead()
     /// The upstream went away or failed; `error` is nil for a plain close.
     func upstreamDidClose(error: Error?)
     /// The upstream's write buffer filled up or drained.
     func upstreamWritabilityChanged(isWritable: Bool)
+}
+
+extension UpstreamDelegate {
+    public func upstreamDidReceive(raw part: RawResponsePart) {
+        assertionFailure("a raw response part reached a delegate that did not ask for them")
+    }
 }
 
 /// The last handler of an upstream HTTP pipeline: hands response parts to the
@@ -31,7 +40,14 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var readsPaused = false
     private var readPending = false
     private var httpHandlers: [RemovableChannelHandler] = []
-    private var reasonPhrases: ReasonPhraseRecorder?
+    private var reader: ResponseHeadReader?
+    private var primer: DecoderPrimer?
+    /// Writes from here go on below the response decoder, which does not see them.
+    private var belowDecoder: ChannelHandlerContext?
+    /// The request in flight, when the decoder has not seen it (a raw exchange).
+    private var unobservedHead: HTTPRequestHead?
+    /// The exchange in flight takes raw responses.
+    private var rawResponses = false
 
     /// The status the upstream sent with the head just delivered: its own reason
     /// phrase with the code, for a relay that passes the status line on as it came.
@@ -56,11 +72,15 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         let decoder = ByteToMessageHandler(
             HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
         )
-        let reasonPhrases = ReasonPhraseRecorder()
+        let reader = ResponseHeadReader()
+        let primer = DecoderPrimer()
         let handler = UpstreamHandler()
-        handler.httpHandlers = [reasonPhrases, encoder, decoder]
-        handler.reasonPhrases = reasonPhrases
-        try pipeline.addHandlers([reasonPhrases, encoder, decoder, handler])
+        handler.httpHandlers = [reader, encoder, primer, decoder]
+        handler.reader = reader
+        handler.primer = primer
+        reader.upstream = handler
+        try pipeline.addHandlers([reader, encoder, primer, decoder, handler])
+        handler.belowDecoder = try pipeline.context(handler: decoder)
     }
 
     /// The handler of a channel made by `UpstreamTransport.connect`. Call on its loop.
@@ -73,20 +93,75 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     public var isWritable: Bool { context?.channel.isWritable ?? false }
     public var channel: Channel? { context?.channel }
 
-    /// Starts a new exchange on this connection.
-    public func begin(delegate: UpstreamDelegate) {
+    /// Starts a new exchange on this connection. With `rawResponses`, a response whose
+    /// head `ResponseHeadScan` understands and whose body has a length (or none) comes
+    /// as `RawResponsePart`s, in the bytes the upstream wrote, and never as decoded
+    /// parts; any other response comes decoded, as without it. Not for `HEAD` (nor
+    /// `CONNECT`), whose answers only the decoder frames right: their exchanges get
+    /// decoded parts whatever is asked.
+    public func begin(delegate: UpstreamDelegate, rawResponses: Bool = false) {
         self.delegate = delegate
         self.isReusable = false
         self.responseKeepAlive = true
-        self.reasonPhrases?.expectResponse()
+        self.rawResponses = rawResponses
+        self.unobservedHead = nil
+        self.reader?.expectResponse(raw: false)
         self.resumeReading()
     }
 
     public func write(_ part: HTTPClientRequestPart) {
         guard let context else { return }
-        if case .head(let head) = part { requestMethod = head.method }
+        if case .head(let head) = part {
+            requestMethod = head.method
+            // NIO's response decoder frames each answer by the request it saw go out (an
+            // answer to HEAD has no body), and refuses an answer to none. A request whose
+            // answer may pass by it in bytes goes out below it; `primeDecoder` shows it
+            // the request if the answer turns out to be its after all.
+            if rawResponses, head.method != .HEAD, head.method != .CONNECT, let belowDecoder {
+                unobservedHead = head
+                reader?.expectResponse(raw: true)
+                belowDecoder.write(self.wrapOutboundOut(part), promise: nil)
+                unflushed = true
+                return
+            }
+        }
         context.write(self.wrapOutboundOut(part), promise: nil)
         unflushed = true
+    }
+
+    /// Lets the response decoder see the request in flight, if it has not: its answer
+    /// is going to the decoder. The request went out already, so `DecoderPrimer` drops
+    /// this copy after the decoder has seen it.
+    func primeDecoder() {
+        guard let head = unobservedHead, let context, let primer else { return }
+        unobservedHead = nil
+        primer.dropNextWrite()
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// A raw response part from the reader (see `begin(delegate:rawResponses:)`).
+    func receiveRaw(_ part: RawResponsePart) {
+        switch part {
+        case .head:
+            // By `plainBodyLength`: HTTP/1.1 without `Connection`, framed by its length.
+            responseKeepAlive = true
+            receivedStatus = nil
+        case .end:
+            isReusable = responseKeepAlive
+        case .body:
+            break
+        }
+        if let delegate {
+            delegate.upstreamDidReceive(raw: part)
+        } else {
+            context?.close(promise: nil)
+        }
+    }
+
+    /// The upstream sent more than the answer: the connection is not used again.
+    func forbidReuse() {
+        responseKeepAlive = false
+        isReusable = false
     }
 
     /// Flushes what `write` wrote since the last flush; with nothing new it returns (a
@@ -133,6 +208,7 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         let removals = httpHandlers.map { pipeline.removeHandler($0) }
         httpHandlers = []
+        belowDecoder = nil
         pipeline.removeHandler(context: context, promise: nil)
         let removed = EventLoopFuture.andAllComplete(removals, on: eventLoop)
         removed.assumeIsolated().whenComplete { _ in gate.release() }
@@ -147,13 +223,14 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.belowDecoder = nil
         self.delegate = nil
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
         if case .head(let head) = part {
-            let phrase = reasonPhrases?.nextPhrase()
+            let phrase = reader?.nextPhrase()
             receivedStatus = phrase.map { $0 == head.status.reasonPhrase ? head.status : .custom(code: head.status.code, reasonPhrase: $0) }
                 ?? head.status
         }
@@ -224,3 +301,29 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
 
 @available(*, unavailable)
 extension UpstreamHandler: Sendable {}
+
+/// Sits between the request encoder and the response decoder of an upstream pipeline,
+/// and drops the one write it is told to: the copy of a request that `primeDecoder`
+/// writes only so that the decoder sees it (the request itself went out already).
+final class DecoderPrimer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var dropsNext = false
+
+    func dropNextWrite() {
+        dropsNext = true
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if dropsNext {
+            dropsNext = false
+            promise?.succeed()
+            return
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+@available(*, unavailable)
+extension DecoderPrimer: Sendable {}

@@ -367,6 +367,36 @@ struct ExchangeTests {
         }
     }
 
+    /// The engine's answers as curl reads them straight from its socket are the independent
+    /// reading: the head lines each relayed answer starts with, in their order.
+    @Test("relayed heads are the engine's lines in its order, the agent's fields after them: plain, HEAD and chunked answers in turn on one connection")
+    func relayKeepsTheEngineHeads() async throws {
+        let socket = try TestEngine.socket
+        let peer = try await Self.socketConnection(try Self.services(engineSocket: socket))
+        let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        let agentFields = ["Portainer-Agent", "Portainer-Agent-API-Version", "Portainer-Agent-Platform"]
+        for (method, path) in [("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/info"), ("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", "/version"), ("GET", "/info"), ("GET", "/_ping")] {
+            try peer.send("\(method) \(path) HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+            let relayed = try peer.readResponse(bodiless: method == "HEAD")
+            let direct = try Command.run("curl", ["-s", "-D", "-", "-o", "/dev/null", "-X", method] + ["--unix-socket", socket, "http://engine\(path)"])
+            #expect(direct.status == 0)
+            let dated = { (line: String) in line.lowercased().hasPrefix("date:") }
+            let directLines = direct.output.components(separatedBy: "\r\n").filter { !$0.isEmpty && !dated($0) }
+            let relayedLines = relayed.lines.filter { !dated($0) }
+            #expect(Array(relayedLines.dropLast(3)) == directLines, "\(method) \(path)")
+            #expect(relayedLines.suffix(3).map { String($0.prefix(while: { $0 != ":" })) } == agentFields, "\(method) \(path)")
+            if path == "/_ping" { #expect(relayed.body == (method == "HEAD" ? [] : Array("OK".utf8))) }
+            if path == "/info" { #expect((try JSONSerialization.jsonObject(with: Data(relayed.body)) as? [String: Any])?["ID"] != nil) }
+        }
+        // A client that asks to close is told so in the relayed head, and the connection ends.
+        try peer.send("GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\(signature)\r\n")
+        let last = try peer.readResponse(bodiless: false)
+        #expect(last.body == Array("OK".utf8))
+        #expect(last.lines.suffix(4) == ["Portainer-Agent: \(AgentVersion.deckhand)", "Portainer-Agent-API-Version: \(AgentVersion.apiVersion)",
+                                         "Portainer-Agent-Platform: \(AgentVersion.platform)", "Connection: close"])
+        #expect(try peer.readToEnd().isEmpty)
+    }
+
     @Test("an engine that cannot be reached is a 502 naming it")
     func relayWithoutEngine() async throws {
         let peer = try await Self.socketConnection(try Self.services())
@@ -426,13 +456,14 @@ final class RawPeer {
 
     /// One response framed by Content-Length (what the agent and the engine send for these).
     func readResponse() throws -> (status: Int, headers: [String: String], body: [UInt8]) {
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        while pending.firstRange(of: separator) == nil {
-            let more = try receive()
-            guard !more.isEmpty else { throw TestSetupError("closed before a head") }
-            pending += more
-        }
-        let end = pending.firstRange(of: separator)!
+        let response = try readResponse(bodiless: false)
+        return (response.status, response.headers, response.body)
+    }
+
+    /// One response, framed by Content-Length or chunked, or without a body (`bodiless`:
+    /// an answer to HEAD); `lines` are its head's lines as they came, the status line's included.
+    func readResponse(bodiless: Bool) throws -> (status: Int, headers: [String: String], body: [UInt8], lines: [String]) {
+        let end = try received("\r\n\r\n", before: "a head")
         let lines = String(decoding: pending[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
@@ -440,16 +471,51 @@ final class RawPeer {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         let status = Int(lines[0].split(separator: " ")[1]) ?? 0
-        let length = Int(headers["content-length"] ?? "0") ?? 0
         pending.removeSubrange(..<end.upperBound)
-        while pending.count < length {
+        if bodiless { return (status, headers, [], lines) }
+        if headers["transfer-encoding"] == "chunked" {
+            var body: [UInt8] = []
+            while true {
+                let sizeLine = try line()
+                guard let size = Int(sizeLine, radix: 16) else { throw TestSetupError("bad chunk size \(sizeLine)") }
+                try fill(size + 2)
+                body += pending[..<size]
+                pending.removeSubrange(..<(size + 2))
+                if size == 0 { return (status, headers, body, lines) }
+            }
+        }
+        let length = Int(headers["content-length"] ?? "0") ?? 0
+        try fill(length)
+        let body = Array(pending[..<length])
+        pending.removeSubrange(..<length)
+        return (status, headers, body, lines)
+    }
+
+    private func fill(_ count: Int) throws {
+        while pending.count < count {
             let more = try receive()
             guard !more.isEmpty else { throw TestSetupError("closed inside a body") }
             pending += more
         }
-        let body = Array(pending[..<length])
-        pending.removeSubrange(..<length)
-        return (status, headers, body)
+    }
+
+    /// Where `separator` first is in what arrived, reading until it does.
+    private func received(_ separator: String, before what: String) throws -> Range<Int> {
+        let bytes = Array(separator.utf8)
+        while true {
+            if let range = pending.firstRange(of: bytes) { return range }
+            let more = try receive()
+            guard !more.isEmpty else { throw TestSetupError("closed before \(what)") }
+            pending += more
+        }
+    }
+
+    /// The next line, without its CRLF.
+    private func line() throws -> String {
+        let end = try received("\r\n", before: "the end of a line")
+        let line = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+        pending.removeSubrange(..<end.upperBound)
+        return line
     }
 
     /// Whatever arrives until the agent closes its end.

@@ -125,7 +125,8 @@ struct MessageFramingTests {
 struct ReasonPhraseTests {
     /// Feeds `bytes` to a recorder in two reads split at `split`; the phrases it recorded.
     static func phrases(_ text: String, split: Int) throws -> [String] {
-        let recorder = ReasonPhraseRecorder()
+        let recorder = ResponseHeadReader()
+        recorder.expectResponse(raw: false)
         let channel = EmbeddedChannel(handler: recorder)
         let bytes = Array(text.utf8)
         try channel.writeInbound(ByteBuffer(bytes: bytes[..<split]))
@@ -158,7 +159,7 @@ struct ReasonPhraseTests {
     @Test("a status line of maxLineLength bytes is recorded, a longer one is not, whatever the reads")
     func lineLimit() throws {
         // The line is what comes before its "\n": "HTTP/1.1 200 ", the phrase and "\r".
-        let fits = ReasonPhraseRecorder.maxLineLength - "HTTP/1.1 200 \r".utf8.count
+        let fits = ResponseHeadReader.maxLineLength - "HTTP/1.1 200 \r".utf8.count
         for (length, expected) in [(fits, [String(repeating: "a", count: fits)]), (fits + 1, [])] as [(Int, [String])] {
             let text = "HTTP/1.1 200 " + String(repeating: "a", count: length) + "\r\nContent-Length: 0\r\n\r\n"
             for split in [0, 1, 12, 13, length, length + 13, length + 14, length + 15, text.utf8.count] {

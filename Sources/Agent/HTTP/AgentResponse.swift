@@ -88,4 +88,7 @@ enum AgentHeaders {
     static func add(to headers: inout HTTPHeaders) {
         headers.add(contentsOf: fields)
     }
+
+    /// The same fields as the lines of a head, for a head relayed in bytes.
+    static let lines: [UInt8] = fields.flatMap { Array("\($0.name): \($0.value)\r\n".utf8) }
 }

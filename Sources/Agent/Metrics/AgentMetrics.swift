@@ -103,8 +103,7 @@ final class AgentMetrics: Sendable {
     // MARK: Recording
 
     /// One answered request: its head went out `nanoseconds` after the request's.
-    func answered(_ family: RouteFamily, head: HTTPResponseHead, nanoseconds: Int64) {
-        let code = Int(head.status.code)
+    func answered(_ family: RouteFamily, status code: Int, partial: @autoclosure () -> Bool, nanoseconds: Int64) {
         let key = family.rawValue << 10 | (code & 0x3FF)
         let counter = requests.withLockedValue { table in
             if let counter = table[key] { return counter }
@@ -118,8 +117,8 @@ final class AgentMetrics: Sendable {
         }
         counter.increment()
         latency[family.rawValue].recordNanoseconds(nanoseconds)
-        if let partial = partialAnswers[family.rawValue], head.headers.contains(name: AgentHeaderName.unreachableNodes) {
-            partial.increment()
+        if let partialCounter = partialAnswers[family.rawValue], partial() {
+            partialCounter.increment()
         }
     }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// One connection's request timing: from a request's head to its answer's (the first
 /// final head, or the `101` of a hijack). Without metrics it holds nil and records nothing.
@@ -29,6 +30,16 @@ struct RequestMeter {
     mutating func answering(_ head: HTTPResponseHead) {
         guard let request = pending, head.status.code >= 200 || head.status.code == 101 else { return }
         pending = nil
-        metrics?.answered(request.family, head: head, nanoseconds: (NIODeadline.now() - request.began).nanoseconds)
+        metrics?.answered(
+            request.family, status: Int(head.status.code), partial: head.headers.contains(name: AgentHeaderName.unreachableNodes),
+            nanoseconds: (NIODeadline.now() - request.began).nanoseconds)
+    }
+
+    /// A response head relayed in bytes is going out (one from the engine: never partial).
+    @inline(__always)
+    mutating func answering(statusCode: Int) {
+        guard let request = pending, statusCode >= 200 || statusCode == 101 else { return }
+        pending = nil
+        metrics?.answered(request.family, status: statusCode, partial: false, nanoseconds: (NIODeadline.now() - request.began).nanoseconds)
     }
 }

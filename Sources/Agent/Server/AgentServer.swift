@@ -264,7 +264,7 @@ package final class AgentServer: Sendable {
         // No HTTPServerPipelineHandler: it holds reads from each request's end to its
         // answer's, and NIO pays two epoll_ctl calls for every such pause.
         // ConnectionHandler queues pipelined requests itself and handles quiescing.
-        let handler = ConnectionHandler(services: services, httpHandlers: [decoder, encoder])
+        let handler = ConnectionHandler(services: services, httpHandlers: [decoder, encoder], encoder: encoder)
         try pipeline.addHandlers([encoder, decoder, handler])
     }
 

@@ -15,6 +15,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let services: AgentServices
     /// The HTTP codec handlers in front of this one, removed on a hijack.
     let httpHandlers: [RemovableChannelHandler]
+    /// The response encoder, whose context writes bytes on below it (`writeRaw`).
+    private let encoder: HTTPResponseEncoder?
+    private var belowEncoder: ChannelHandlerContext?
     private(set) var context: ChannelHandlerContext?
     private(set) var machine = ConnectionStateMachine()
     /// The request being served.
@@ -32,14 +35,16 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// How long a refused connection is read (and dropped) before it closes.
     static let refusalLinger = TimeAmount.milliseconds(500)
 
-    init(services: AgentServices, httpHandlers: [RemovableChannelHandler]) {
+    init(services: AgentServices, httpHandlers: [RemovableChannelHandler], encoder: HTTPResponseEncoder? = nil) {
         self.services = services
         self.httpHandlers = httpHandlers
+        self.encoder = encoder
         self.meter = RequestMeter(metrics: services.metrics)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let encoder { belowEncoder = try? context.pipeline.syncOperations.context(handler: encoder) }
         deadlines = RequestDeadlines(
             eventLoop: context.eventLoop,
             headerTimeout: .fromSeconds(services.configuration.headerTimeout),
@@ -52,6 +57,7 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         deadlines?.cancel()
         self.context = nil
+        self.belowEncoder = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -139,7 +145,10 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The connection is no longer HTTP (after a `101`).
-    func upgraded() { machine.upgraded() }
+    func upgraded() {
+        machine.upgraded()
+        belowEncoder = nil
+    }
     func closeAfterThisResponse() { machine.closeAfterThisResponse() }
     func pauseReads() { machine.pauseReads() }
 
@@ -189,6 +198,20 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .head(let head) = part { meter.answering(head) }
         context?.write(wrapOutboundOut(part), promise: nil)
         if flush { context?.flush() }
+    }
+
+    /// Whether `writeRaw` can write: the HTTP encoder is still there.
+    var writesRaw: Bool { belowEncoder != nil }
+
+    /// Writes a response's bytes as they are, past the HTTP encoder: a head relayed in
+    /// bytes (after `answering(statusCode:)`), then its body.
+    func writeRaw(_ bytes: ByteBuffer) {
+        belowEncoder?.write(NIOAny(bytes), promise: nil)
+    }
+
+    /// A response head relayed in bytes is going out with `statusCode`.
+    func answering(statusCode: Int) {
+        meter.answering(statusCode: statusCode)
     }
 
     // MARK: Channel events

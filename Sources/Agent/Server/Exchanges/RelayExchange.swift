@@ -45,6 +45,9 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
     private var answeredEarly = false
     /// The upstream's 101, held until its `.end` has passed the HTTP decoder.
     private var upgrade: HTTPResponseHead?
+    /// A raw response's head (and as much of its body as fits), written at the end of
+    /// the upstream's read: a small answer goes out in one write.
+    private var rawOut: ByteBuffer?
 
     init(
         connection: ConnectionHandler, head: HTTPRequestHead, pool: UpstreamPool, console: ConsoleRequest? = nil,
@@ -88,7 +91,10 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             return connection.fail(AgentError(.badGateway, "Unable to reach \(pool.transport.upstreamName)", details: "\(pool.transport): \(error)"))
         }
         phase = .relaying(upstream, channel)
-        upstream.begin(delegate: self)
+        // The engine's plainly framed answers go on in the bytes it wrote (see
+        // `upstreamDidReceive(raw:)`); a peer's, or one for an HTTP/1.0 client, decoded.
+        let raw = pool === connection.services.engine && head.version == .http1_1 && connection.writesRaw
+        upstream.begin(delegate: self, rawResponses: raw)
         upstream.write(.head(head))
         for part in held {
             switch part {
@@ -227,8 +233,62 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         }
     }
 
+    /// A response passed on in bytes: the upstream's head as it came, with the agent's
+    /// fields (and `Connection: close` when this connection ends after it) added before
+    /// its blank line. Such a head is HTTP/1.1, framed by its length alone, and has no
+    /// `Connection` field (`ResponseHeadScan.Facts.plainBodyLength`), so it needs none
+    /// of the rewriting `MessageFraming.relayed` does to a decoded one.
+    func upstreamDidReceive(raw part: RawResponsePart) {
+        guard let context = connection.context, connection.exchange === self, case .relaying(let upstream, _) = phase else { return }
+        switch part {
+        case .head(let head):
+            responseStarted = true
+            connection.answering(statusCode: head.statusCode)
+            let closing = connection.machine.closeAfterResponse
+            let fields = head.bytes.readableBytes - 2
+            var out = context.channel.allocator.buffer(
+                capacity: fields + AgentHeaders.lines.count + (closing ? 19 : 0) + 2 + Int(min(head.bodyLength, 4096)))
+            out.writeImmutableBuffer(head.bytes.getSlice(at: head.bytes.readerIndex, length: fields)!)
+            out.writeBytes(AgentHeaders.lines)
+            if closing { out.writeStaticString("Connection: close\r\n") }
+            out.writeStaticString("\r\n")
+            rawOut = out
+        case .body(let body):
+            if var out = rawOut, out.writableBytes >= body.readableBytes {
+                rawOut = nil
+                out.writeImmutableBuffer(body)
+                rawOut = out
+                return
+            }
+            writeRawOut()
+            connection.writeRaw(body)
+            if !context.channel.isWritable {
+                context.flush()
+                upstream.pauseReading()
+            }
+        case .end:
+            writeRawOut()
+            responseEnded = true
+            context.flush()
+            if requestEnded {
+                finish()
+            } else {
+                answeredEarly = true
+                connection.closeAfterThisResponse()
+            }
+        }
+    }
+
+    private func writeRawOut() {
+        guard let out = rawOut else { return }
+        rawOut = nil
+        connection.writeRaw(out)
+    }
+
     func upstreamDidFinishRead() {
-        guard !flushesAtEnd, connection.exchange === self else { return }
+        guard connection.exchange === self else { return }
+        writeRawOut()
+        guard !flushesAtEnd else { return }
         connection.context?.flush()
     }
 
