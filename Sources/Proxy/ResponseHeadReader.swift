@@ -1,8 +1,9 @@
 import NIOCore
 
-/// A response passed on as the upstream wrote it: the head's bytes, then the body's,
-/// then its end. Only for a head `ResponseHeadScan` understood whose body has a
-/// length (`Facts.plainBodyLength`); see `UpstreamHandler.begin(delegate:rawResponses:)`.
+/// A response passed on as the upstream wrote it: the head's bytes, then the body's
+/// (a chunked body with its chunk framing), then its end. Only for a head
+/// `ResponseHeadScan` understood whose body is framed plainly (`Facts.plainBody`); see
+/// `UpstreamHandler.begin(delegate:rawResponses:)`.
 public enum RawResponsePart {
     case head(RawResponseHead)
     case body(ByteBuffer)
@@ -13,19 +14,21 @@ public struct RawResponseHead {
     /// The status line and fields, through the blank line that ends them.
     public var bytes: ByteBuffer
     public var statusCode: Int
-    /// How many body bytes follow (as `.body` parts, then `.end`).
-    public var bodyLength: Int64
+    /// How the body bytes that follow (as `.body` parts, then `.end`) are framed.
+    public var body: RawBody
 }
 
 /// Reads each response head in front of NIO's HTTP decoder, in bytes.
 ///
-/// - For an exchange that takes raw responses, a head framed plainly by its length
-///   (`ResponseHeadScan.Facts.plainBodyLength`) never reaches the decoder: the head, its
-///   body and its end go to the `UpstreamHandler` as `RawResponsePart`s, and the relay
-///   writes them on as they came. That skips turning every field into strings and back,
-///   most of what a small answer like `/_ping` costs.
-/// - Every other head (chunked, ending with the connection, 1xx and 101, a `HEAD`
-///   answer, anything not in the strict form) goes to the decoder, with what follows.
+/// - For an exchange that takes raw responses, a head framed plainly by its length or
+///   as chunked (`ResponseHeadScan.Facts.plainBody`) never reaches the decoder: the
+///   head, its body and its end go to the `UpstreamHandler` as `RawResponsePart`s, and
+///   the relay writes them on as they came. That skips turning every field into strings
+///   and back (most of what a small answer like `/_ping` costs) and every chunk into
+///   a buffer and a new chunk. `ChunkedBodyScan` finds where a chunked body ends; a
+///   body it cannot follow fails the upstream, as a decoding error does.
+/// - Every other head (ending with the connection, 1xx and 101, a `HEAD` answer,
+///   anything not in the strict form) goes to the decoder, with what follows.
 ///   Its reason phrase is recorded first: the decoder keeps only the status code (and
 ///   NIO would then write its own phrase: the engine's `101 UPGRADED` would reach the
 ///   client as `101 Switching Protocols`).
@@ -42,6 +45,8 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
         case head
         /// Passing a raw response's body on: this many bytes are left.
         case rawBody(remaining: Int64)
+        /// Passing a raw response's chunked body on, following its chunks.
+        case rawChunks(ChunkedBodyScan)
         /// Everything goes to the decoder until the next exchange.
         case decoder
     }
@@ -86,6 +91,21 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
                 upstream?.receiveRaw(.body(body))
                 if count == remaining { endRaw(leftover: buffer.readableBytes, context: context) }
                 return
+            case .rawChunks(var chunks):
+                let outcome = buffer.withUnsafeReadableBytes { chunks.scan($0) }
+                switch outcome {
+                case .more:
+                    state = .rawChunks(chunks)
+                    upstream?.receiveRaw(.body(buffer))
+                case .ended(let count):
+                    state = .decoder
+                    upstream?.receiveRaw(.body(buffer.readSlice(length: count)!))
+                    endRaw(leftover: buffer.readableBytes, context: context)
+                case .malformed:
+                    state = .decoder
+                    upstream?.failRaw(ChunkedBodyError())
+                }
+                return
             case .head:
                 readHead(&buffer, context: context)
             }
@@ -123,12 +143,16 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 pass(head.readSlice(length: length)!, context: context)
                 buffer = head
-            } else if rawAllowed, let bodyLength = facts.plainBodyLength {
+            } else if rawAllowed, let body = facts.plainBody {
                 let bytes = head.readSlice(length: length)!
                 buffer = head
-                state = bodyLength == 0 ? .decoder : .rawBody(remaining: bodyLength)
-                upstream?.receiveRaw(.head(RawResponseHead(bytes: bytes, statusCode: facts.statusCode, bodyLength: bodyLength)))
-                if bodyLength == 0 {
+                switch body {
+                case .length(0): state = .decoder
+                case .length(let count): state = .rawBody(remaining: count)
+                case .chunked: state = .rawChunks(ChunkedBodyScan())
+                }
+                upstream?.receiveRaw(.head(RawResponseHead(bytes: bytes, statusCode: facts.statusCode, body: body)))
+                if body == .length(0) {
                     endRaw(leftover: buffer.readableBytes, context: context)
                     buffer.moveReaderIndex(to: buffer.writerIndex)
                 }
@@ -175,3 +199,8 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension ResponseHeadReader: Sendable {}
+
+/// A chunked body passed on in bytes broke the chunk framing `ChunkedBodyScan` follows.
+struct ChunkedBodyError: Error, CustomStringConvertible {
+    var description: String { "the upstream's chunked body is malformed" }
+}

@@ -33,19 +33,29 @@ struct ResponseHeadScan {
         var contentLengthFields = 0
         /// The value of the last `Content-Length`; nil when it was not a decimal number.
         var contentLength: Int64? = nil
-        var hasTransferEncoding = false
+        var transferEncodingFields = 0
+        /// The last `Transfer-Encoding` is exactly `chunked`, in that spelling.
+        var chunked = false
         var hasConnection = false
+        var hasTrailer = false
 
-        /// The length of the body when the head frames it by `Content-Length` alone (or
-        /// has none: 204, 304) in a way every reader agrees on: HTTP/1.1, no
-        /// `Transfer-Encoding`, no `Connection` field (the connection stays open), one
-        /// `Content-Length`. Nil for anything else, which goes to the decoder.
-        var plainBodyLength: Int64? {
-            guard versionMinor == 1, statusCode >= 200, !hasTransferEncoding, !hasConnection, contentLengthFields <= 1 else { return nil }
+        /// How the body is framed when the head frames it in a way every reader agrees
+        /// on: HTTP/1.1, no `Connection` field (the connection stays open), and either
+        /// one `Content-Length` that is a number and no `Transfer-Encoding` (204 and 304:
+        /// no body), or one `Transfer-Encoding: chunked` and no length nor announced
+        /// trailers. Nil for anything else, which goes to the decoder.
+        var plainBody: RawBody? {
+            guard versionMinor == 1, statusCode >= 200, !hasConnection, contentLengthFields <= 1 else { return nil }
             // A length that is not a number is the decoder's to refuse, even where no body follows.
             if contentLengthFields == 1, contentLength == nil { return nil }
-            if statusCode == 204 || statusCode == 304 { return 0 }
-            return contentLengthFields == 1 ? contentLength : nil
+            if transferEncodingFields > 0 {
+                guard transferEncodingFields == 1, chunked, contentLengthFields == 0, !hasTrailer, statusCode != 204, statusCode != 304 else {
+                    return nil
+                }
+                return .chunked
+            }
+            if statusCode == 204 || statusCode == 304 { return .length(0) }
+            return contentLength.map(RawBody.length)
         }
     }
 
@@ -119,9 +129,12 @@ struct ResponseHeadScan {
             facts.contentLengthFields += 1
             facts.contentLength = Self.decimal(bytes, valueStart..<valueEnd)
         } else if Self.name(bytes, name, is: "transfer-encoding") {
-            facts.hasTransferEncoding = true
+            facts.transferEncodingFields += 1
+            facts.chunked = valueEnd - valueStart == 7 && "chunked".utf8.elementsEqual(bytes[valueStart..<valueEnd])
         } else if Self.name(bytes, name, is: "connection") {
             facts.hasConnection = true
+        } else if Self.name(bytes, name, is: "trailer") {
+            facts.hasTrailer = true
         }
         return true
     }

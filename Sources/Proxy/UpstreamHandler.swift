@@ -143,7 +143,7 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     func receiveRaw(_ part: RawResponsePart) {
         switch part {
         case .head:
-            // By `plainBodyLength`: HTTP/1.1 without `Connection`, framed by its length.
+            // By `plainBody`: HTTP/1.1 without `Connection`, framed by its length or chunks.
             responseKeepAlive = true
             receivedStatus = nil
         case .end:
@@ -156,6 +156,12 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         } else {
             context?.close(promise: nil)
         }
+    }
+
+    /// A body passed in bytes broke its framing: the exchange fails as on a decoding error.
+    func failRaw(_ error: Error) {
+        guard let context else { return }
+        errorCaught(context: context, error: error)
     }
 
     /// The upstream sent more than the answer: the connection is not used again.

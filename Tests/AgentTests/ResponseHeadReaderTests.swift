@@ -6,7 +6,7 @@ import Testing
 
 /// What an exchange saw of one response on an upstream connection.
 private enum Seen: Equatable, CustomStringConvertible {
-    case rawHead(String, status: Int, bodyLength: Int64)
+    case rawHead(String, status: Int, body: RawBody)
     case rawBody(String)
     case rawEnd
     case head(status: Int, headers: [String])
@@ -16,7 +16,7 @@ private enum Seen: Equatable, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case .rawHead(let bytes, let status, let length): "rawHead(\(status), \(length), \(bytes.debugDescription))"
+        case .rawHead(let bytes, let status, let body): "rawHead(\(status), \(body), \(bytes.debugDescription))"
         case .rawBody(let bytes): "rawBody(\(bytes.debugDescription))"
         case .rawEnd: "rawEnd"
         case .head(let status, let headers): "head(\(status), \(headers))"
@@ -40,7 +40,7 @@ private final class SeenParts: UpstreamDelegate {
 
     func upstreamDidReceive(raw part: RawResponsePart) {
         switch part {
-        case .head(let head): seen.append(.rawHead(String(buffer: head.bytes), status: head.statusCode, bodyLength: head.bodyLength))
+        case .head(let head): seen.append(.rawHead(String(buffer: head.bytes), status: head.statusCode, body: head.body))
         case .body(let body): seen.append(.rawBody(String(buffer: body)))
         case .end: seen.append(.rawEnd)
         }
@@ -101,7 +101,7 @@ struct ResponseHeadReaderTests {
             case .end: seen.append(.end)
             }
         }
-        return seen
+        return joined(seen)
     }
 
     /// Feeds `text` in two reads split at `split`; what the exchange saw, body reads joined.
@@ -135,7 +135,7 @@ struct ResponseHeadReaderTests {
         let text = Self.ping + "OK"
         for split in 0...text.utf8.count {
             let (seen, reusable, wire) = try Self.read(text, split: split)
-            #expect(seen == [.rawHead(Self.ping, status: 200, bodyLength: 2), .rawBody("OK"), .rawEnd], "split \(split)")
+            #expect(seen == [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd], "split \(split)")
             #expect(reusable)
             #expect(wire == "GET /x HTTP/1.1\r\nHost: engine\r\n\r\n")
         }
@@ -147,7 +147,7 @@ struct ResponseHeadReaderTests {
     func bodiless(status: Int) throws {
         let head = "HTTP/1.1 \(status) X\r\nContent-Length: 5\r\n\r\n"
         let (seen, reusable, _) = try Self.read(head, split: 3)
-        #expect(seen == [.rawHead(head, status: status, bodyLength: 0), .rawEnd])
+        #expect(seen == [.rawHead(head, status: status, body: .length(0)), .rawEnd])
         #expect(reusable)
         #expect(try Self.decodedByNIO(head) == [.head(status: status, headers: ["Content-Length: 5"]), .end])
     }
@@ -156,7 +156,10 @@ struct ResponseHeadReaderTests {
     /// decoded as NIO alone decodes it, and the request goes out once.
     @Test("every other answer is NIO's, decoded as NIO alone decodes it",
           arguments: [
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK",
             "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nOK",
             "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK",
@@ -179,6 +182,36 @@ struct ResponseHeadReaderTests {
         }
     }
 
+    static let listHead = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static let listBody = "7\r\n[{\"a\":1\r\nA\r\n},{\"b\":22}\r\n2\r\n]\n\r\n0\r\n\r\n"
+
+    @Test("a chunked body passes in bytes, chunk framing and all, whatever the reads; NIO reads those bytes as it reads the answer")
+    func chunked() throws {
+        let text = Self.listHead + Self.listBody
+        for split in 0...text.utf8.count {
+            let (seen, reusable, wire) = try Self.read(text, split: split)
+            #expect(seen == [.rawHead(Self.listHead, status: 200, body: .chunked), .rawBody(Self.listBody), .rawEnd], "split \(split)")
+            #expect(reusable)
+            #expect(wire == "GET /x HTTP/1.1\r\nHost: engine\r\n\r\n")
+        }
+        #expect(try Self.decodedByNIO(text) == [
+            .head(status: 200, headers: ["Content-Type: application/json", "Transfer-Encoding: chunked"]), .body("[{\"a\":1},{\"b\":22}]\n"), .end,
+        ])
+    }
+
+    /// Chunk framing `ChunkedBodyScan` does not follow (NIO accepts the first two): the
+    /// answer fails, as a decoding error fails it, and the connection is not kept.
+    @Test("a chunked body in bytes that breaks its framing fails the upstream",
+          arguments: ["5;ext=1\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\nX-Late: 1\r\n\r\n", "5\r\nhelloX\r\n", "g\r\n", "\r\n",
+                      "1000000000000000\r\n", "5\nhello\r\n"])
+    func brokenChunks(body: String) throws {
+        let (seen, reusable, _) = try Self.read(Self.listHead + body, split: Self.listHead.utf8.count)
+        #expect(seen.first == .rawHead(Self.listHead, status: 200, body: .chunked))
+        #expect(seen.last == .closed)
+        #expect(!seen.contains(.rawEnd))
+        #expect(!reusable)
+    }
+
     @Test("an answer to HEAD is the decoder's: its length describes no body")
     func head() throws {
         let (seen, reusable, _) = try Self.read(Self.ping, split: 5, method: .HEAD)
@@ -190,7 +223,7 @@ struct ResponseHeadReaderTests {
     @Test("bytes after a raw answer answer nothing: the connection is closed, not kept")
     func leftover() throws {
         let (seen, reusable, _) = try Self.read(Self.ping + "OKHTTP/1.1 200 OK\r\n", split: 10)
-        #expect(seen.prefix(3) == [.rawHead(Self.ping, status: 200, bodyLength: 2), .rawBody("OK"), .rawEnd])
+        #expect(seen.prefix(3) == [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd])
         #expect(!reusable)
     }
 
@@ -200,13 +233,14 @@ struct ResponseHeadReaderTests {
     @Test("raw, HEAD and chunked answers in turn on one connection keep their framing")
     func alternating() throws {
         let (channel, upstream, parts) = try Self.upstream()
-        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+        // Announced trailers: the decoder's.
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nhi\r\n0\r\nX-Sum: 1\r\n\r\n"
         let exchanges: [(HTTPMethod, String, [Seen])] = [
-            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, bodyLength: 2), .rawBody("OK"), .rawEnd]),
-            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, bodyLength: 2), .rawBody("OK"), .rawEnd]),
+            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd]),
+            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd]),
             (.HEAD, Self.ping, try Self.decodedByNIO(Self.ping, method: .HEAD)),
             (.GET, chunked, try Self.decodedByNIO(chunked)),
-            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, bodyLength: 2), .rawBody("OK"), .rawEnd]),
+            (.GET, Self.ping + "OK", [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd]),
             (.HEAD, Self.ping, try Self.decodedByNIO(Self.ping, method: .HEAD)),
             (.GET, chunked, try Self.decodedByNIO(chunked)),
         ]

@@ -235,9 +235,9 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
 
     /// A response passed on in bytes: the upstream's head as it came, with the agent's
     /// fields (and `Connection: close` when this connection ends after it) added before
-    /// its blank line. Such a head is HTTP/1.1, framed by its length alone, and has no
-    /// `Connection` field (`ResponseHeadScan.Facts.plainBodyLength`), so it needs none
-    /// of the rewriting `MessageFraming.relayed` does to a decoded one.
+    /// its blank line. Such a head is HTTP/1.1, framed by its length or as `chunked` in
+    /// the one spelling, and has no `Connection` field (`ResponseHeadScan.Facts.plainBody`),
+    /// so it needs none of the rewriting `MessageFraming.relayed` does to a decoded one.
     func upstreamDidReceive(raw part: RawResponsePart) {
         guard let context = connection.context, connection.exchange === self, case .relaying(let upstream, _) = phase else { return }
         switch part {
@@ -247,7 +247,7 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             let closing = connection.machine.closeAfterResponse
             let fields = head.bytes.readableBytes - 2
             var out = context.channel.allocator.buffer(
-                capacity: fields + AgentHeaders.lines.count + (closing ? 19 : 0) + 2 + Int(min(head.bodyLength, 4096)))
+                capacity: fields + AgentHeaders.lines.count + (closing ? 19 : 0) + 2 + Self.bodyRoom(head.body))
             out.writeImmutableBuffer(head.bytes.getSlice(at: head.bytes.readerIndex, length: fields)!)
             out.writeBytes(AgentHeaders.lines)
             if closing { out.writeStaticString("Connection: close\r\n") }
@@ -276,6 +276,14 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
                 answeredEarly = true
                 connection.closeAfterThisResponse()
             }
+        }
+    }
+
+    /// How much of a raw body to gather behind its head before writing.
+    private static func bodyRoom(_ body: RawBody) -> Int {
+        switch body {
+        case .length(let count): Int(min(count, 4096))
+        case .chunked: 4096
         }
     }
 
