@@ -1,3 +1,5 @@
+import ASCIIText
+
 /// How a response body passed on in bytes is framed.
 public enum RawBody: Equatable, Sendable {
     case length(Int64)
@@ -38,7 +40,7 @@ struct ChunkedBodyScan {
             case .size(let value, let digits):
                 if byte == UInt8(ascii: "\r"), digits > 0 {
                     state = .sizeLF(value)
-                } else if let digit = Self.hexValue(byte), digits < 15 {
+                } else if let digit = ASCII.hexValue(byte), digits < 15 {
                     state = .size(value: value << 4 | UInt64(digit), digits: digits + 1)
                 } else {
                     return .malformed
@@ -67,14 +69,5 @@ struct ChunkedBodyScan {
             index += 1
         }
         return .more
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
