@@ -94,9 +94,9 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     public var channel: Channel? { context?.channel }
 
     /// Starts a new exchange on this connection. With `rawResponses`, a response whose
-    /// head `ResponseHeadScan` understands and whose body has a length (or none) comes
-    /// as `RawResponsePart`s, in the bytes the upstream wrote, and never as decoded
-    /// parts; any other response comes decoded, as without it. Not for `HEAD` (nor
+    /// head `ResponseHeadScan` understands and frames plainly (`Facts.plainBody`: by its
+    /// length, or chunked) comes as `RawResponsePart`s, in the bytes the upstream wrote,
+    /// and never as decoded parts; any other response comes decoded, as without it. Not for `HEAD` (nor
     /// `CONNECT`), whose answers only the decoder frames right: their exchanges get
     /// decoded parts whatever is asked.
     public func begin(delegate: UpstreamDelegate, rawResponses: Bool = false) {
