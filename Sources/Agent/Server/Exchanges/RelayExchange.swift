@@ -212,24 +212,34 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             connection.write(.head(head), flush: head.status.code < 200)
         case .body(let body):
             connection.write(.body(.byteBuffer(body)))
-            if let context = connection.context, !context.channel.isWritable {
-                context.flush()
-                upstream.pauseReading()
-            }
+            pauseIfClientIsFull(upstream)
         case .end(let trailers):
             if let upgrade {
                 return hijack(upstream, head: upgrade)
             }
             responseEnded = true
             connection.write(.end(trailers), flush: true)
-            if requestEnded {
-                finish()
-            } else {
-                // The upstream answered before the request body ended: keep passing the
-                // body on, but neither this upstream nor the client connection is reused.
-                answeredEarly = true
-                connection.closeAfterThisResponse()
-            }
+            finishOrFinishRequest()
+        }
+    }
+
+    /// The client cannot take more for now: what is written goes out, and the upstream
+    /// is not read until the client drains (`writabilityChanged`).
+    private func pauseIfClientIsFull(_ upstream: UpstreamHandler) {
+        guard let context = connection.context, !context.channel.isWritable else { return }
+        context.flush()
+        upstream.pauseReading()
+    }
+
+    /// The response is written whole: the exchange ends, or goes on passing the request's body.
+    private func finishOrFinishRequest() {
+        if requestEnded {
+            finish()
+        } else {
+            // The upstream answered before the request body ended: keep passing the
+            // body on, but neither this upstream nor the client connection is reused.
+            answeredEarly = true
+            connection.closeAfterThisResponse()
         }
     }
 
@@ -262,20 +272,12 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             }
             writeRawOut()
             connection.writeRaw(body)
-            if !context.channel.isWritable {
-                context.flush()
-                upstream.pauseReading()
-            }
+            pauseIfClientIsFull(upstream)
         case .end:
             writeRawOut()
             responseEnded = true
             context.flush()
-            if requestEnded {
-                finish()
-            } else {
-                answeredEarly = true
-                connection.closeAfterThisResponse()
-            }
+            finishOrFinishRequest()
         }
     }
 
