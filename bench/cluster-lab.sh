@@ -76,6 +76,15 @@ cpu_ticks() {
     echo "$total"
 }
 
+# `thread_ns PID`: "tid nanoseconds-on-CPU" for each of the process's threads.
+thread_ns() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        [ -r "$task/schedstat" ] && echo "${task##*/} $(cut -d' ' -f1 "$task/schedstat" 2>/dev/null)"
+    done
+    return 0
+}
+
 # The lab engines' pids.
 lab_engine_pids() {
     local n

@@ -13,6 +13,10 @@
 # "entry CPU/req" is instance 1's own CPU time per request during the one-at-a-time
 # run: what the asking agent spends on its own part and on asking, checking and
 # merging every member's answer (the per-member cost a real Swarm's latency model needs).
+# "entry busiest loop" is the most CPU time any one of instance 1's threads spent per
+# request in that run (from /proc/<pid>/task/*/schedstat): with a fan-out spread over
+# the event loops (Aggregator.memberLoops), the loops run in parallel on a node with
+# cores to spare, and the busiest one is the asking agent's share of the latency.
 # PIN_ENTRY=1 runs instance 1 alone on CPU 0 and every other instance and wrk on the
 # other CPUs, so that the entry's CPU per request is measured without 2N event
 # loops thrashing its caches, as on a node of its own (latencies then say less).
@@ -94,9 +98,9 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(dat
 echo "cluster: N instances on 127.0.2.x in front of $LAB_NODES lab engines ($per_engine containers each); wrk 1 thread, ${duration}s per measure"
 echo "binary: $binary; GET $path"
 echo
-printf '| members | items | c=1 p50 | c=1 p99 | c=1 req/s | c=1 entry CPU/req | c=%d p50 | c=%d p99 | c=%d req/s | agents CPU/req | engines CPU/req | idle: agents, engines CPU |\n' \
+printf '| members | items | c=1 p50 | c=1 p99 | c=1 req/s | c=1 entry CPU/req | c=1 entry busiest loop | c=%d p50 | c=%d p99 | c=%d req/s | agents CPU/req | engines CPU/req | idle: agents, engines CPU |\n' \
     "$connections" "$connections" "$connections"
-echo '|---|---|---|---|---|---|---|---|---|---|---|---|'
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
 running=0
 for n in $sizes; do
     while [ "$running" -lt "$n" ]; do running=$((running + 1)); start_instance "$running"; done
@@ -128,9 +132,13 @@ for n in $sizes; do
     wrk=(wrk); [ -n "${PIN_ENTRY:-}" ] && wrk=(taskset -c "1-$(( $(nproc) - 1 ))" wrk)
     "${wrk[@]}" -t1 -c1 -d2s "${signed[@]}" "$url" >/dev/null
     entry0=$(cpu_ticks "${pids[0]}")
+    thread_ns "${pids[0]}" > "$work/threads0"
     [ -n "${PROFILE:-}" ] && perf record -q -F 1999 -g -p "${pids[0]}" -o "$PROFILE.$n" -- sleep "$duration" 2>/dev/null &
     "${wrk[@]}" -t1 -c1 -d"${duration}s" --latency "${signed[@]}" "$url" > "$work/single.out"
     entry1=$(cpu_ticks "${pids[0]}")
+    thread_ns "${pids[0]}" > "$work/threads1"
+    busiest_ns=$(awk 'BEGIN { max = 0 } NR == FNR { before[$1] = $2 + 0; next } { d = $2 - before[$1]; if (d > max) max = d } END { printf "%.0f\n", max }' \
+        "$work/threads0" "$work/threads1")
     read -r single_rps single_p50 single_p99 single_count < <(wrk_summary "$work/single.out")
 
     agents0=$(cpu_ticks "${pids[@]:0:$n}")
@@ -140,9 +148,10 @@ for n in $sizes; do
     engines1=$(cpu_ticks "${engines[@]}")
     read -r load_rps load_p50 load_p99 load_count < <(wrk_summary "$work/load.out")
     tick_us=$((1000000 / $(getconf CLK_TCK)))
-    printf '| %d | %d | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.1f%%, %.1f%% of a core |\n' \
+    printf '| %d | %d | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %d | %.2f ms | %.2f ms | %.1f%%, %.1f%% of a core |\n' \
         "$n" "$items" "$single_p50" "$single_p99" "$single_rps" \
         "$(echo "($entry1 - $entry0) * $tick_us / $single_count / 1000" | bc -l)" \
+        "$(echo "$busiest_ns / $single_count / 1000000" | bc -l)" \
         "$load_p50" "$load_p99" "$load_rps" \
         "$(echo "($agents1 - $agents0) * $tick_us / $load_count / 1000" | bc -l)" \
         "$(echo "($engines1 - $engines0) * $tick_us / $load_count / 1000" | bc -l)" \

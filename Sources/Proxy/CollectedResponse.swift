@@ -5,11 +5,24 @@ import NIOHTTP1
 /// (engine info, member probes) and for aggregation, which must merge whole lists.
 public struct CollectedResponse: Sendable {
     public var head: HTTPResponseHead
-    public var body: ByteBuffer
+    public var body: ByteBuffer {
+        didSet { checkedObject = nil }
+    }
+    /// Where the body's one JSON object lies (offsets from its reader index), once
+    /// `checkObject()` has found it; nil otherwise. A new body clears it.
+    public private(set) var checkedObject: Range<Int>?
 
     public init(head: HTTPResponseHead, body: ByteBuffer) {
         self.head = head
         self.body = body
+    }
+
+    /// Checks that the body is exactly one JSON object (`StrictJSON`), and remembers
+    /// where it lies, so that whoever copies it need not scan it again.
+    @discardableResult
+    public mutating func checkObject() -> Bool {
+        checkedObject = StrictJSON.objectRange(body)
+        return checkedObject != nil
     }
 }
 

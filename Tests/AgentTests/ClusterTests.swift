@@ -362,6 +362,77 @@ extension LabSuites {
         }
 
 
+        @Test("twelve members, a fan-out spread over the asking agent's event loops: every part from its own member, a stopped one named")
+        func spreadFanOut() throws {
+            // 3 nodes + 9 agents more, three in front of each engine: past `membersPerLoop`
+            // (4) per loop, so the asking agent spreads its member exchanges over its loops.
+            let lab = try LabCluster(environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"], extraMembers: 9)
+            defer { lab.stop() }
+            let key = lab.key
+            let node2 = lab.nodes[1]
+            // Which engine answers for each member: the truth the parts are checked against.
+            var engineOf = Dictionary(uniqueKeysWithValues: lab.nodes.map { ($0.name, $0.name) })
+            for extra in lab.extraMembers { engineOf[extra.name] = extra.node.name }
+            #expect(Set(try lab.agentNames(asking: node2)) == Set(engineOf.keys))
+
+            // One container on each engine, known only to it.
+            var containers: [String: String] = [:]
+            for node in lab.nodes {
+                let name = Self.unique("spread-\(node.name)")
+                #expect(try lab.engine(node, ["create", "--name", name, "busybox:local", "true"]).status == 0)
+                containers[node.name] = name
+            }
+            defer { for node in lab.nodes { _ = try? lab.engine(node, ["rm", "-f", containers[node.name]!]) } }
+
+            // Each engine's container comes back once for every member in front of that
+            // engine, tagged with that member, and never with another: a part put in the
+            // wrong member's place would tag it wrongly.
+            func tags(_ items: [[String: Any]], of container: String) -> [String] {
+                items.filter { ($0["Names"] as? [String])?.contains("/\(container)") == true }
+                    .compactMap { (($0["Portainer"] as? [String: Any])?["Agent"] as? [String: Any])?["NodeName"] as? String }.sorted()
+            }
+            for _ in 0..<5 {
+                let reply = try lab.request(node2, "GET", "/v1.41/containers/json?all=1", key: key)
+                #expect(reply.status == 200, "\(reply.text)")
+                #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+                let items = try #require(try reply.json() as? [[String: Any]])
+                for (engine, container) in containers {
+                    #expect(tags(items, of: container) == engineOf.filter { $0.value == engine }.keys.sorted(), "\(engine)")
+                }
+            }
+
+            // The fleet's hardware: every member, each with the role of its engine's node.
+            let roles = try lab.engine(lab.nodes[0], ["node", "ls", "--format", "{{.Hostname}} {{if .ManagerStatus}}manager{{else}}worker{{end}}"])
+                .output.split(separator: "\n").reduce(into: [String: String]()) { roles, line in
+                    let words = line.split(separator: " ")
+                    roles[String(words[0])] = String(words[1])
+                }
+            func fleet(_ reply: HTTPReply) throws -> [String: String] {
+                let entries = (try reply.json() as? [String: Any])?["Nodes"] as? [[String: Any]] ?? []
+                return Dictionary(entries.map { ($0["NodeName"] as? String ?? "?", $0["Role"] as? String ?? "?") }, uniquingKeysWith: { first, _ in first })
+            }
+            var reply = try lab.request(node2, "GET", "/v2/cluster/host/info", key: key)
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(try fleet(reply) == engineOf.mapValues { roles[$0] ?? "?" })
+
+            // A stopped member is named, promptly, and every other part is still its own.
+            let stopped = lab.extraMembers[4]
+            lab.stopAgent(port: stopped.port)
+            let started = Date()
+            reply = try lab.request(node2, "GET", "/v2/cluster/host/info", key: key)
+            #expect(Date().timeIntervalSince(started) < lab.memberTimeout + 1.5)
+            #expect(reply.status == 200)
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == stopped.name)
+            #expect(Set(try fleet(reply).keys) == Set(engineOf.keys).subtracting([stopped.name]))
+            reply = try lab.request(node2, "GET", "/v1.41/containers/json?all=1", key: key)
+            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == stopped.name)
+            let items = try #require(try reply.json() as? [[String: Any]])
+            for (engine, container) in containers {
+                let expected = engineOf.filter { $0.value == engine && $0.key != stopped.name }.keys.sorted()
+                #expect(tags(items, of: container) == expected, "\(engine)")
+            }
+        }
+
         @Test("a stopped engine and a cut link: answers within the timeout, the missing node named, then healed")
         func faults() throws {
             let lab = try LabCluster(probeInterval: 1, memberTimeout: 2)

@@ -61,6 +61,33 @@ struct NodeDocumentTests {
         }
     }
 
+    /// Checked where they arrive (on a member's loop, `CollectedResponse.checkObject`),
+    /// the answers make the same document again; an answer whose body changed after its
+    /// check is checked anew, never copied by a range found in another body.
+    @Test func answersCheckedWhereTheyArriveMakeTheSameDocument() throws {
+        let answers = [#" {"PCIDevices":[{"Vendor":"Intel \"8086\""}],"N":1.50e3} "#, "{}", "\n{\"a\":[1,2]}\t"]
+        let plain = answers.enumerated().map { JSONListMerger.NodePart(nodeName: "node\($0.offset)", role: "worker", body: ByteBuffer(string: $0.element)) }
+        let arrived = try answers.enumerated().map { item in
+            var answer = CollectedResponse(head: .init(version: .http1_1, status: .ok), body: ByteBuffer(string: item.element))
+            let isObject = answer.checkObject()
+            #expect(isObject && answer.checkedObject != nil)
+            return try #require(JSONListMerger.NodePart(nodeName: "node\(item.offset)", role: "worker", answer: answer))
+        }
+        #expect(try JSONListMerger.nodeDocument(arrived, field: "HostInfo", unreachable: ["x"])
+                == (try JSONListMerger.nodeDocument(plain, field: "HostInfo", unreachable: ["x"])))
+
+        var changed = CollectedResponse(head: .init(version: .http1_1, status: .ok), body: ByteBuffer(string: "{}"))
+        let wasObject = changed.checkObject()
+        #expect(wasObject)
+        changed.body = ByteBuffer(string: "{\"a\":")
+        #expect(changed.checkedObject == nil)
+        #expect(JSONListMerger.NodePart(nodeName: "n", role: "worker", answer: changed) == nil)
+        var refused = CollectedResponse(head: .init(version: .http1_1, status: .ok), body: ByteBuffer(string: "[1]"))
+        let refusedIsObject = refused.checkObject()
+        #expect(!refusedIsObject)
+        #expect(JSONListMerger.NodePart(nodeName: "n", role: "worker", answer: refused) == nil)
+    }
+
     /// The fleet route checks each node's answer fully before copying it (the merger's
     /// scan only balances brackets): a node that answers invalid JSON is named, not copied.
     @Test(arguments: ["{\"a\":}", "{\"a\" 1}", "{\"a\":[1,]}", "{\"a\":tru}", "[]", String(repeating: "[", count: 100_000)])

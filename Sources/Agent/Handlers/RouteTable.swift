@@ -42,6 +42,8 @@ struct RouteTable: Sendable {
     let configuration: AgentConfiguration
     let browser: FileBrowser
     let cluster: ClusterMembership?
+    /// Asks every member at once (fleet routes); nil without a cluster.
+    let aggregator: Aggregator?
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
     /// The process's udev monitor, for the cache and the event streams; with host management only.
@@ -53,10 +55,14 @@ struct RouteTable: Sendable {
     /// route then says so, and the agent serves everything else.
     let dockerHub: Result<DockerHubRateLimit, AgentError>
 
-    init(configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, threadPool: NIOThreadPool = .singleton) throws {
+    init(
+        configuration: AgentConfiguration, engine: UpstreamPool, cluster: ClusterMembership? = nil, aggregator: Aggregator? = nil,
+        threadPool: NIOThreadPool = .singleton
+    ) throws {
         self.configuration = configuration
         self.engine = engine
         self.cluster = cluster
+        self.aggregator = aggregator
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
         let tls = TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
@@ -108,8 +114,7 @@ struct RouteTable: Sendable {
             return .answer(localHostInfo, collectsBody: false)
         case .clusterHostInfo:
             return .answer(GetClusterHostInfo(
-                local: localHostInfo, cluster: cluster,
-                aggregator: cluster.map { Aggregator(membership: $0, engine: engine) }), collectsBody: false)
+                local: localHostInfo, cluster: cluster, aggregator: aggregator), collectsBody: false)
         case .hostEvents:
             return .stream(localHostEvents)
         case .clusterHostEvents:

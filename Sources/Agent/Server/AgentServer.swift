@@ -110,15 +110,17 @@ package final class AgentServer: Sendable {
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
         let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
+        // A large fan-out's member exchanges are spread over every loop (`Aggregator`).
+        let aggregator = cluster.map { Aggregator(membership: $0, engine: engine, memberLoops: Array(group.makeIterator())) }
         let services = AgentServices(
             configuration: configuration,
             verifier: SignatureVerifier(secrets: configuration.secrets),
             authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
-            routes: try RouteTable(configuration: configuration, engine: engine, cluster: cluster),
+            routes: try RouteTable(configuration: configuration, engine: engine, cluster: cluster, aggregator: aggregator),
             logger: logger,
             cluster: cluster,
-            aggregator: cluster.map { Aggregator(membership: $0, engine: engine) },
+            aggregator: aggregator,
             metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) },
             connections: limit
         )

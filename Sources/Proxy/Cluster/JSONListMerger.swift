@@ -59,9 +59,21 @@ public enum JSONListMerger {
         /// exactly one JSON object. `nodeDocument` then copies it without a second scan.
         public init?(nodeName: String, role: String, checking answer: ByteBuffer) {
             guard let object = StrictJSON.objectRange(answer) else { return nil }
+            self.init(nodeName: nodeName, role: role, body: answer, object: object)
+        }
+
+        /// A node's answer as a part, checked here unless `CollectedResponse.checkObject`
+        /// checked it already (where it arrived): nil unless its body is exactly one JSON
+        /// object. `nodeDocument` then copies it without a second scan.
+        public init?(nodeName: String, role: String, answer: CollectedResponse) {
+            guard let object = answer.checkedObject else { self.init(nodeName: nodeName, role: role, checking: answer.body); return }
+            self.init(nodeName: nodeName, role: role, body: answer.body, object: object)
+        }
+
+        private init(nodeName: String, role: String, body: ByteBuffer, object: Range<Int>) {
             self.nodeName = nodeName
             self.role = role
-            self.body = answer
+            self.body = body
             self.checkedObject = object
         }
     }

@@ -17,6 +17,8 @@ final class LabCluster {
     /// `AGENT_SECRET` of every agent, which the test's requests then sign.
     let secret: String?
     private var agents: [ChildProcess] = []
+    /// The port of each of `agents`.
+    private var agentPorts: [Int] = []
     /// Each agent's standard error, by node index.
     private let logFolder: URL
 
@@ -36,13 +38,20 @@ final class LabCluster {
     /// Its port, on node 1's address.
     static let twinPort = 9002
 
+    /// More members than the lab has nodes: agents in front of the nodes' engines in
+    /// turn, each answering to its own node name, `node<n>-extra<i>`, on its node's
+    /// address at port `extraPorts + i`. As in `bench/cluster-scale.sh`, without its loopback.
+    let extraMembers: [(name: String, node: Node, port: Int)]
+    static let extraPorts = 9100
+
     /// Reads the lab's env file (`DECKHAND_TEST_LAB_ENV`) and starts the agents; with
     /// `twinName`, one more agent in front of node 1's engine (on port 9002) that
     /// answers to that node name instead of the engine's. `extraSeeds` join the
     /// cluster address (an impostor's), `secret` is every agent's `AGENT_SECRET`.
     /// `environment` (`NAME=value` items) is added to every agent's.
+    /// `extraMembers` agents more (see `extraMembers`) join the cluster.
     init(probeInterval: Double = 1, memberTimeout: Double = 2, twinName: String? = nil, secret: String? = nil, extraSeeds: [String] = [],
-         environment: [String] = [], ipv6: IPv6Seeds? = nil) throws {
+         environment: [String] = [], ipv6: IPv6Seeds? = nil, extraMembers: Int = 0) throws {
         swarm = try LabSwarm()
         self.ipv6 = ipv6
         if ipv6 != nil, swarm.nodes.contains(where: { $0.address6 == nil }) || swarm.ipv6Name == nil {
@@ -57,6 +66,12 @@ final class LabCluster {
         try swarm.requirePortsFree()
         var listeners = swarm.nodes.map { (node: $0, port: 9001, name: [String]()) }
         if let twinName { listeners.append((swarm.nodes[0], Self.twinPort, ["DECKHAND_NODE_NAME=\(twinName)"])) }
+        let nodes = swarm.nodes
+        self.extraMembers = (0..<extraMembers).map { index in
+            let node = nodes[index % nodes.count]
+            return (name: "\(node.name)-extra\(index)", node: node, port: Self.extraPorts + index)
+        }
+        for extra in self.extraMembers { listeners.append((extra.node, extra.port, ["DECKHAND_NODE_NAME=\(extra.name)"])) }
         let seeds = ipv6 == .name ? swarm.ipv6Name!
             : (listeners.map { "\(Self.urlHost($0.node, ipv6: ipv6)):\($0.port)" } + extraSeeds).joined(separator: ",")
         let binary = try BuiltProducts.deckhand
@@ -68,6 +83,7 @@ final class LabCluster {
                                  "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory],
                                  errorLog: logFolder.appendingPathComponent("\(node.index)-\(port).log").path)
             agents.append(process)
+            agentPorts.append(port)
         }
         // Up once every agent lists every agent started here.
         let expected = Set(listeners.map { $0.name.first.map { String($0.dropFirst("DECKHAND_NODE_NAME=".count)) } ?? $0.node.name })
@@ -147,9 +163,16 @@ final class LabCluster {
         try swarm.lab(arguments)
     }
 
+    /// Stops the agent that listens on `port` (an extra member's) and nothing else.
+    func stopAgent(port: Int) {
+        guard let index = agentPorts.firstIndex(of: port) else { return }
+        agents[index].stop()
+    }
+
     func stop() {
         agents.forEach { $0.stop() }
         agents = []
+        agentPorts = []
     }
 
     deinit {

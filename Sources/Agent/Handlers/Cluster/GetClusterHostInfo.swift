@@ -40,7 +40,8 @@ struct GetClusterHostInfo: AgentHandler {
         }
         peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
         // Nodes the `node` filter leaves out are not asked at all.
-        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop) {
+        // Each member's answer is checked where it arrives, on the loop that read it.
+        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop, checkingObjects: true) {
             self.localPart(request, on: eventLoop)
         }.map { results in
             Self.document(results.map { ($0.node.name, $0.node.role, $0.result) })
@@ -63,9 +64,9 @@ struct GetClusterHostInfo: AgentHandler {
         var unreachable: [String] = []
         var failure: AgentResponse?
         for part in parts {
-            // Each answer is checked once, here; the document copies it as it came.
+            // Each answer is checked once (where it arrived, or here); the document copies it as it came.
             if case .success(let response) = part.result, response.head.status == .ok,
-                let node = JSONListMerger.NodePart(nodeName: part.name, role: part.role, checking: response.body) {
+                let node = JSONListMerger.NodePart(nodeName: part.name, role: part.role, answer: response) {
                 answered.append(node)
             } else if case .success(let response) = part.result, parts.count == 1 {
                 // A node asked alone says why it could not answer (e.g. host management off).
