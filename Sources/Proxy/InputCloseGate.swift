@@ -12,6 +12,10 @@ import NIOCore
 /// - the whole connection going (`channelInactive`): a unix socket whose peer has gone
 ///   reports a hang-up, and the channel closes, maybe before the removal's turn.
 ///
+/// A TLS connection's input ends at its TLS handler too: a close_notify, with
+/// half-closure allowed, is an `inputClosed` fired from there. So the gate goes right in
+/// front of the HTTP handlers, behind any TLS handler, never first in the pipeline.
+///
 /// Put in front of the decoder before removing it, this gate passes everything else
 /// on, and releases what it held once the removal is complete (a closed channel's
 /// handlers are taken out on a turn after the removal's, so the release comes first).

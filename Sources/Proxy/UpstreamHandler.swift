@@ -207,8 +207,12 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     public func removeHTTPHandlers(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
         guard let context else { return eventLoop.makeSucceededVoidFuture() }
         let pipeline = context.pipeline.syncOperations
+        // Right in front of the HTTP handlers, behind a TLS handler if there is one: a
+        // TLS upstream's close_notify ends the input from there, not from the channel,
+        // and would pass a gate put first.
         let gate = InputCloseGate()
-        guard (try? pipeline.addHandler(gate, position: .first)) != nil else {
+        let position: ChannelPipeline.SynchronousOperations.Position = httpHandlers.first.map { .before($0) } ?? .first
+        guard (try? pipeline.addHandler(gate, position: position)) != nil else {
             context.close(promise: nil)
             return eventLoop.makeSucceededVoidFuture()
         }
