@@ -39,19 +39,15 @@ public final class PeerKey: Sendable {
     /// The most secrets an agent holds at once, and so MACs in one proof.
     public static let maxSecrets = 8
 
-    private let keys: NIOLockedValueBox<[SymmetricKey]>
-    /// An HMAC started under each of `keys`, in the same order: a MAC over fields copies
-    /// one rather than setting the key up again (a block of SHA-256 per MAC, per member
-    /// of every fan-out).
+    /// An HMAC started under each key: a MAC copies one rather than setting the key up
+    /// again (a block of SHA-256 per MAC, per member of every fan-out).
     private let started: NIOLockedValueBox<[HMAC<SHA256>]>
     private let seen = NIOLockedValueBox(ReplayWindow())
 
     /// `secrets` must not be empty; past `maxSecrets` the rest are ignored.
     public init(secrets: [String]) {
         precondition(!secrets.isEmpty, "a peer key needs a secret")
-        let derived = Self.derive(secrets)
-        keys = NIOLockedValueBox(derived)
-        started = NIOLockedValueBox(derived.map { HMAC<SHA256>(key: $0) })
+        started = NIOLockedValueBox(Self.derive(secrets))
     }
 
     public convenience init(secret: String) {
@@ -62,17 +58,17 @@ public final class PeerKey: Sendable {
     public func replaceSecrets(_ secrets: [String]) {
         guard !secrets.isEmpty else { return }
         let derived = Self.derive(secrets)
-        keys.withLockedValue { $0 = derived }
-        started.withLockedValue { $0 = derived.map { HMAC<SHA256>(key: $0) } }
+        started.withLockedValue { $0 = derived }
     }
 
-    private static func derive(_ secrets: [String]) -> [SymmetricKey] {
+    /// Each secret's key, with an HMAC started under it.
+    private static func derive(_ secrets: [String]) -> [HMAC<SHA256>] {
         secrets.prefix(maxSecrets).map {
-            HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32)
+            HMAC<SHA256>(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32))
         }
     }
 
-    private var currentKeys: [SymmetricKey] { keys.withLockedValue { $0 } }
+    private var currentKeys: [HMAC<SHA256>] { started.withLockedValue { $0 } }
 
     public static var now: Int64 { Int64(time(nil)) }
 
@@ -111,8 +107,8 @@ public final class PeerKey: Sendable {
         }
     }
 
-    private static func answerMAC(key: SymmetricKey, nonce: String, body: Data) -> HashedAuthenticationCode<SHA256> {
-        var mac = HMAC<SHA256>(key: key)
+    private static func answerMAC(key start: HMAC<SHA256>, nonce: String, body: Data) -> HashedAuthenticationCode<SHA256> {
+        var mac = start
         mac.update(data: Data("deckhand member v1\n\(nonce)\n".utf8))
         mac.update(data: body)
         return mac.finalize()
@@ -178,7 +174,7 @@ public final class PeerKey: Sendable {
 
     private func admit(_ token: Token, now: Int64, fields: [String]) -> Bool {
         guard abs(token.seconds - now) <= Self.window else { return false }
-        let matches = started.withLockedValue { $0 }.contains { start in
+        let matches = currentKeys.contains { start in
             let expected = Array(Self.authenticationCode(start, fields))
             return token.macs.contains { Self.equal(expected, $0) }
         }
@@ -189,7 +185,7 @@ public final class PeerKey: Sendable {
 
     /// One MAC per key, `.`-separated.
     private func mac(_ fields: [String]) -> String {
-        started.withLockedValue { $0 }.map { HexEncoding.encode(Self.authenticationCode($0, fields)) }.joined(separator: ".")
+        currentKeys.map { HexEncoding.encode(Self.authenticationCode($0, fields)) }.joined(separator: ".")
     }
 
     /// The MAC of `fields` joined by `\n`, from an HMAC started under a key; the fields
