@@ -270,11 +270,7 @@ extension LabSuites {
             // the Swarm's own roles.
             let pciCount = try Command.run("lspci", ["-n"]).output.split(separator: "\n").count
             #expect(pciCount > 0)
-            let roles = try lab.engine(node1, ["node", "ls", "--format", "{{.Hostname}} {{if .ManagerStatus}}manager{{else}}worker{{end}}"])
-                .output.split(separator: "\n").reduce(into: [String: String]()) { roles, line in
-                    let words = line.split(separator: " ")
-                    roles[String(words[0])] = String(words[1])
-                }
+            let roles = try lab.swarmRoles()
             #expect(roles.count == 3)
 
             func nodes(_ reply: HTTPReply) throws -> [String: [String: Any]] {
@@ -376,13 +372,8 @@ extension LabSuites {
             #expect(Set(try lab.agentNames(asking: node2)) == Set(engineOf.keys))
 
             // One container on each engine, known only to it.
-            var containers: [String: String] = [:]
-            for node in lab.nodes {
-                let name = Self.unique("spread-\(node.name)")
-                #expect(try lab.engine(node, ["create", "--name", name, "busybox:local", "true"]).status == 0)
-                containers[node.name] = name
-            }
-            defer { for node in lab.nodes { _ = try? lab.engine(node, ["rm", "-f", containers[node.name]!]) } }
+            let containers = try lab.containerOnEachNode("spread")
+            defer { lab.removeContainers(containers) }
 
             // Each engine's container comes back once for every member in front of that
             // engine, tagged with that member, and never with another: a part put in the
@@ -402,11 +393,7 @@ extension LabSuites {
             }
 
             // The fleet's hardware: every member, each with the role of its engine's node.
-            let roles = try lab.engine(lab.nodes[0], ["node", "ls", "--format", "{{.Hostname}} {{if .ManagerStatus}}manager{{else}}worker{{end}}"])
-                .output.split(separator: "\n").reduce(into: [String: String]()) { roles, line in
-                    let words = line.split(separator: " ")
-                    roles[String(words[0])] = String(words[1])
-                }
+            let roles = try lab.swarmRoles()
             func fleet(_ reply: HTTPReply) throws -> [String: String] {
                 let entries = (try reply.json() as? [String: Any])?["Nodes"] as? [[String: Any]] ?? []
                 return Dictionary(entries.map { ($0["NodeName"] as? String ?? "?", $0["Role"] as? String ?? "?") }, uniquingKeysWith: { first, _ in first })

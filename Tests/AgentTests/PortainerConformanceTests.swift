@@ -570,13 +570,8 @@ extension LabSuites {
         func managerOperationWins() throws {
             let lab = try LabCluster()
             defer { lab.stop() }
-            var names: [String: String] = [:]
-            for node in lab.nodes {
-                let name = ClusterTests.unique("conf-mgr-\(node.name)")
-                #expect(try lab.engine(node, ["create", "--name", name, "busybox:local", "true"]).status == 0)
-                names[node.name] = name
-            }
-            defer { for node in lab.nodes { _ = try? lab.engine(node, ["rm", "-f", names[node.name]!]) } }
+            let names = try lab.containerOnEachNode("conf-mgr")
+            defer { lab.removeContainers(names) }
             let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
             let reply = try Self.request(lab, node2, "GET", "/v1.41/containers/json?all=1",
                                          headers: ["X-Portaineragent-Manageroperation": "1", "X-Portaineragent-Target": node3.name])

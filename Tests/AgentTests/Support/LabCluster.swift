@@ -158,6 +158,33 @@ final class LabCluster {
         try swarm.engine(node, arguments, input: input)
     }
 
+    /// Each node's Swarm role (`manager` or `worker`) by host name, as the Swarm itself
+    /// says it (`docker node ls` on node 1's engine).
+    func swarmRoles() throws -> [String: String] {
+        try engine(nodes[0], ["node", "ls", "--format", "{{.Hostname}} {{if .ManagerStatus}}manager{{else}}worker{{end}}"])
+            .output.split(separator: "\n").reduce(into: [String: String]()) { roles, line in
+                let words = line.split(separator: " ")
+                roles[String(words[0])] = String(words[1])
+            }
+    }
+
+    /// One container (created, not started) on each node's engine, known only to it,
+    /// named `dh-<prefix>-<node>-<random>`: the names by node name. `removeContainers` takes them away.
+    func containerOnEachNode(_ prefix: String) throws -> [String: String] {
+        var names: [String: String] = [:]
+        for node in nodes {
+            let name = "dh-\(prefix)-\(node.name)-\(UInt32.random(in: 0...UInt32.max))"
+            let created = try engine(node, ["create", "--name", name, "busybox:local", "true"])
+            guard created.status == 0 else { throw TestSetupError("no container made on \(node.name): \(created.errorOutput)") }
+            names[node.name] = name
+        }
+        return names
+    }
+
+    func removeContainers(_ names: [String: String]) {
+        for node in nodes { if let name = names[node.name] { _ = try? engine(node, ["rm", "-f", name]) } }
+    }
+
     /// `scripts/swarm-lab engine|link N …` for fault tests.
     func lab(_ arguments: [String]) throws -> CommandResult {
         try swarm.lab(arguments)
