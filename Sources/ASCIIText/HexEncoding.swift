@@ -21,6 +21,18 @@ public enum HexEncoding {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The same, for bytes in memory: not generic, so that a caller in another module
+    /// (a MAC or a nonce per forwarded request) does not pay for the generic path.
+    public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            for (index, byte) in bytes.enumerated() {
+                out[2 * index] = digits[Int(byte >> 4)]
+                out[2 * index + 1] = digits[Int(byte & 0xF)]
+            }
+            return bytes.count * 2
+        }
+    }
+
     /// Appends the two lower-case digits of `byte`.
     public static func append(_ byte: UInt8, to out: inout [UInt8]) {
         out.append(digits[Int(byte >> 4)])
