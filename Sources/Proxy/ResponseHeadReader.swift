@@ -10,6 +10,26 @@ public enum RawResponsePart {
     case end
 }
 
+/// Which responses of an exchange come in bytes (`RawResponsePart`s) rather than
+/// decoded; see `UpstreamHandler.begin(delegate:rawResponses:)`.
+public enum RawResponses: Sendable, Equatable {
+    /// None: every response is decoded.
+    case never
+    /// Those framed plainly (`ResponseHeadScan.Facts.plainBody`), by length or chunked:
+    /// for a relay, which writes the bytes on as they came.
+    case plain
+    /// Those framed plainly by their length: for an exchange that keeps the body, which
+    /// is then the bytes that came (a chunked body is left to the decoder to unframe).
+    case lengthFramed
+
+    func takes(_ body: RawBody) -> Bool {
+        switch (self, body) {
+        case (.never, _), (.lengthFramed, .chunked): return false
+        case (.plain, _), (.lengthFramed, .length): return true
+        }
+    }
+}
+
 public struct RawResponseHead {
     /// The status line and fields, through the blank line that ends them.
     public var bytes: ByteBuffer
@@ -54,15 +74,15 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.head
     private var scan = ResponseHeadScan()
     private var pending: ByteBuffer?
-    /// Whether the exchange takes raw responses (set when its request went out).
-    private var rawAllowed = false
+    /// Which responses the exchange takes raw (set when its request went out).
+    private var rawAllowed = RawResponses.never
     /// Phrases of heads the decoder has not delivered yet, oldest first.
     private var phrases: CircularBuffer<String> = []
     /// Where raw parts go, and who lets the decoder see the request first.
     weak var upstream: UpstreamHandler?
 
     /// A new exchange begins on this connection: its response's head comes next.
-    func expectResponse(raw: Bool) {
+    func expectResponse(raw: RawResponses) {
         state = .head
         scan = ResponseHeadScan()
         pending = nil
@@ -136,14 +156,14 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
             if facts.statusCode < 200 {
                 // 1xx and 101: the decoder's. After a 101 the bytes are the hijacked stream.
                 record(head)
-                rawAllowed = false
+                rawAllowed = .never
                 if facts.statusCode == 101 {
                     state = .decoder
                     return pass(head, context: context)
                 }
                 pass(head.readSlice(length: length)!, context: context)
                 buffer = head
-            } else if rawAllowed, let body = facts.plainBody {
+            } else if let body = facts.plainBody, rawAllowed.takes(body) {
                 let bytes = head.readSlice(length: length)!
                 buffer = head
                 switch body {

@@ -46,8 +46,8 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var belowDecoder: ChannelHandlerContext?
     /// The request in flight, when the decoder has not seen it (a raw exchange).
     private var unobservedHead: HTTPRequestHead?
-    /// The exchange in flight takes raw responses.
-    private var rawResponses = false
+    /// Which responses the exchange in flight takes raw.
+    private var rawResponses = RawResponses.never
 
     /// The status the upstream sent with the head just delivered: its own reason
     /// phrase with the code, for a relay that passes the status line on as it came.
@@ -93,19 +93,20 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
     public var isWritable: Bool { context?.channel.isWritable ?? false }
     public var channel: Channel? { context?.channel }
 
-    /// Starts a new exchange on this connection. With `rawResponses`, a response whose
-    /// head `ResponseHeadScan` understands and frames plainly (`Facts.plainBody`: by its
-    /// length, or chunked) comes as `RawResponsePart`s, in the bytes the upstream wrote,
-    /// and never as decoded parts; any other response comes decoded, as without it. Not for `HEAD` (nor
-    /// `CONNECT`), whose answers only the decoder frames right: their exchanges get
-    /// decoded parts whatever is asked.
-    public func begin(delegate: UpstreamDelegate, rawResponses: Bool = false) {
+    /// Starts a new exchange on this connection. With `rawResponses` `.plain`, a
+    /// response whose head `ResponseHeadScan` understands and frames plainly
+    /// (`Facts.plainBody`: by its length, or chunked) comes as `RawResponsePart`s, in
+    /// the bytes the upstream wrote, and never as decoded parts; with `.lengthFramed`,
+    /// only such a response framed by its length does. Any other response comes
+    /// decoded, as with `.never`. Not for `HEAD` (nor `CONNECT`), whose answers only
+    /// the decoder frames right: their exchanges get decoded parts whatever is asked.
+    public func begin(delegate: UpstreamDelegate, rawResponses: RawResponses = .never) {
         self.delegate = delegate
         self.isReusable = false
         self.responseKeepAlive = true
         self.rawResponses = rawResponses
         self.unobservedHead = nil
-        self.reader?.expectResponse(raw: false)
+        self.reader?.expectResponse(raw: .never)
         self.resumeReading()
     }
 
@@ -117,9 +118,9 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
             // answer to HEAD has no body), and refuses an answer to none. A request whose
             // answer may pass by it in bytes goes out below it; `primeDecoder` shows it
             // the request if the answer turns out to be its after all.
-            if rawResponses, head.method != .HEAD, head.method != .CONNECT, let belowDecoder {
+            if rawResponses != .never, head.method != .HEAD, head.method != .CONNECT, let belowDecoder {
                 unobservedHead = head
-                reader?.expectResponse(raw: true)
+                reader?.expectResponse(raw: rawResponses)
                 belowDecoder.write(self.wrapOutboundOut(part), promise: nil)
                 unflushed = true
                 return

@@ -261,6 +261,34 @@ struct UpstreamPoolTests {
         pool.closeIdle()
     }
 
+    /// The real engine frames `/version` by its length and `/info` in chunks: a
+    /// status-only collect takes the first in bytes and has the second decoded.
+    @Test("a status-only collect has the body a decoded one has, from the real engine, by length or chunked; a too large answer is refused")
+    func statusOnlyCollect() throws {
+        let pool = UpstreamPool(transport: .unixSocket(path: try TestEngine.socket))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        func get(_ uri: String, limit: Int = 1 << 20, statusOnly: Bool) throws -> CollectedResponse {
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "docker"])
+            return try pool.collect(head, on: loop, limit: limit, timeout: .seconds(10), statusOnly: statusOnly).wait()
+        }
+        let version = (decoded: try get("/version", statusOnly: false), raw: try get("/version", statusOnly: true))
+        #expect(version.decoded.head.headers.first(name: "Content-Length") == String(version.decoded.body.readableBytes))
+        #expect(version.raw.head.status == .ok && version.raw.head.headers.isEmpty)
+        #expect(version.raw.body == version.decoded.body)
+
+        let info = (decoded: try get("/info", statusOnly: false), raw: try get("/info", statusOnly: true))
+        #expect(info.decoded.head.headers.first(name: "Transfer-Encoding") == "chunked")
+        #expect(info.raw.head.status == .ok && info.raw.head.headers.isEmpty)
+        // `/info` tells the time: compare what stays.
+        let ids = try [info.decoded, info.raw].map { try JSONSerialization.jsonObject(with: Data($0.body.readableBytesView)) as? [String: Any] }.map { $0?["ID"] as? String }
+        #expect(ids[0] != nil && ids[0] == ids[1])
+
+        let idleBefore = pool.idleCount
+        #expect(throws: CollectError.self) { try get("/version", limit: 100, statusOnly: true) }
+        #expect(pool.idleCount == idleBefore - 1, "a refused answer's connection is closed, not pooled again")
+        pool.closeIdle()
+    }
+
     @Test("idle connections expire one by one, each its own timeout after its own release")
     func idleConnectionsExpireInOrder() throws {
         let timeout = 2.0

@@ -126,7 +126,7 @@ struct ReasonPhraseTests {
     /// Feeds `bytes` to a recorder in two reads split at `split`; the phrases it recorded.
     static func phrases(_ text: String, split: Int) throws -> [String] {
         let recorder = ResponseHeadReader()
-        recorder.expectResponse(raw: false)
+        recorder.expectResponse(raw: .never)
         let channel = EmbeddedChannel(handler: recorder)
         let bytes = Array(text.utf8)
         try channel.writeInbound(ByteBuffer(bytes: bytes[..<split]))

@@ -57,17 +57,17 @@ private final class SeenParts: UpstreamDelegate {
 @Suite("Response heads read in bytes")
 struct ResponseHeadReaderTests {
     /// The upstream pipeline, after `method` went out on it for an exchange that takes raw responses.
-    private static func upstream(_ method: HTTPMethod = .GET) throws -> (EmbeddedChannel, UpstreamHandler, SeenParts) {
+    private static func upstream(_ method: HTTPMethod = .GET, raw: RawResponses = .plain) throws -> (EmbeddedChannel, UpstreamHandler, SeenParts) {
         let channel = EmbeddedChannel()
         try UpstreamHandler.installHTTP(on: channel.pipeline.syncOperations)
         let upstream = try UpstreamHandler.of(channel)
         let parts = SeenParts()
-        try begin(upstream, method, parts)
+        try begin(upstream, method, parts, raw: raw)
         return (channel, upstream, parts)
     }
 
-    private static func begin(_ upstream: UpstreamHandler, _ method: HTTPMethod, _ parts: SeenParts) throws {
-        upstream.begin(delegate: parts, rawResponses: true)
+    private static func begin(_ upstream: UpstreamHandler, _ method: HTTPMethod, _ parts: SeenParts, raw: RawResponses = .plain) throws {
+        upstream.begin(delegate: parts, rawResponses: raw)
         upstream.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: "/x", headers: ["Host": "engine"])))
         upstream.write(.end(nil))
         upstream.flush()
@@ -105,8 +105,10 @@ struct ResponseHeadReaderTests {
     }
 
     /// Feeds `text` in two reads split at `split`; what the exchange saw, body reads joined.
-    private static func read(_ text: String, split: Int, method: HTTPMethod = .GET) throws -> (seen: [Seen], reusable: Bool, wire: String) {
-        let (channel, upstream, parts) = try upstream(method)
+    private static func read(
+        _ text: String, split: Int, method: HTTPMethod = .GET, raw: RawResponses = .plain
+    ) throws -> (seen: [Seen], reusable: Bool, wire: String) {
+        let (channel, upstream, parts) = try upstream(method, raw: raw)
         let bytes = Array(text.utf8)
         for piece in [bytes[..<split], bytes[split...]] where !piece.isEmpty {
             do { try channel.writeInbound(ByteBuffer(bytes: piece)) } catch { parts.seen.append(.closed) }
@@ -197,6 +199,28 @@ struct ResponseHeadReaderTests {
         #expect(try Self.decodedByNIO(text) == [
             .head(status: 200, headers: ["Content-Type: application/json", "Transfer-Encoding: chunked"]), .body("[{\"a\":1},{\"b\":22}]\n"), .end,
         ])
+    }
+
+    /// An exchange that keeps the body (`UpstreamPool.collect`'s `statusOnly`) takes only
+    /// answers framed by their length raw: their bytes are the body. A chunked one is
+    /// NIO's to unframe.
+    @Test("an exchange taking only length-framed answers raw gets a chunked one decoded, as NIO alone decodes it")
+    func lengthFramedOnly() throws {
+        let chunked = Self.listHead + Self.listBody
+        let plain = Self.ping + "OK"
+        for split in 0...chunked.utf8.count {
+            let (seen, reusable, wire) = try Self.read(chunked, split: split, raw: .lengthFramed)
+            #expect(seen == (try Self.decodedByNIO(chunked)), "split \(split)")
+            #expect(reusable)
+            #expect(wire == "GET /x HTTP/1.1\r\nHost: engine\r\n\r\n", "split \(split): the request goes out once")
+        }
+        for split in 0...plain.utf8.count {
+            let (seen, reusable, _) = try Self.read(plain, split: split, raw: .lengthFramed)
+            #expect(seen == [.rawHead(Self.ping, status: 200, body: .length(2)), .rawBody("OK"), .rawEnd], "split \(split)")
+            #expect(reusable)
+        }
+        // Nothing raw when none is asked for.
+        #expect(try Self.read(plain, split: 3, raw: .never).seen == (try Self.decodedByNIO(plain)))
     }
 
     /// Chunk framing `ChunkedBodyScan` does not follow (NIO accepts the first two): the

@@ -56,7 +56,8 @@ public struct Aggregator: Sendable {
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.target, value: "")
         let (limit, timeout, engine) = (memberBodyLimit, membership.settings.memberTimeout, self.engine)
         let fanOut = FanOut(
-            members: MemberCalls(parts: parts, head: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, checkingObjects: false),
+            members: MemberCalls(
+                parts: parts, head: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, statusOnly: false, checkingObjects: false),
             localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) })
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             Self.merge(results, from: parts.map(\.node), localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
@@ -68,8 +69,9 @@ public struct Aggregator: Sendable {
     /// timeout, at most `concurrency` at a time. With `checkingObjects`, each member's
     /// answer (a 200) is checked to be one JSON object where it arrives, on the loop its
     /// exchange ran on (`CollectedResponse.checkObject`; see `FanOut`): not in series on
-    /// the client's loop. Results come back in member order, each with its node. Call
-    /// on `eventLoop`, the client connection's.
+    /// the client's loop. Results come back in member order, each with its node; a
+    /// member's answer carries its status and body, not its header fields
+    /// (`UpstreamPool.collect`'s `statusOnly`). Call on `eventLoop`, the client connection's.
     public func gather(
         _ peerHead: HTTPRequestHead, including: (ClusterNode) -> Bool = { _ in true }, on eventLoop: EventLoop, checkingObjects: Bool = false,
         local: @escaping () -> EventLoopFuture<CollectedResponse>
@@ -84,7 +86,7 @@ public struct Aggregator: Sendable {
         let fanOut = FanOut(
             members: MemberCalls(
                 parts: parts, head: head, peerKey: membership.peerKey, limit: memberBodyLimit, timeout: membership.settings.memberTimeout,
-                checkingObjects: checkingObjects),
+                statusOnly: true, checkingObjects: checkingObjects),
             localIndex: localIndex, local: local)
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             zip(parts, results).map { (node: $0.node, result: $1) }
@@ -155,6 +157,7 @@ public struct Aggregator: Sendable {
 
 /// What a fan-out sends each member: the head, targeted at the member and signed for
 /// it (as list parts are), within the member timeout, with at most `limit` bytes back;
+/// whether the answers' header fields are wanted (lists take the engine's from one),
 /// and whether each answer is checked to be one JSON object.
 private struct MemberCalls: Sendable {
     let parts: [Aggregator.Participant]
@@ -162,6 +165,7 @@ private struct MemberCalls: Sendable {
     let peerKey: PeerKey?
     let limit: Int
     let timeout: TimeAmount
+    let statusOnly: Bool
     let checkingObjects: Bool
 
     /// Member `index`'s exchange (and check), on `loop` (its connection is borrowed there).
@@ -170,7 +174,7 @@ private struct MemberCalls: Sendable {
         let node = parts[index].node
         head.headers.replaceOrAdd(name: AgentHeaderName.target, value: node.name)
         peerKey?.sign(&head, for: node.name)
-        let answer = parts[index].pool.collect(head, on: loop, limit: limit, timeout: timeout)
+        let answer = parts[index].pool.collect(head, on: loop, limit: limit, timeout: timeout, statusOnly: statusOnly)
         guard checkingObjects else { return answer }
         return answer.map { answer in
             var answer = answer

@@ -110,7 +110,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     try! UpstreamHandler.installHTTP(on: channel.pipeline.syncOperations)
     let upstream = try! UpstreamHandler.of(channel)
     let seen = Parts()
-    upstream.begin(delegate: seen, rawResponses: true)
+    upstream.begin(delegate: seen, rawResponses: .plain)
     upstream.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: "/x")))
     upstream.write(.end(nil))
     upstream.flush()

@@ -94,7 +94,7 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         // The engine's plainly framed answers go on in the bytes it wrote (see
         // `upstreamDidReceive(raw:)`); a peer's, or one for an HTTP/1.0 client, decoded.
         let raw = pool === connection.services.engine && head.version == .http1_1 && connection.writesRaw
-        upstream.begin(delegate: self, rawResponses: raw)
+        upstream.begin(delegate: self, rawResponses: raw ? .plain : .never)
         upstream.write(.head(head))
         for part in held {
             switch part {
