@@ -113,7 +113,26 @@ struct StrictJSONTests {
         #"{"a":true,"b":false,"c":null}"#, #"{"a":nul}"#, #"{'a':1}"#, #"{"a":1e}"#, #"{"a":+1}"#, #"{"a":[[[[]]]]}"#,
     ]
 
+    /// Strings are skipped eight bytes at a time: each byte that ends, escapes or breaks
+    /// a string (and some that do not) at every place in and across a word, and strings
+    /// cut short at every length, so that a word read near the end is tried too.
+    static var stringSamples: [String] {
+        let inside = ["\"", "\\\"", "\\\\", "\\u00e9", "\\x", "\\", "\\u12", "\u{1}", "\u{1F}", "\t", "\u{7F}", "é", "节", " "]
+        var samples: [String] = []
+        for piece in inside {
+            for before in 0...17 {
+                samples.append(#"{"k":""# + String(repeating: "a", count: before) + piece + String(repeating: "b", count: 17 - before) + #""}"#)
+            }
+        }
+        for length in 0...17 {
+            samples.append(#"{"k":""# + String(repeating: "c", count: length))
+            samples.append(#"{"k":""# + String(repeating: "c", count: length) + "\"")
+        }
+        return samples
+    }
+
     @Test func agreesWithPython() throws {
+        let samples = Self.samples + Self.stringSamples
         let script = """
         import json, sys
         for line in sys.stdin.read().split("\\n\\u0000\\n"):
@@ -123,17 +142,40 @@ struct StrictJSONTests {
             except ValueError:
                 print("0")
         """
-        let input = Self.samples.joined(separator: "\n\u{0}\n")
+        let input = samples.joined(separator: "\n\u{0}\n")
         let python = try Command.run("python3", ["-c", script], input: Data(input.utf8))
         let expected = python.output.split(separator: "\n").map { $0 == "1" }
-        #expect(expected.count == Self.samples.count)
-        for (sample, truth) in zip(Self.samples, expected) {
+        #expect(expected.count == samples.count)
+        #expect(expected.contains(true) && expected.contains(false))
+        for (sample, truth) in zip(samples, expected) {
             #expect(StrictJSON.isObject(ByteBuffer(string: sample)) == truth, "\(sample)")
             // The object found is the sample without the whitespace around it.
             let range = StrictJSON.objectRange(ByteBuffer(string: sample))
             #expect((range != nil) == truth, "\(sample)")
             if let range {
                 #expect(String(decoding: Array(sample.utf8)[range], as: UTF8.self) == sample.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+    }
+
+    /// The word test against its definition: every byte value at every place in a word
+    /// of plain string bytes (ASCII, and UTF-8's high bytes), alone and with a stop
+    /// after it (a borrow must not hide or move the first).
+    @Test func wordTestFindsTheFirstByteThatEndsOrEscapesAString() {
+        func stops(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 }
+        for background: UInt8 in [UInt8(ascii: "a"), 0xFF, 0x80, 0x20, 0x21] {
+            for place in 0..<8 {
+                for value in UInt8.min...UInt8.max {
+                    let laters: [(place: Int, value: UInt8)] = [(7, 0x00), (7, UInt8(ascii: "\"")), (place + 1, 0x1F)].filter { $0.place > place && $0.place < 8 }
+                    for later in [nil] + laters.map(Optional.some) {
+                        var bytes = [UInt8](repeating: background, count: 8)
+                        bytes[place] = value
+                        if let later { bytes[later.place] = later.value }
+                        let word = UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+                        let expected = bytes.firstIndex(where: stops)
+                        #expect(StrictJSON.firstStringStop(in: word) == expected, "\(bytes)")
+                    }
+                }
             }
         }
     }

