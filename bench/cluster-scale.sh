@@ -17,6 +17,7 @@
 # request in that run (from /proc/<pid>/task/*/schedstat): with a fan-out spread over
 # the event loops (Aggregator.memberLoops), the loops run in parallel on a node with
 # cores to spare, and the busiest one is the asking agent's share of the latency.
+# Its four busiest threads' CPU per request go to stderr, to see how the work fell.
 # PIN_ENTRY=1 runs instance 1 alone on CPU 0 and every other instance and wrk on the
 # other CPUs, so that the entry's CPU per request is measured without 2N event
 # loops thrashing its caches, as on a node of its own (latencies then say less).
@@ -140,6 +141,9 @@ for n in $sizes; do
     busiest_ns=$(awk 'BEGIN { max = 0 } NR == FNR { before[$1] = $2 + 0; next } { d = $2 - before[$1]; if (d > max) max = d } END { printf "%.0f\n", max }' \
         "$work/threads0" "$work/threads1")
     read -r single_rps single_p50 single_p99 single_count < <(wrk_summary "$work/single.out")
+    # Each of the entry's busiest threads, on stderr: how a fan-out's work fell on its loops.
+    awk 'NR == FNR { before[$1] = $2 + 0; next } { printf "%.0f\n", $2 - before[$1] }' "$work/threads0" "$work/threads1" \
+        | sort -rn | head -4 | awk -v n="$n" -v count="$single_count" '{ line = line sprintf(" %.2f", $1 / count / 1000000) } END { print "entry threads at " n ", ms per request:" line > "/dev/stderr" }'
 
     agents0=$(cpu_ticks "${pids[@]:0:$n}")
     engines0=$(cpu_ticks "${engines[@]}")
