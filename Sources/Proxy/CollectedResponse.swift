@@ -63,72 +63,120 @@ extension UpstreamPool {
             return eventLoop.flatSubmit { self.collect(head, on: eventLoop, limit: limit, timeout: timeout, statusOnly: statusOnly) }
         }
         let promise = eventLoop.makePromise(of: CollectedResponse.self)
-        acquire(on: eventLoop).assumeIsolated().whenComplete { result in
-            switch result {
-            case .failure(let error):
-                promise.fail(error)
-            case .success(let channel):
-                do {
-                    let upstream = try UpstreamHandler.of(channel)
-                    let collector = ResponseCollector(
-                        pool: self, channel: channel, upstream: upstream, limit: limit, statusOnly: statusOnly, promise: promise)
-                    collector.start(head, timeout: timeout)
-                } catch {
-                    channel.close(promise: nil)
-                    promise.fail(error)
+        let exchange = startCollecting(head, on: eventLoop, limit: limit, statusOnly: statusOnly) { promise.completeWith($0) }
+        exchange.expire(in: timeout)
+        return promise.futureResult
+    }
+
+    /// `collect`'s exchange without a future or a timer: `done` is called once, on
+    /// `eventLoop`, which this must be called on. Whoever starts it bounds its time
+    /// with `CollectingExchange.cancel` (a fan-out keeps one timer for all its members'
+    /// exchanges, not one each, and hands answers on without a future per member).
+    public func startCollecting(
+        _ head: HTTPRequestHead,
+        on eventLoop: EventLoop,
+        limit: Int,
+        statusOnly: Bool = false,
+        done: @escaping (Result<CollectedResponse, Error>) -> Void
+    ) -> CollectingExchange {
+        eventLoop.assertInEventLoop()
+        let exchange = CollectingExchange(pool: self, eventLoop: eventLoop, limit: limit, statusOnly: statusOnly, done: done)
+        if let channel = idleChannel(on: eventLoop) {
+            exchange.start(head, on: channel)
+        } else {
+            connect(on: eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .failure(let error): exchange.finish(.failure(error), reusable: false)
+                case .success(let channel): exchange.start(head, on: channel)
                 }
             }
         }
-        return promise.futureResult
+        return exchange
     }
 }
 
-/// The delegate of one collected exchange.
-private final class ResponseCollector: UpstreamDelegate {
+/// One collected exchange (`UpstreamPool.startCollecting`): the delegate of its
+/// connection while the answer comes. Lives on its event loop.
+public final class CollectingExchange: UpstreamDelegate {
     private let pool: UpstreamPool
-    private let channel: Channel
-    private let upstream: UpstreamHandler
+    private let eventLoop: EventLoop
     private let limit: Int
     private let statusOnly: Bool
-    private let promise: EventLoopPromise<CollectedResponse>
+    private var done: ((Result<CollectedResponse, Error>) -> Void)?
+    private var channel: Channel?
+    private var upstream: UpstreamHandler?
     private var head: HTTPResponseHead?
-    private var body: ByteBuffer
-    private var done = false
+    private var body = ByteBuffer()
     private var timer: Scheduled<Void>?
+    /// Itself, from start to finish: its upstream holds it weakly, and whoever started
+    /// it need not hold it.
+    private var inFlight: CollectingExchange?
 
-    init(
-        pool: UpstreamPool, channel: Channel, upstream: UpstreamHandler, limit: Int, statusOnly: Bool, promise: EventLoopPromise<CollectedResponse>
+    fileprivate init(
+        pool: UpstreamPool, eventLoop: EventLoop, limit: Int, statusOnly: Bool, done: @escaping (Result<CollectedResponse, Error>) -> Void
     ) {
         self.pool = pool
-        self.channel = channel
-        self.upstream = upstream
+        self.eventLoop = eventLoop
         self.limit = limit
         self.statusOnly = statusOnly
-        self.promise = promise
-        self.body = channel.allocator.buffer(capacity: 0)
+        self.done = done
+        self.inFlight = self
     }
 
-    func start(_ request: HTTPRequestHead, timeout: TimeAmount) {
-        // The upstream holds its delegate weakly; the timer keeps this collector alive.
-        timer = channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+    /// Whether the exchange has ended (answered, failed or cancelled).
+    public var isFinished: Bool { done == nil }
+
+    /// Ends the exchange now with `error`, unless it has ended: its connection, if it
+    /// has one yet, is closed, not reused. Call on its event loop.
+    public func cancel(_ error: Error) {
+        eventLoop.assertInEventLoop()
+        finish(.failure(error), reusable: false)
+    }
+
+    /// Cancels the exchange with `CollectError.timedOut` if it has not ended within `timeout`.
+    fileprivate func expire(in timeout: TimeAmount) {
+        guard !isFinished else { return }
+        timer = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             self.finish(.failure(CollectError.timedOut), reusable: false)
         }
+    }
+
+    fileprivate func start(_ request: HTTPRequestHead, on channel: Channel) {
+        guard !isFinished else {
+            // Cancelled while its connection was being made: the connection is unused.
+            return pool.release(channel, reusable: true)
+        }
+        let upstream: UpstreamHandler
+        do {
+            upstream = try UpstreamHandler.of(channel)
+        } catch {
+            channel.close(promise: nil)
+            return finish(.failure(error), reusable: false)
+        }
+        self.channel = channel
+        self.upstream = upstream
         upstream.begin(delegate: self, rawResponses: statusOnly ? .lengthFramed : .never)
         upstream.write(.head(request))
         upstream.write(.end(nil))
         upstream.flush()
     }
 
-    private func finish(_ result: Result<CollectedResponse, Error>, reusable: Bool) {
-        guard !done else { return }
-        done = true
+    fileprivate func finish(_ result: Result<CollectedResponse, Error>, reusable: Bool) {
+        guard let done else { return }
+        self.done = nil
         timer?.cancel()
-        upstream.delegate = nil
-        pool.release(channel, reusable: reusable)
-        promise.completeWith(result)
+        timer = nil
+        if let channel, let upstream {
+            upstream.delegate = nil
+            pool.release(channel, reusable: reusable)
+        }
+        channel = nil
+        upstream = nil
+        inFlight = nil
+        done(result)
     }
 
-    func upstreamDidReceive(_ part: HTTPClientResponsePart) {
+    public func upstreamDidReceive(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let responseHead):
             guard responseHead.status.code >= 200 else { return }
@@ -140,7 +188,7 @@ private final class ResponseCollector: UpstreamDelegate {
         }
     }
 
-    func upstreamDidReceive(raw part: RawResponsePart) {
+    public func upstreamDidReceive(raw part: RawResponsePart) {
         switch part {
         case .head(let responseHead):
             // Only an answer framed by its length comes raw (`.lengthFramed`): refuse a
@@ -170,15 +218,15 @@ private final class ResponseCollector: UpstreamDelegate {
 
     private func end() {
         if let head {
-            finish(.success(CollectedResponse(head: head, body: body)), reusable: upstream.isReusable)
+            finish(.success(CollectedResponse(head: head, body: body)), reusable: upstream?.isReusable ?? false)
         }
     }
 
-    func upstreamDidFinishRead() {}
+    public func upstreamDidFinishRead() {}
 
-    func upstreamDidClose(error: Error?) {
+    public func upstreamDidClose(error: Error?) {
         finish(.failure(error ?? CollectError.closedEarly), reusable: false)
     }
 
-    func upstreamWritabilityChanged(isWritable: Bool) {}
+    public func upstreamWritabilityChanged(isWritable: Bool) {}
 }

@@ -61,13 +61,25 @@ public final class UpstreamPool: Sendable {
 
     /// An idle connection on `eventLoop` (the most recently used), or a new one.
     public func acquire(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+        if let channel = idleChannel(on: eventLoop) { return eventLoop.makeSucceededFuture(channel) }
+        return connect(on: eventLoop)
+    }
+
+    /// An idle connection on `eventLoop` (the most recently used), if there is one.
+    func idleChannel(on eventLoop: EventLoop) -> Channel? {
         let key = ObjectIdentifier(eventLoop)
         while let channel = idle.withLockedValue({ $0[key]?.connections.popLast()?.channel }) {
             if channel.isActive {
                 reuses.increment()
-                return eventLoop.makeSucceededFuture(channel)
+                return channel
             }
         }
+        return nil
+    }
+
+    /// A new connection on `eventLoop`.
+    func connect(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
+        let key = ObjectIdentifier(eventLoop)
         let started = NIODeadline.now()
         return transport.connect(on: eventLoop, connectTimeout: connectTimeout).map { [idle, connectWaits] channel in
             connectWaits.recordNanoseconds((NIODeadline.now() - started).nanoseconds)

@@ -358,7 +358,7 @@ extension LabSuites {
         }
 
 
-        @Test("twelve members, a fan-out spread over the asking agent's event loops: every part from its own member, a stopped one named")
+        @Test("twelve members, a fan-out spread over the asking agent's event loops: every part from its own member, a stopped one named, hung ones timed out")
         func spreadFanOut() throws {
             // 3 nodes + 9 agents more, three in front of each engine: past `membersPerLoop`
             // (4) per loop, so the asking agent spreads its member exchanges over its loops.
@@ -418,6 +418,21 @@ extension LabSuites {
                 let expected = engineOf.filter { $0.value == engine && $0.key != stopped.name }.keys.sorted()
                 #expect(tags(items, of: container) == expected, "\(engine)")
             }
+
+            // Node 3's link is cut: its four members (the node's agent and three more)
+            // hang rather than refuse, on both loops, and each exchange must be ended by
+            // the member timeout (one timer per loop's share). Answered within it, the four named.
+            defer { _ = try? lab.lab(["link", "3", "up"]) }
+            #expect(try lab.lab(["link", "3", "down"]).status == 0)
+            let cut = Set(engineOf.filter { $0.value == lab.nodes[2].name }.keys)
+            #expect(cut.count == 4)
+            let cutAt = Date()
+            reply = try lab.request(node2, "GET", "/v2/cluster/host/info", key: key)
+            let elapsed = Date().timeIntervalSince(cutAt)
+            #expect(elapsed >= lab.memberTimeout - 0.5 && elapsed < lab.memberTimeout + 1.5, "took \(elapsed)s")
+            #expect(reply.status == 200)
+            #expect(Set(reply.headers["x-portaineragent-unreachable-nodes"]?.split(separator: ",").map(String.init) ?? []) == cut.union([stopped.name]))
+            #expect(Set(try fleet(reply).keys) == Set(engineOf.keys).subtracting(cut).subtracting([stopped.name]))
         }
 
         @Test("a stopped engine and a cut link: answers within the timeout, the missing node named, then healed")

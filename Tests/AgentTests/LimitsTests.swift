@@ -289,6 +289,41 @@ struct UpstreamPoolTests {
         pool.closeIdle()
     }
 
+    /// The engine's `/events` never ends: a collected exchange of it ends only by its time.
+    @Test("a collected exchange that gets no whole answer ends at its timeout, or when cancelled, and its connection is not kept")
+    func collectTimeoutAndCancel() throws {
+        let pool = UpstreamPool(transport: .unixSocket(path: try TestEngine.socket))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/events", headers: ["Host": "docker"])
+        let started = Date()
+        #expect {
+            try pool.collect(head, on: loop, limit: 1 << 20, timeout: .milliseconds(300)).wait()
+        } throws: { error in
+            if case .timedOut = error as? CollectError { return true }
+            return false
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed >= 0.3 && elapsed < 3, "took \(elapsed)s")
+        #expect(pool.idleCount == 0)
+
+        // Started without a timer, ended by its owner: `done` once, with the owner's error.
+        struct Stop: Error {}
+        let outcome = try loop.submit { () -> (calls: Int, stopped: Bool, finished: Bool) in
+            var results: [Result<CollectedResponse, Error>] = []
+            let exchange = pool.startCollecting(head, on: loop, limit: 1 << 20) { results.append($0) }
+            exchange.cancel(Stop())
+            exchange.cancel(Stop())
+            let stopped = results.count == 1 && { if case .failure(let error) = results[0] { return error is Stop } else { return false } }()
+            return (results.count, stopped, exchange.isFinished)
+        }.wait()
+        #expect(outcome.calls == 1 && outcome.stopped && outcome.finished)
+        // Cancelled before its connection came: that unused connection is pooled, then
+        // a real answer still comes on the pool's connections.
+        let ping = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/_ping", headers: ["Host": "docker"])
+        #expect(String(buffer: try pool.collect(ping, on: loop, limit: 1024, timeout: .seconds(10)).wait().body) == "OK")
+        pool.closeIdle()
+    }
+
     @Test("idle connections expire one by one, each its own timeout after its own release")
     func idleConnectionsExpireInOrder() throws {
         let timeout = 2.0

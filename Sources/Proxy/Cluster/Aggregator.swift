@@ -77,10 +77,10 @@ public struct Aggregator: Sendable {
         local: @escaping () -> EventLoopFuture<CollectedResponse>
     ) -> EventLoopFuture<[(node: ClusterNode, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
-        var (parts, localIndex) = participants()
-        let localNode = localIndex.map { parts[$0].node }
-        parts = parts.filter { including($0.node) }
-        localIndex = parts.firstIndex { $0.node == localNode }
+        let (everyone, everyonesLocal) = participants()
+        let localNode = everyonesLocal.map { everyone[$0].node }
+        let parts = everyone.filter { including($0.node) }
+        let localIndex = parts.firstIndex { $0.node == localNode }
         var head = peerHead
         head.headers.remove(name: "Connection")
         let fanOut = FanOut(
@@ -168,18 +168,23 @@ private struct MemberCalls: Sendable {
     let statusOnly: Bool
     let checkingObjects: Bool
 
-    /// Member `index`'s exchange (and check), on `loop` (its connection is borrowed there).
-    func call(_ index: Int, on loop: EventLoop) -> EventLoopFuture<CollectedResponse> {
+    /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
+    /// (its connection is borrowed there); `done` gets the result. Its time is bounded
+    /// by whoever starts it (`LoopCalls`), through the exchange returned.
+    func start(_ index: Int, on loop: EventLoop, done: @escaping (Result<CollectedResponse, Error>) -> Void) -> CollectingExchange {
         var head = head
         let node = parts[index].node
         head.headers.replaceOrAdd(name: AgentHeaderName.target, value: node.name)
         peerKey?.sign(&head, for: node.name)
-        let answer = parts[index].pool.collect(head, on: loop, limit: limit, timeout: timeout, statusOnly: statusOnly)
-        guard checkingObjects else { return answer }
-        return answer.map { answer in
-            var answer = answer
-            if answer.head.status == .ok { answer.checkObject() }
-            return answer
+        guard checkingObjects else {
+            return parts[index].pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly, done: done)
+        }
+        return parts[index].pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly) { result in
+            done(result.map { answer in
+                var answer = answer
+                if answer.head.status == .ok { answer.checkObject() }
+                return answer
+            })
         }
     }
 }
@@ -232,22 +237,30 @@ private struct FanOut {
             shares[loop].append(index)
         }
         if let localIndex = self.localIndex { shares[0].append(localIndex) }
+        let dealt = shares
         let perLoop = max(1, concurrency / loops.count)
         let (members, localIndex, local) = (self.members, self.localIndex, self.local)
         // The other loops' shares first, so that they start while this one works on its own.
-        var gathered = zip(loops, shares).dropFirst().map { loop, share in
+        let timeout = members.timeout
+        var gathered = zip(loops, dealt).dropFirst().map { loop, share in
             loop.flatSubmit {
-                LoopCalls(count: share.count, on: loop) { members.call(share[$0], on: loop) }.run(concurrency: perLoop)
+                LoopCalls(count: share.count, on: loop, timeout: timeout) { position, done in
+                    .exchange(members.start(share[position], on: loop, done: done))
+                }.run(concurrency: perLoop)
             }.hop(to: eventLoop)
         }
-        gathered.insert(LoopCalls(count: shares[0].count, on: eventLoop) { position in
-            let index = shares[0][position]
-            return index == localIndex ? local() : members.call(index, on: eventLoop)
+        gathered.insert(LoopCalls(count: dealt[0].count, on: eventLoop, timeout: timeout) { position, done in
+            let index = dealt[0][position]
+            guard index != localIndex else {
+                local().assumeIsolated().whenComplete(done)
+                return .bounded
+            }
+            return .exchange(members.start(index, on: eventLoop, done: done))
         }.run(concurrency: perLoop), at: 0)
         // `LoopCalls` never fails: a call's failure is its result.
         return EventLoopFuture.whenAllSucceed(gathered, on: eventLoop).map { perLoop in
             var results = [Result<CollectedResponse, Error>](repeating: .failure(CollectError.closedEarly), count: count)
-            for (share, shareResults) in zip(shares, perLoop) {
+            for (share, shareResults) in zip(dealt, perLoop) {
                 for (index, result) in zip(share, shareResults) { results[index] = result }
             }
             return results
@@ -255,20 +268,39 @@ private struct FanOut {
     }
 }
 
-/// Calls `call(0..<count)` on one loop, at most `concurrency` at a time; the results in
+/// Makes `count` calls on one loop, at most `concurrency` at a time; the results in
 /// call order, each call's failure as its result.
+///
+/// A member's exchange gets `timeout` from its start, as `collect` gives it, but from
+/// one timer for them all rather than one each (a timer is an allocation, and each
+/// cancel searches the loop's scheduled tasks): exchanges start in order, so their
+/// deadlines come in order, and the timer is armed for the oldest one still running.
 private final class LoopCalls {
+    /// What a call started: an exchange this bounds, or work bounded by itself (the local part).
+    enum Started {
+        case exchange(CollectingExchange)
+        case bounded
+    }
+
     private let count: Int
     private let eventLoop: EventLoop
-    private let call: (Int) -> EventLoopFuture<CollectedResponse>
+    private let timeout: TimeAmount
+    private let call: (Int, @escaping (Result<CollectedResponse, Error>) -> Void) -> Started
     private let promise: EventLoopPromise<[Result<CollectedResponse, Error>]>
     private var results: [Result<CollectedResponse, Error>?]
     private var next = 0
     private var finished = 0
+    /// Exchanges started, oldest first, with their deadlines; the timer's.
+    private var deadlines = CircularBuffer<(deadline: NIODeadline, exchange: CollectingExchange)>()
+    private var timer: Scheduled<Void>?
 
-    init(count: Int, on eventLoop: EventLoop, call: @escaping (Int) -> EventLoopFuture<CollectedResponse>) {
+    init(
+        count: Int, on eventLoop: EventLoop, timeout: TimeAmount,
+        call: @escaping (Int, @escaping (Result<CollectedResponse, Error>) -> Void) -> Started
+    ) {
         self.count = count
         self.eventLoop = eventLoop
+        self.timeout = timeout
         self.call = call
         self.promise = eventLoop.makePromise()
         self.results = Array(repeating: nil, count: count)
@@ -289,14 +321,42 @@ private final class LoopCalls {
         guard next < count else { return }
         let index = next
         next += 1
-        call(index).assumeIsolated().whenComplete { result in
+        let started = call(index) { result in
             self.results[index] = result
             self.finished += 1
             if self.finished == self.count {
+                self.timer?.cancel()
+                self.timer = nil
+                self.deadlines.removeAll()
                 self.promise.succeed(self.results.map { $0! })
             } else {
                 self.launch()
             }
         }
+        guard case .exchange(let exchange) = started, !exchange.isFinished else { return }
+        deadlines.append((NIODeadline.now() + timeout, exchange))
+        if timer == nil { arm() }
+    }
+
+    /// Arms the timer for the oldest exchange still running, if any.
+    private func arm() {
+        while let first = deadlines.first, first.exchange.isFinished { deadlines.removeFirst() }
+        guard let first = deadlines.first else { return }
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: first.deadline) {
+            self.timer = nil
+            self.expire()
+        }
+    }
+
+    /// Ends the exchanges whose time is up, then arms for the next.
+    private func expire() {
+        let now = NIODeadline.now()
+        var late: [CollectingExchange] = []
+        while let first = deadlines.first, first.deadline <= now {
+            late.append(deadlines.removeFirst().exchange)
+        }
+        // Each end may start the next call, which appends its own deadline.
+        for exchange in late { exchange.cancel(CollectError.timedOut) }
+        if timer == nil, finished < count { arm() }
     }
 }
