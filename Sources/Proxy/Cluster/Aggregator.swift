@@ -206,9 +206,14 @@ private struct FanOut {
     let local: () -> EventLoopFuture<CollectedResponse>
 
     /// The client's loop also reads the client's request, makes the local part, and
-    /// merges and writes the answer: measured at 30 members on two loops, about 0.5 ms
-    /// of CPU against 0.08 ms per member's exchange, the work of about this many members.
-    static let clientLoopWork = 6
+    /// merges and writes the answer, in which every member's part is copied and
+    /// encrypted: the work of about this many members' exchanges for `peers` peers.
+    /// Measured on two loops (each thread's CPU per request, `bench/cluster-scale.sh`):
+    /// about 0.42 ms at 12 members and 0.65 ms at 30, against 0.07 ms per member's
+    /// exchange on another loop, so about 6 and 9 members' worth.
+    static func clientLoopWork(peers: Int) -> Int {
+        4 + (peers + 1) / 6
+    }
 
     /// Which of `loops` loops takes each peer, by its place among the peers: the
     /// client's loop (0) takes `clientLoopWork` fewer than an even deal would give it
@@ -216,7 +221,7 @@ private struct FanOut {
     /// loops take the rest in turn.
     static func deal(peers: Int, loops: Int) -> [Int] {
         guard loops > 1, peers > 0 else { return Array(repeating: 0, count: peers) }
-        let own = max(0, (peers - clientLoopWork * (loops - 1) + loops / 2) / loops)
+        let own = max(0, (peers - clientLoopWork(peers: peers) * (loops - 1) + loops / 2) / loops)
         var dealt = 0
         return (0..<peers).map { place in
             if (place + 1) * own / peers > place * own / peers { return 0 }
