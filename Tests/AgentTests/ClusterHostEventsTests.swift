@@ -35,4 +35,62 @@ extension LabSuites.ClusterTests {
         let relayed = targeted.line(timeout: 2) { $0["DevName"] as? String == device && $0["Action"] as? String == "add" }
         #expect(relayed?["NodeName"] as? String == node3.name, "\(targeted.lines)")
     }
+
+    /// The fleet's stream follows the membership, and names every gap: a member whose
+    /// agent restarts is named unreachable, reopened after the back-off and named
+    /// reachable; a member cut off (its stream merely hangs) is let go once the
+    /// membership drops it and taken up again when it rejoins. After each, that
+    /// member's own events arrive again, tagged with it.
+    @Test("the fleet's event stream follows its members: a restarted one reopened, a cut-off one left and rejoined, each gap named")
+    func fleetHostEventsFollowMembers() throws {
+        let lab = try LabCluster(probeInterval: 1, memberTimeout: 2, environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"], extraMembers: 1)
+        defer { lab.stop() }
+        let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
+        let extra = lab.extraMembers[0]
+        #expect(extra.node.name == node1.name)
+        let fleet = try EventStreamClient("https://\(node2.address):9001/v2/cluster/host/events", key: lab.key)
+        #expect(fleet.head()?.hasPrefix("HTTP/1.1 200") == true)
+        usleep(1_000_000)
+        func notice(_ action: String, _ name: String, after: Int = 0, timeout: TimeInterval) -> [String: Any]? {
+            fleet.line(after: after, timeout: timeout) { $0["Action"] as? String == action && $0["NodeName"] as? String == name }
+        }
+        /// A device made in `node`'s namespace reaches the stream tagged `tag`.
+        func deviceEvent(on node: LabCluster.Node, tagged tag: String) throws -> Bool {
+            let device = "dhfm\(UInt16.random(in: 0...UInt16.max))"
+            defer { _ = try? lab.lab(["exec", String(node.index), "ip", "link", "del", device]) }
+            let result = try lab.lab(["exec", String(node.index), "ip", "link", "add", device, "type", "veth", "peer", "name", device + "p"])
+            #expect(result.status == 0, "\(result.errorOutput)")
+            return fleet.line(timeout: 5) { $0["DevName"] as? String == device && $0["NodeName"] as? String == tag } != nil
+        }
+
+        // The extra member's agent restarts well within the membership's three probe
+        // intervals: still a member, its stream is reopened, not left and joined.
+        lab.stopAgent(port: extra.port)
+        let down = notice("member-unreachable", extra.name, timeout: 3)
+        #expect(down != nil, "\(fleet.lines)")
+        try lab.restartAgent(port: extra.port)
+        let back = notice("member-reachable", extra.name, timeout: 8)
+        #expect(back != nil, "\(fleet.lines)")
+        #expect(notice("member-left", extra.name, timeout: 0) == nil, "\(fleet.lines)")
+        #expect(try deviceEvent(on: node1, tagged: extra.name), "\(fleet.lines)")
+
+        // Node 3's link is cut: its stream hangs, no end comes; the membership drops it
+        // after three probe intervals, and the stream lets it go.
+        let before = fleet.lines.count
+        defer { _ = try? lab.lab(["link", "3", "up"]) }
+        #expect(try lab.lab(["link", "3", "down"]).status == 0)
+        let left = notice("member-left", node3.name, after: before, timeout: 3 * lab.probeInterval + lab.memberTimeout + 4)
+        #expect(left != nil, "\(fleet.lines)")
+        #expect(try lab.lab(["link", "3", "up"]).status == 0)
+        let joined = notice("member-joined", node3.name, after: before, timeout: 10)
+        #expect(joined != nil, "\(fleet.lines)")
+        #expect(try deviceEvent(on: node3, tagged: node3.name), "\(fleet.lines)")
+
+        // Every line is one JSON object; nobody else was named.
+        #expect(fleet.lines.allSatisfy { $0 != nil })
+        let named = Set(fleet.lines.compactMap { line in
+            (line?["Action"] as? String)?.hasPrefix("member-") == true ? line?["NodeName"] as? String : nil
+        })
+        #expect(named == [extra.name, node3.name], "\(fleet.lines)")
+    }
 }

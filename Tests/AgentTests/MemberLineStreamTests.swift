@@ -38,8 +38,9 @@ struct MemberLineStreamTests {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "Host", value: "127.0.0.1")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
+        let request = head
         return try eventLoop.submit {
-            NIOLoopBound(MemberLineStream(head, pool: pool, on: eventLoop, onLine: received.line, onEnd: received.end), eventLoop: eventLoop)
+            NIOLoopBound(MemberLineStream(request, pool: pool, on: eventLoop, onLine: received.line, onEnd: received.end), eventLoop: eventLoop)
         }.wait()
     }
 

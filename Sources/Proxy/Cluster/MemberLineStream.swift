@@ -30,6 +30,7 @@ public final class MemberLineStream: UpstreamDelegate {
         }
     }
 
+    private let onOpen: () -> Void
     private let onLine: (ByteBuffer) -> Void
     private let onEnd: (End) -> Void
     private var upstream: UpstreamHandler?
@@ -40,12 +41,14 @@ public final class MemberLineStream: UpstreamDelegate {
     private var paused = false
 
     /// Opens `head` on a new connection from `pool` (never a pooled one: the stream
-    /// holds it until it ends). `onLine` gets each line without its newline; `onEnd`
-    /// runs once, when the stream ends for any reason other than `close()`.
+    /// holds it until it ends). `onOpen` runs when the member has answered `200`;
+    /// `onLine` gets each line without its newline; `onEnd` runs once, when the stream
+    /// ends for any reason other than `close()`.
     public init(
         _ head: HTTPRequestHead, pool: UpstreamPool, on eventLoop: EventLoop,
-        onLine: @escaping (ByteBuffer) -> Void, onEnd: @escaping (End) -> Void
+        onOpen: @escaping () -> Void = {}, onLine: @escaping (ByteBuffer) -> Void, onEnd: @escaping (End) -> Void
     ) {
+        self.onOpen = onOpen
         self.onLine = onLine
         self.onEnd = onEnd
         pool.transport.connect(on: eventLoop, connectTimeout: .seconds(5)).assumeIsolated().whenComplete { result in
@@ -105,6 +108,7 @@ public final class MemberLineStream: UpstreamDelegate {
             guard head.status.code >= 200 else { return }
             guard head.status == .ok else { return finish(.refused(head.status)) }
             ok = true
+            onOpen()
         case .body(var chunk):
             guard ok else { return }
             while let newline = chunk.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {

@@ -17,6 +17,8 @@ final class LabCluster {
     /// `AGENT_SECRET` of every agent, which the test's requests then sign.
     let secret: String?
     private var agents: [ChildProcess] = []
+    /// How each of `agents` was started, to start it again.
+    private var launchers: [() throws -> ChildProcess] = []
     /// The port of each of `agents`.
     private var agentPorts: [Int] = []
     /// Each agent's standard error, by node index.
@@ -76,13 +78,16 @@ final class LabCluster {
             : (listeners.map { "\(Self.urlHost($0.node, ipv6: ipv6)):\($0.port)" } + extraSeeds).joined(separator: ",")
         let binary = try BuiltProducts.deckhand
         for (node, port, name) in listeners {
-            let process = try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
+            let logFolder = logFolder
+            let swarm = swarm
+            let launch = { try Command.spawn(LabSwarm.swarmLab, ["exec", String(node.index), "env",
                                  "AGENT_HOST=\(ipv6 == nil ? node.address : node.address6!)", "AGENT_PORT=\(port)", "AGENT_CLUSTER_ADDR=\(seeds)",
                                  "DECKHAND_PROBE_INTERVAL=\(probeInterval)", "DECKHAND_MEMBER_TIMEOUT=\(memberTimeout)"] + name
                                  + (secret.map { ["AGENT_SECRET=\($0)"] } ?? []) + environment + [
                                  "LOG_LEVEL=WARN", binary, "serve"], environment: ["SWARM_LAB_DIR": swarm.labDirectory],
-                                 errorLog: logFolder.appendingPathComponent("\(node.index)-\(port).log").path)
-            agents.append(process)
+                                 errorLog: logFolder.appendingPathComponent("\(node.index)-\(port).log").path) }
+            agents.append(try launch())
+            launchers.append(launch)
             agentPorts.append(port)
         }
         // Up once every agent lists every agent started here.
@@ -196,10 +201,18 @@ final class LabCluster {
         agents[index].stop()
     }
 
+    /// Starts the agent that listens on `port` again, after `stopAgent`.
+    func restartAgent(port: Int) throws {
+        guard let index = agentPorts.firstIndex(of: port) else { return }
+        agents[index].stop()
+        agents[index] = try launchers[index]()
+    }
+
     func stop() {
         agents.forEach { $0.stop() }
         agents = []
         agentPorts = []
+        launchers = []
     }
 
     deinit {

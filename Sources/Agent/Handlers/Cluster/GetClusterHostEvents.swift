@@ -26,11 +26,15 @@ struct GetClusterHostEvents: EventStreamHandler {
         for (name, value) in headers where GetClusterHostInfo.forwardedHeaders.contains(name.lowercased()) {
             head.headers.add(name: name, value: value)
         }
-        let peers = cluster.peers.filter { $0.member.nodeName != localNode.name }.map { peer in
-            var onward = cluster.forwarded(head, to: peer.member)
-            onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: peer.member.nodeName)
-            return FleetHostEvents.Peer(name: peer.member.nodeName, head: onward, pool: peer.pool)
+        let localName = localNode.name
+        let membership = {
+            cluster.peers.filter { $0.member.nodeName != localName }.map { FleetHostEvents.Peer(member: $0.member, pool: $0.pool) }
         }
-        return .success(FleetHostEvents(local: source, peers: peers, on: eventLoop))
+        let request = { [head] (member: ClusterMember) in
+            var onward = cluster.forwarded(head, to: member)
+            onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: member.nodeName)
+            return onward
+        }
+        return .success(FleetHostEvents(local: source, membership: membership, request: request, on: eventLoop))
     }
 }

@@ -2,7 +2,7 @@ import Hardware
 import NIOCore
 
 /// One line of `/v2/host/events`: a hardware event tagged with its node, or a line
-/// about the stream itself (`overflow`, `member-unreachable`), as one JSON object and
+/// about the stream itself (`overflow`, `member-unreachable` and the other `member-` lines), as one JSON object and
 /// a newline. Unknown fields are left out.
 struct HostEventLine: Encodable {
     var nodeName: String
@@ -29,6 +29,9 @@ struct HostEventLine: Encodable {
     /// The stream's own actions, beside udev's.
     static let overflow = "overflow"
     static let memberUnreachable = "member-unreachable"
+    static let memberReachable = "member-reachable"
+    static let memberJoined = "member-joined"
+    static let memberLeft = "member-left"
 
     init(_ event: HardwareEvent, nodeName: String) {
         self.nodeName = nodeName

@@ -8,7 +8,7 @@ import NIOCore
 final class LocalHostEvents: EventLineSource {
     static let queueCapacity = 1024
 
-    private let nodeName: String
+    let nodeName: String
     private let queue: HardwareEventQueue
     private var subscription: HardwareEventSubscription?
     private var wake: (() -> Void)?
