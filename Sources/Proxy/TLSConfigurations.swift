@@ -13,23 +13,33 @@ public enum TLSConfigurations {
     /// hostile client) would hold its descriptor as long.
     static let shutdownTimeout = TimeAmount.milliseconds(250)
 
-    /// The agent's HTTPS listener, serving `certificateChain` with `privateKey`.
-    public static func server(certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey) -> TLSConfiguration {
+    /// The agent's HTTPS listener, serving `certificateChain` with `privateKey`; in
+    /// secret mode, a handshake that asks for `PeerCertificate.serverName` (a peer
+    /// agent's) is served `peerCertificate` instead.
+    public static func server(certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey, peerCertificate: PeerCertificate? = nil) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: certificateChain.map { .certificate($0) },
             privateKey: .privateKey(privateKey)
         )
+        if let peerCertificate {
+            configuration.sslContextCallback = { hello, promise in
+                guard hello.serverHostname == PeerCertificate.serverName else { return promise.succeed(.noChanges) }
+                promise.completeWith(Result { try peerCertificate.override() })
+            }
+        }
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
         configuration.shutdownTimeout = shutdownTimeout
         return configuration
     }
 
-    /// A client of peer agents: their certificates are throw-away self-signed ones,
-    /// so none is checked; callers are authenticated per request.
-    public static func peerClient() -> TLSConfiguration {
+    /// A client of peer agents. In secret mode (`proven`), their certificates are
+    /// checked by `PeerCertificate.verify`, which the connection installs (the mode
+    /// here only lets a verification callback run). Without a secret there is nothing
+    /// to check them against: callers are authenticated per request.
+    public static func peerClient(proven: Bool = false) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = .none
+        configuration.certificateVerification = proven ? .noHostnameVerification : .none
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
         configuration.shutdownTimeout = shutdownTimeout

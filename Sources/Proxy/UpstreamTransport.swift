@@ -14,9 +14,12 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     /// The Docker engine's TCP port (`tcp://host:port`), with TLS when `context` is
     /// given (`TLSConfigurations.engineClient`).
     case engineTCP(host: String, port: Int, context: NIOSSLContext?)
-    /// A peer agent's HTTPS port. Peers use throw-away self-signed certificates, so
-    /// the context does not verify them; callers are authenticated per request.
-    case tls(host: String, port: Int, context: NIOSSLContext)
+    /// A peer agent's HTTPS port. Without a secret, peers use throw-away self-signed
+    /// certificates that the context does not verify (callers are authenticated per
+    /// request); in secret mode (`vouchedBy`), the peer's certificate must be vouched
+    /// for under one of the secrets (`PeerCertificate`), asked for by its SNI name, and
+    /// the context must be `peerTLSContext(proven: true)`.
+    case tls(host: String, port: Int, context: NIOSSLContext, vouchedBy: PeerKey? = nil)
     /// A public HTTPS service (Docker Hub): the context verifies the certificate, and
     /// the host name is sent (SNI) and checked against it.
     case verifiedTLS(host: String, port: Int, context: NIOSSLContext)
@@ -25,7 +28,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         switch self {
         case .unixSocket(let path): return "unix://\(path)"
         case .engineTCP(let host, let port, _): return EngineAddress.tcp(host: host, port: port).description
-        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _): return "https://\(HostPort.join(host, port))"
+        case .tls(let host, let port, _, _), .verifiedTLS(let host, let port, _): return "https://\(HostPort.join(host, port))"
         }
     }
 
@@ -33,7 +36,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     public var upstreamName: String {
         switch self {
         case .unixSocket, .engineTCP: return "the Docker engine"
-        case .tls(let host, let port, _): return "the agent at \(HostPort.join(host, port))"
+        case .tls(let host, let port, _, _): return "the agent at \(HostPort.join(host, port))"
         case .verifiedTLS(let host, let port, _): return "https://\(HostPort.join(host, port))"
         }
     }
@@ -48,8 +51,8 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
     }
 
     /// A client context for talking to peer agents (`TLSConfigurations.peerClient`).
-    public static func peerTLSContext() throws -> NIOSSLContext {
-        try NIOSSLContext(configuration: TLSConfigurations.peerClient())
+    public static func peerTLSContext(proven: Bool = false) throws -> NIOSSLContext {
+        try NIOSSLContext(configuration: TLSConfigurations.peerClient(proven: proven))
     }
 
     /// The engine at `address`, over TLS made from `tls` when it is a TCP address and
@@ -97,8 +100,12 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     switch self {
-                    case .tls(_, _, let context):
+                    case .tls(_, _, let context, nil):
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    case .tls(_, _, let context, let peerKey?):
+                        try pipeline.addHandler(NIOSSLClientHandler(
+                            context: context, serverHostname: PeerCertificate.serverName,
+                            customVerificationCallback: { chain, promise in promise.succeed(PeerCertificate.verify(chain, by: peerKey)) }))
                     case .verifiedTLS(let host, _, let context), .engineTCP(let host, _, let context?):
                         // An IP address is checked against the certificate, never sent as SNI.
                         let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
@@ -112,7 +119,7 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
         switch self {
         case .unixSocket(let path):
             return bootstrap.connect(unixDomainSocketPath: path)
-        case .tls(let host, let port, _), .verifiedTLS(let host, let port, _), .engineTCP(let host, let port, _):
+        case .tls(let host, let port, _, _), .verifiedTLS(let host, let port, _), .engineTCP(let host, let port, _):
             return bootstrap.connect(host: host, port: port)
         }
     }

@@ -124,7 +124,7 @@ package final class AgentServer: Sendable {
             metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) },
             connections: limit
         )
-        let sslContext = try identity.serverContext()
+        let sslContext = try identity.serverContext(peerCertificate: cluster?.peerKey.map { PeerCertificate(peerKey: $0) })
         let quiescing = ServerQuiescingHelper(group: group)
         let admission = ClientAdmission(allowlist: configuration.allowedClients, cluster: cluster, logger: logger)
         // IPV6_V6ONLY off, whatever the machine's default: `::` takes IPv4 clients too.

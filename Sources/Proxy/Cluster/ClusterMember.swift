@@ -78,6 +78,8 @@ public enum PeerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case unproven
     /// Another address that still answers holds this node name.
     case nameTaken(by: String)
+    /// Secret mode: its TLS certificate is not vouched for under the secret (`PeerCertificate`).
+    case certificateNotVouched
 
     /// Safe for a log line: a peer's value is quoted and cut (`PeerText.quoted`).
     public var description: String {
@@ -86,6 +88,8 @@ public enum PeerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalid(let field, let value): return "invalid \(field) \(PeerText.quoted(value))"
         case .unproven: return "no valid proof of the shared secret"
         case .nameTaken(let address): return "the node name is held by \(address), which still answers"
+        case .certificateNotVouched:
+            return "its TLS certificate is not vouched for under the shared secret (an agent without the secret, one older than peer certificates, or an interceptor)"
         }
     }
 }

@@ -92,7 +92,7 @@ public final class ClusterMembership: Sendable {
         self.settings = settings
         self.engine = engine
         self.peerKey = settings.secrets.isEmpty ? nil : PeerKey(secrets: settings.secrets)
-        self.peerTLS = try UpstreamTransport.peerTLSContext()
+        self.peerTLS = try UpstreamTransport.peerTLSContext(proven: peerKey != nil)
         self.eventLoop = eventLoop
         self.threadPool = threadPool
         self.logger = logger
@@ -147,7 +147,7 @@ public final class ClusterMembership: Sendable {
         let key = HostPort.join(member.host, member.port)
         if let pool = state.pools[key] { return pool }
         let pool = UpstreamPool(
-            transport: .tls(host: member.host, port: member.port, context: peerTLS),
+            transport: .tls(host: member.host, port: member.port, context: peerTLS, vouchedBy: peerKey),
             connectTimeout: settings.memberTimeout, maxIdlePerLoop: 16)
         state.pools[key] = pool
         return pool
@@ -377,6 +377,9 @@ public final class ClusterMembership: Sendable {
                 }
             }
             .recover { error in
+                // BoringSSL's reason when `PeerCertificate.verify` said no.
+                let error = self.peerKey != nil && error is NIOSSLError && "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+                    ? PeerRefusal.certificateNotVouched : error
                 Counter(label: "deckhand_cluster_probe_failures_total", dimensions: probed).increment()
                 self.record(address) { record in
                     record.consecutiveFailures += 1

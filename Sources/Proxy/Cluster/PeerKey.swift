@@ -43,6 +43,7 @@ public final class PeerKey: Sendable {
     /// again (a block of SHA-256 per MAC, per member of every fan-out).
     private let started: NIOLockedValueBox<[StartedHMAC]>
     private let seen = NIOLockedValueBox(ReplayWindow())
+    private let generations = NIOLockedValueBox(0)
 
     /// `secrets` must not be empty; past `maxSecrets` the rest are ignored.
     public init(secrets: [String]) {
@@ -59,6 +60,7 @@ public final class PeerKey: Sendable {
         guard !secrets.isEmpty else { return }
         let derived = Self.derive(secrets)
         started.withLockedValue { $0 = derived }
+        generations.withLockedValue { $0 += 1 }
     }
 
     /// Each secret's key, with an HMAC started under it.
@@ -143,6 +145,27 @@ public final class PeerKey: Sendable {
             proof: head.headers.first(name: AgentHeaderName.proof), method: head.method.rawValue, uri: head.uri,
             hop: head.headers.first(name: AgentHeaderName.hop) ?? "", node: node)
     }
+
+    // MARK: Certificates
+
+    /// The MACs that vouch for a public key (its SubjectPublicKeyInfo, DER) as an
+    /// agent's, one per key: `MAC("deckhand certificate v1", hex SHA-256 of the SPKI)`.
+    /// An agent's peer certificate carries them (`PeerCertificate`).
+    public func certificateMACs(subjectPublicKeyInfo: [UInt8]) -> [[UInt8]] {
+        let fields = ["deckhand certificate v1", HexEncoding.encode(SHA256.hash(data: subjectPublicKeyInfo))]
+        return currentKeys.map { key in Self.authenticationCode(key, fields).withUnsafeBytes { Array($0) } }
+    }
+
+    /// Whether one of `macs` vouches for the public key `subjectPublicKeyInfo` under
+    /// one of this agent's keys.
+    public func vouches(for subjectPublicKeyInfo: [UInt8], macs: [[UInt8]]) -> Bool {
+        let expected = certificateMACs(subjectPublicKeyInfo: subjectPublicKeyInfo)
+        return expected.contains { mine in macs.contains { Self.equal(mine, $0) } }
+    }
+
+    /// Counts `replaceSecrets`: what was made under the keys before (a certificate) is
+    /// made again.
+    public var generation: Int { generations.withLockedValue { $0 } }
 
     // MARK: Parts
 

@@ -1,0 +1,140 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Testing
+import TestCommands
+@testable import Proxy
+
+/// Secret mode authenticates the TLS channel between agents (`PeerCertificate`): what
+/// an agent serves a peer is read here by OpenSSL, and its MAC computed by OpenSSL and
+/// Python from the secret; the check a peer makes is tried on the real agent and on an
+/// impostor (Python's TLS server) whose certificate copies the real one's names onto
+/// its own key.
+@Suite("The peer certificate of secret mode")
+struct PeerCertificateTests {
+    static let secret = "peer-certificate-tests-secret"
+
+    /// An agent in secret mode, its cluster address naming itself.
+    static func agent(secret: String = secret) throws -> AgentProcess {
+        let port = try AgentProcess.freePort()
+        return try AgentProcess(port: port, environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET": secret, "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port)",
+        ])
+    }
+
+    /// The certificate `openssl s_client` is served at `port`, asking for `serverName`, PEM.
+    static func servedCertificate(port: Int, serverName: String?) throws -> String {
+        let result = try Command.run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)"] + (serverName.map { ["-servername", $0] } ?? ["-noservername"]),
+                                     input: Data(), timeout: 20)
+        let text = result.output
+        guard let start = text.range(of: "-----BEGIN CERTIFICATE-----"), let end = text.range(of: "-----END CERTIFICATE-----") else {
+            throw TestSetupError("no certificate from s_client: \(result.errorOutput)")
+        }
+        return String(text[start.lowerBound..<end.upperBound]) + "\n"
+    }
+
+    /// The DNS names of a PEM certificate's subjectAltName, as OpenSSL prints them.
+    static func dnsNames(_ pem: String) throws -> [String] {
+        let result = try Command.run("openssl", ["x509", "-noout", "-ext", "subjectAltName"], input: Data(pem.utf8))
+        #expect(result.status == 0, "\(result.errorOutput)")
+        return result.output.components(separatedBy: CharacterSet(charactersIn: ", \n")).filter { $0.hasPrefix("DNS:") }.map { String($0.dropFirst(4)) }
+    }
+
+    /// The name a certificate for `pem`'s key must carry under `secret`: OpenSSL hashes
+    /// the key's SubjectPublicKeyInfo and computes the MAC under the HKDF key, Python
+    /// writes it in base 32.
+    static func expectedName(_ pem: String, secret: String) throws -> String {
+        let script = """
+        import base64, subprocess, sys
+        pem = sys.stdin.buffer.read()
+        spki = subprocess.run(["sh", "-c", "openssl x509 -noout -pubkey | openssl pkey -pubin -outform DER"], input=pem, capture_output=True, check=True).stdout
+        digest = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=spki, capture_output=True, check=True).stdout.split()[0].decode()
+        key = sys.argv[1]
+        mac = subprocess.run(["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:" + key, "-r"],
+                             input=("deckhand certificate v1\\n" + digest).encode(), capture_output=True, check=True).stdout.split()[0].decode()
+        print(base64.b32encode(bytes.fromhex(mac)).decode().lower().rstrip("=") + ".deckhand-peer.invalid")
+        """
+        let result = try Command.run("python3", ["-c", script, try PeerKeyTests.opensslKey(secret)], input: Data(pem.utf8))
+        #expect(result.status == 0, "\(result.errorOutput)")
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `GET /ping` through a peer connection that checks the certificate under `secret`.
+    static func ping(port: Int, secret: String) throws -> Result<UInt, Error> {
+        let context = try UpstreamTransport.peerTLSContext(proven: true)
+        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: context, vouchedBy: PeerKey(secret: secret)))
+        defer { pool.closeIdle() }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping", headers: ["Host": "127.0.0.1"])
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        return Result { try pool.collect(head, on: loop, limit: 4096, timeout: .seconds(5)).wait().head.status.code }
+    }
+
+    @Test("asked for deckhand-peer.invalid, an agent serves a certificate naming the MAC of its own key under the secret, as OpenSSL computes it; asked for nothing, its own")
+    func servedAsOpenSSLReadsIt() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let peer = try Self.servedCertificate(port: agent.port, serverName: PeerCertificate.serverName)
+        let names = try Self.dnsNames(peer)
+        #expect(names.first == PeerCertificate.serverName, "\(names)")
+        #expect(names.dropFirst() == [try Self.expectedName(peer, secret: Self.secret)], "\(names)")
+
+        let plain = try Self.servedCertificate(port: agent.port, serverName: nil)
+        #expect(plain != peer)
+        #expect(try Self.dnsNames(plain).allSatisfy { !$0.hasSuffix("deckhand-peer.invalid") })
+        let other = try Self.servedCertificate(port: agent.port, serverName: "node1")
+        #expect(try Self.dnsNames(other).allSatisfy { !$0.hasSuffix("deckhand-peer.invalid") })
+    }
+
+    @Test("a peer connection reaches an agent holding the secret; not one with another secret, and not an impostor whose certificate copies a real one's names")
+    func peersAreChecked() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        #expect(try Self.ping(port: agent.port, secret: Self.secret).get() == 204)
+        // Without the check (trust on first use) a peer connection reaches anyone.
+        let stranger = try Self.agent(secret: "another secret")
+        defer { stranger.stop() }
+        #expect(throws: (any Error).self) { try Self.ping(port: stranger.port, secret: Self.secret).get() }
+
+        // The impostor's certificate: its own key, the real agent's names.
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("impostor-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let names = try Self.dnsNames(try Self.servedCertificate(port: agent.port, serverName: PeerCertificate.serverName))
+        let (key, certificate) = (folder.appendingPathComponent("key.pem").path, folder.appendingPathComponent("cert.pem").path)
+        let made = try Command.run("openssl", [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", certificate,
+            "-subj", "/CN=deckhand peer", "-days", "1", "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ","),
+        ])
+        #expect(made.status == 0, "\(made.errorOutput)")
+        let port = try AgentProcess.freePort()
+        let server = try Command.spawn("python3", ["-c", """
+            import socket, ssl, sys
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            listener = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+            while True:
+                connection, _ = listener.accept()
+                try:
+                    with context.wrap_socket(connection, server_side=True) as tls:
+                        tls.recv(65536)
+                        tls.sendall(b"HTTP/1.1 204 No Content\\r\\n\\r\\n")
+                except (ssl.SSLError, OSError):
+                    pass
+            """, certificate, key, String(port)])
+        defer { server.stop() }
+        var listening = false
+        for _ in 0..<100 where !listening {
+            let probe = try Command.run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)"], input: Data(), timeout: 5)
+            listening = probe.output.contains("BEGIN CERTIFICATE")
+            if !listening { usleep(50_000) }
+        }
+        #expect(listening)
+        // The impostor answers anyone who does not check (trust on first use does not).
+        let unchecked = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping", headers: ["Host": "127.0.0.1"])
+        #expect(try unchecked.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: 4096, timeout: .seconds(5)).wait().head.status.code == 204)
+        #expect(throws: (any Error).self) { try Self.ping(port: port, secret: Self.secret).get() }
+    }
+}
