@@ -25,7 +25,7 @@ struct HostInfoCommand: AsyncParsableCommand {
     var address: String?
     @Option(name: .long, help: "With --address: the private key (PEM) to sign with, as Portainer does.")
     var key: String?
-    @Option(name: .long, help: "With --address: the agent's AGENT_SECRET, when it has one.")
+    @Option(name: .long, help: "With --address: the agent's AGENT_SECRET, when it has one: the agent must prove it holds it too before anything is sent.")
     var secret: String?
     @Option(name: .long, help: "With --address: this node only.")
     var node: String?

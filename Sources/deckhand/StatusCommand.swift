@@ -21,7 +21,7 @@ struct StatusCommand: AsyncParsableCommand {
     var address = "127.0.0.1:9001"
     @Option(name: .long, help: "The private key (PEM) to sign with.")
     var key: String
-    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one.")
+    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one: the agent must prove it holds it too before anything is sent.")
     var secret: String?
     @Option(name: .long, help: "Ask the agent of this node, through the one at --address.")
     var node: String?

@@ -16,12 +16,62 @@ import TestCommands
 struct PeerCertificateTests {
     static let secret = "peer-certificate-tests-secret"
 
-    /// An agent in secret mode, its cluster address naming itself.
-    static func agent(secret: String = secret) throws -> AgentProcess {
+    /// An agent in secret mode, its cluster address naming itself (or standalone).
+    static func agent(secret: String = secret, standalone: Bool = false) throws -> AgentProcess {
         let port = try AgentProcess.freePort()
-        return try AgentProcess(port: port, environment: [
-            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET": secret, "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port)",
-        ])
+        var environment = ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET": secret]
+        if !standalone { environment["AGENT_CLUSTER_ADDR"] = "127.0.0.1:\(port)" }
+        return try AgentProcess(port: port, environment: environment)
+    }
+
+    /// Python's TLS server with an openssl-made certificate for its own key that copies
+    /// `names`: it answers any request `204` and writes down every byte it reads.
+    final class Impostor {
+        let port: Int
+        private let server: ChildProcess
+        private let folder: URL
+        var read: Data { (try? Data(contentsOf: folder.appendingPathComponent("read"))) ?? Data() }
+
+        init(names: [String]) throws {
+            folder = FileManager.default.temporaryDirectory.appendingPathComponent("impostor-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let (key, certificate) = (folder.appendingPathComponent("key.pem").path, folder.appendingPathComponent("cert.pem").path)
+            let made = try Command.run("openssl", [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", certificate,
+                "-subj", "/CN=deckhand peer", "-days", "1", "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ","),
+            ])
+            guard made.status == 0 else { throw TestSetupError("openssl req: \(made.errorOutput)") }
+            port = try AgentProcess.freePort()
+            server = try Command.spawn("python3", ["-c", """
+                import socket, ssl, sys
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(sys.argv[1], sys.argv[2])
+                listener = socket.create_server(("127.0.0.1", int(sys.argv[3])))
+                out = open(sys.argv[4], "ab", buffering=0)
+                while True:
+                    connection, _ = listener.accept()
+                    try:
+                        with context.wrap_socket(connection, server_side=True) as tls:
+                            out.write(tls.recv(65536))
+                            tls.sendall(b"HTTP/1.1 204 No Content\\r\\n\\r\\n")
+                    except (ssl.SSLError, OSError):
+                        pass
+                """, certificate, key, String(port), folder.appendingPathComponent("read").path])
+            for _ in 0..<100 {
+                let probe = try Command.run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)"], input: Data(), timeout: 5)
+                if probe.output.contains("BEGIN CERTIFICATE") { return }
+                usleep(50_000)
+            }
+            stop()
+            throw TestSetupError("the impostor did not start")
+        }
+
+        func stop() {
+            server.stop()
+            try? FileManager.default.removeItem(at: folder)
+        }
+
+        deinit { stop() }
     }
 
     /// The certificate `openssl s_client` is served at `port`, asking for `serverName`, PEM.
@@ -92,49 +142,68 @@ struct PeerCertificateTests {
         let agent = try Self.agent()
         defer { agent.stop() }
         #expect(try Self.ping(port: agent.port, secret: Self.secret).get() == 204)
-        // Without the check (trust on first use) a peer connection reaches anyone.
+        // An agent with another secret cannot vouch for its key under this one.
         let stranger = try Self.agent(secret: "another secret")
         defer { stranger.stop() }
         #expect(throws: (any Error).self) { try Self.ping(port: stranger.port, secret: Self.secret).get() }
 
         // The impostor's certificate: its own key, the real agent's names.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("impostor-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let names = try Self.dnsNames(try Self.servedCertificate(port: agent.port, serverName: PeerCertificate.serverName))
-        let (key, certificate) = (folder.appendingPathComponent("key.pem").path, folder.appendingPathComponent("cert.pem").path)
-        let made = try Command.run("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", certificate,
-            "-subj", "/CN=deckhand peer", "-days", "1", "-addext", "subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ","),
-        ])
-        #expect(made.status == 0, "\(made.errorOutput)")
-        let port = try AgentProcess.freePort()
-        let server = try Command.spawn("python3", ["-c", """
-            import socket, ssl, sys
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(sys.argv[1], sys.argv[2])
-            listener = socket.create_server(("127.0.0.1", int(sys.argv[3])))
-            while True:
-                connection, _ = listener.accept()
-                try:
-                    with context.wrap_socket(connection, server_side=True) as tls:
-                        tls.recv(65536)
-                        tls.sendall(b"HTTP/1.1 204 No Content\\r\\n\\r\\n")
-                except (ssl.SSLError, OSError):
-                    pass
-            """, certificate, key, String(port)])
-        defer { server.stop() }
-        var listening = false
-        for _ in 0..<100 where !listening {
-            let probe = try Command.run("openssl", ["s_client", "-connect", "127.0.0.1:\(port)"], input: Data(), timeout: 5)
-            listening = probe.output.contains("BEGIN CERTIFICATE")
-            if !listening { usleep(50_000) }
-        }
-        #expect(listening)
+        let impostor = try Impostor(names: try Self.dnsNames(try Self.servedCertificate(port: agent.port, serverName: PeerCertificate.serverName)))
+        defer { impostor.stop() }
+        let port = impostor.port
         // The impostor answers anyone who does not check (trust on first use does not).
         let unchecked = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping", headers: ["Host": "127.0.0.1"])
         #expect(try unchecked.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: 4096, timeout: .seconds(5)).wait().head.status.code == 204)
         #expect(throws: (any Error).self) { try Self.ping(port: port, secret: Self.secret).get() }
+    }
+
+    @Test("deckhand status --secret: answered by a standalone agent holding the secret; an agent with another secret or an impostor is refused before anything is sent")
+    func commandLineChecksTheAgent() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("status-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("client.pem").path
+        #expect(try Command.run(try BuiltProducts.deckhand, ["keygen", "--out", key]).status == 0)
+        func status(_ port: Int) throws -> CommandResult {
+            try Command.run(try BuiltProducts.deckhand, ["status", "--address", "127.0.0.1:\(port)", "--key", key, "--secret", Self.secret, "--json"], timeout: 40)
+        }
+
+        let agent = try Self.agent(standalone: true)
+        defer { agent.stop() }
+        let answered = try status(agent.port)
+        #expect(answered.status == 0, "\(answered.output) \(answered.errorOutput)")
+        let answer = try? JSONSerialization.jsonObject(with: Data(answered.output.utf8)) as? [String: Any]
+        #expect((answer?["Engine"] as? [String: Any])?["Answers"] as? Bool == true, "\(answered.output)")
+
+        let stranger = try Self.agent(secret: "another secret", standalone: true)
+        defer { stranger.stop() }
+        let refused = try status(stranger.port)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("not vouched for under this secret"), "\(refused.output) \(refused.errorOutput)")
+
+        let impostor = try Impostor(names: try Self.dnsNames(try Self.servedCertificate(port: agent.port, serverName: PeerCertificate.serverName)))
+        defer { impostor.stop() }
+        let phished = try status(impostor.port)
+        #expect(phished.status == 1)
+        #expect(phished.output.contains("not vouched for under this secret"), "\(phished.output) \(phished.errorOutput)")
+        #expect(impostor.read.isEmpty, "the impostor read: \(String(decoding: impostor.read.prefix(300), as: UTF8.self))")
+    }
+
+    @Test("during a rotation a certificate made under old+new passes peers holding either; once the old secret is dropped, it is made again and an old-only peer refuses it")
+    func rotation() throws {
+        let both = PeerKey(secrets: ["new secret", "old secret"])
+        let served = PeerCertificate(peerKey: both)
+        func chain() throws -> [NIOSSLCertificate] {
+            guard case .certificate(let leaf)? = try served.override().certificateChain?.first else { throw TestSetupError("no certificate") }
+            return [leaf]
+        }
+        let (old, new) = (PeerKey(secret: "old secret"), PeerKey(secret: "new secret"))
+        #expect(PeerCertificate.verify(try chain(), by: old) == .certificateVerified)
+        #expect(PeerCertificate.verify(try chain(), by: new) == .certificateVerified)
+        #expect(PeerCertificate.verify(try chain(), by: PeerKey(secret: "another")) == .failed)
+        both.replaceSecrets(["new secret"])
+        #expect(PeerCertificate.verify(try chain(), by: new) == .certificateVerified)
+        #expect(PeerCertificate.verify(try chain(), by: old) == .failed)
     }
 }

@@ -6,12 +6,15 @@ import NIOPosix
 import Proxy
 
 /// A client of a running agent that signs as Portainer does: for the commands that
-/// ask an agent something (`deckhand status`, `deckhand host-info --address`).
+/// ask an agent something (`deckhand status`, `deckhand host-info --address`). With
+/// the agent's secret, the agent must first prove it holds it too (its peer
+/// certificate, `PeerCertificate`), so the signature is never sent to anyone else.
 package struct SignedClient {
     package enum Failure: Error, CustomStringConvertible {
         case badAddress(String)
         case badKey(String)
         case unreachable(String, any Error)
+        case notVouched(String)
         case refused(String, status: UInt, body: String)
 
         package var description: String {
@@ -19,6 +22,8 @@ package struct SignedClient {
             case .badAddress(let address): return "--address must be host:port, not \(address)"
             case .badKey(let path): return "\(path): not a readable P-256 private key in PEM"
             case .unreachable(let address, let error): return "\(address) did not answer: \(error)"
+            case .notVouched(let address):
+                return "\(address)'s TLS certificate is not vouched for under this secret (an agent without it, one older than peer certificates, or an interceptor): nothing was sent"
             case .refused(let address, let status, let body): return "\(address) answered \(status): \(body)"
             }
         }
@@ -50,10 +55,12 @@ package struct SignedClient {
         if let node { head.headers.add(name: AgentHeaderName.target, value: node) }
         let response: CollectedResponse
         do {
-            let pool = UpstreamPool(transport: .tls(host: host, port: port, context: try UpstreamTransport.peerTLSContext()))
+            let context = try UpstreamTransport.peerTLSContext(proven: secret != nil)
+            let pool = UpstreamPool(transport: .tls(host: host, port: port, context: context, vouchedBy: secret.map { PeerKey(secret: $0) }))
             defer { pool.closeIdle() }
             response = try await pool.collect(head, on: MultiThreadedEventLoopGroup.singleton.next(), limit: limit, timeout: .seconds(30)).get()
         } catch {
+            if secret != nil, PeerCertificate.isRefusal(error) { throw .notVouched(address) }
             throw .unreachable(address, error)
         }
         let body = Array(response.body.readableBytesView)

@@ -124,7 +124,10 @@ package final class AgentServer: Sendable {
             metrics: registry.map { AgentMetrics(engine: engine, cluster: cluster, registry: $0) },
             connections: limit
         )
-        let sslContext = try identity.serverContext(peerCertificate: cluster?.peerKey.map { PeerCertificate(peerKey: $0) })
+        // With a secret, peers (and `deckhand status --secret`) check this agent's peer
+        // certificate: served standalone too, its key rotated with the secrets.
+        let peerKey = cluster?.peerKey ?? (configuration.secrets.isEmpty ? nil : PeerKey(secrets: configuration.secrets))
+        let sslContext = try identity.serverContext(peerCertificate: peerKey.map { PeerCertificate(peerKey: $0) })
         let quiescing = ServerQuiescingHelper(group: group)
         let admission = ClientAdmission(allowlist: configuration.allowedClients, cluster: cluster, logger: logger)
         // IPV6_V6ONLY off, whatever the machine's default: `::` takes IPv4 clients too.
@@ -197,7 +200,7 @@ package final class AgentServer: Sendable {
         }
         let secretRotation = configuration.secretFile.map { path in
             let rotation = SecretRotation(
-                path: path, secrets: configuration.secrets, verifier: services.verifier, peerKey: cluster?.peerKey, logger: logger)
+                path: path, secrets: configuration.secrets, verifier: services.verifier, peerKey: peerKey, logger: logger)
             return (rotation, rotation.watch(on: group.next(), every: Self.secretFileCheckInterval))
         }
         return AgentServer(

@@ -377,9 +377,7 @@ public final class ClusterMembership: Sendable {
                 }
             }
             .recover { error in
-                // BoringSSL's reason when `PeerCertificate.verify` said no.
-                let error = self.peerKey != nil && error is NIOSSLError && "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
-                    ? PeerRefusal.certificateNotVouched : error
+                let error = self.peerKey != nil && PeerCertificate.isRefusal(error) ? PeerRefusal.certificateNotVouched : error
                 Counter(label: "deckhand_cluster_probe_failures_total", dimensions: probed).increment()
                 self.record(address) { record in
                     record.consecutiveFailures += 1

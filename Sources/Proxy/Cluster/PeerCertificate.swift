@@ -77,6 +77,12 @@ public final class PeerCertificate: Sendable {
         }
         return peerKey.vouches(for: publicKey, macs: macs) ? .certificateVerified : .failed
     }
+
+    /// Whether `error` (a connection's) is a handshake that `verify` refused: BoringSSL
+    /// reports it with this reason, and NIOSSL passes no other sign of it.
+    public static func isRefusal(_ error: any Error) -> Bool {
+        error is NIOSSLError && "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+    }
 }
 
 /// RFC 4648 base 32, lower case, without padding: a MAC as one DNS label.
