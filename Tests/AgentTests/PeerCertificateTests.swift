@@ -1,3 +1,4 @@
+import ASCIIText
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -205,5 +206,25 @@ struct PeerCertificateTests {
         both.replaceSecrets(["new secret"])
         #expect(PeerCertificate.verify(try chain(), by: new) == .certificateVerified)
         #expect(PeerCertificate.verify(try chain(), by: old) == .failed)
+    }
+
+    @Test("base 32 as Python's base64.b32encode writes it (lower case, unpadded), for every length up to 40; what no encoding gives is refused")
+    func base32() throws {
+        var generator = SystemRandomNumberGenerator()
+        let samples = (0...40).map { length in (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+        let script = "import base64, sys\nfor line in sys.stdin.read().split():\n    print(base64.b32encode(bytes.fromhex(line[1:])).decode().lower().rstrip('='))"
+        let input = samples.map { "x" + HexEncoding.encode($0) }.joined(separator: "\n")
+        let result = try Command.run("python3", ["-c", script], input: Data(input.utf8))
+        #expect(result.status == 0, "\(result.errorOutput)")
+        let expected = result.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        #expect(expected.count == samples.count)
+        for (bytes, text) in zip(samples, expected) {
+            #expect(Base32Encoding.encode(bytes) == text, "\(bytes.count) bytes")
+            #expect(Base32Encoding.decode(text) == bytes, "\(text)")
+        }
+        // Upper case, letters outside the alphabet, impossible lengths, and leftover bits.
+        for bad in ["MFRGG", "mfrg1", "mfrg8", "a", "abc", "abcdef", "mb"] {
+            #expect(Base32Encoding.decode(bad) == nil, "\(bad)")
+        }
     }
 }

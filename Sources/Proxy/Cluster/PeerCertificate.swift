@@ -1,3 +1,4 @@
+import ASCIIText
 import Crypto
 import FoundationEssentials
 import NIOConcurrencyHelpers
@@ -56,7 +57,7 @@ public final class PeerCertificate: Sendable {
     func certificate() throws -> [UInt8] {
         let macs = peerKey.certificateMACs(subjectPublicKeyInfo: Array(key.publicKey.derRepresentation))
         return try SelfSignedCertificate.make(
-            key: key, commonName: "deckhand peer", dnsNames: [Self.serverName] + macs.map { Base32.encode($0) + "." + Self.serverName })
+            key: key, commonName: "deckhand peer", dnsNames: [Self.serverName] + macs.map { Base32Encoding.encode($0) + "." + Self.serverName })
     }
 
     /// Whether a peer's chain (leaf first, as the handshake gave it) is an agent's
@@ -71,7 +72,7 @@ public final class PeerCertificate: Sendable {
         var macs: [[UInt8]] = []
         for name in names {
             guard case .dnsName(let dnsName) = name, dnsName.hasSuffix("." + serverName) else { continue }
-            guard let mac = Base32.decode(String(dnsName.dropLast(serverName.utf8.count + 1))), mac.count == SHA256.byteCount else { continue }
+            guard let mac = Base32Encoding.decode(String(dnsName.dropLast(serverName.utf8.count + 1))), mac.count == SHA256.byteCount else { continue }
             macs.append(mac)
             if macs.count == PeerKey.maxSecrets { break }
         }
@@ -82,52 +83,5 @@ public final class PeerCertificate: Sendable {
     /// reports it with this reason, and NIOSSL passes no other sign of it.
     public static func isRefusal(_ error: any Error) -> Bool {
         error is NIOSSLError && "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
-    }
-}
-
-/// RFC 4648 base 32, lower case, without padding: a MAC as one DNS label.
-enum Base32 {
-    private static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        var buffer = 0
-        var bits = 0
-        for byte in bytes {
-            buffer = (buffer << 8) | Int(byte)
-            bits += 8
-            while bits >= 5 {
-                bits -= 5
-                out.append(alphabet[(buffer >> bits) & 31])
-            }
-            buffer &= (1 << bits) - 1
-        }
-        if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Nil for a letter outside the alphabet (upper case included) or a length no
-    /// encoding has; leftover bits must be zero.
-    static func decode(_ text: String) -> [UInt8]? {
-        guard text.utf8.count <= 128, ![1, 3, 6].contains(text.utf8.count % 8) else { return nil }
-        var out: [UInt8] = []
-        var buffer = 0
-        var bits = 0
-        for character in text.utf8 {
-            let value: Int
-            switch character {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = Int(character - UInt8(ascii: "a"))
-            case UInt8(ascii: "2")...UInt8(ascii: "7"): value = Int(character - UInt8(ascii: "2")) + 26
-            default: return nil
-            }
-            buffer = (buffer << 5) | value
-            bits += 5
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8((buffer >> bits) & 0xff))
-                buffer &= (1 << bits) - 1
-            }
-        }
-        return buffer == 0 ? out : nil
     }
 }
