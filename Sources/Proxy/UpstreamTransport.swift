@@ -103,6 +103,9 @@ public enum UpstreamTransport: Sendable, CustomStringConvertible {
                     case .tls(_, _, let context, nil):
                         try pipeline.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
                     case .tls(_, _, let context, let peerKey?):
+                        // With no verification in the context the callback would never run:
+                        // such a connection fails rather than go unchecked.
+                        guard context.configuration.certificateVerification != .none else { throw ChannelError.operationUnsupported }
                         try pipeline.addHandler(NIOSSLClientHandler(
                             context: context, serverHostname: PeerCertificate.serverName,
                             customVerificationCallback: { chain, promise in promise.succeed(PeerCertificate.verify(chain, by: peerKey)) }))

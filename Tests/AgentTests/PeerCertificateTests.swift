@@ -143,6 +143,11 @@ struct PeerCertificateTests {
         let agent = try Self.agent()
         defer { agent.stop() }
         #expect(try Self.ping(port: agent.port, secret: Self.secret).get() == 204)
+        // A context that verifies nothing would skip the check: such a connection is refused outright.
+        let unverifying = UpstreamPool(transport: .tls(
+            host: "127.0.0.1", port: agent.port, context: try UpstreamTransport.peerTLSContext(), vouchedBy: PeerKey(secret: Self.secret)))
+        let ping = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping", headers: ["Host": "127.0.0.1"])
+        #expect(throws: (any Error).self) { try unverifying.collect(ping, on: MultiThreadedEventLoopGroup.singleton.next(), limit: 4096, timeout: .seconds(5)).wait() }
         // An agent with another secret cannot vouch for its key under this one.
         let stranger = try Self.agent(secret: "another secret")
         defer { stranger.stop() }
