@@ -25,7 +25,12 @@ public final class HardwareEventMonitor: Sendable {
         var subscribers: [Int: @Sendable (HardwareEvent) -> Void] = [:]
         var nextID = 0
         var running: RunningMonitor?
+        var history = HardwareEventHistory(capacity: HardwareEventMonitor.historyCapacity)
     }
+
+    /// Events kept for subscribers that ask for what happened before they came
+    /// (`subscribe(since:)`): the latest ones, whatever their age.
+    public static let historyCapacity = 1024
 
     private let state = Mutex(State())
 
@@ -41,12 +46,27 @@ public final class HardwareEventMonitor: Sendable {
     /// being received, so a change made after this returns is seen; throws when no udev
     /// monitor can be opened.
     public func subscribe(_ deliver: @escaping @Sendable (HardwareEvent) -> Void) throws(HardwareError) -> HardwareEventSubscription {
+        try subscribe(since: nil, deliver).subscription
+    }
+
+    /// `subscribe`, and the kept events received at or after `since` (nanoseconds since
+    /// the Unix epoch), oldest first. Taken in one step with the registration, so every
+    /// event is either among them or delivered, never both, never neither. `complete` is
+    /// false when events at or after `since` may be missing: the monitor was not running
+    /// then, or they were dropped to keep `historyCapacity`.
+    public func subscribe(
+        since: Int64?, _ deliver: @escaping @Sendable (HardwareEvent) -> Void
+    ) throws(HardwareError) -> (subscription: HardwareEventSubscription, earlier: [HardwareEvent], complete: Bool) {
         try state.withLock { state throws(HardwareError) in
-            if state.running == nil { state.running = try RunningMonitor.start(deliver: { [weak self] in self?.deliver($0) }) }
+            if state.running == nil {
+                state.running = try RunningMonitor.start(deliver: { [weak self] in self?.deliver($0) })
+                state.history.recording(from: HardwareEvent.now)
+            }
             let id = state.nextID
             state.nextID += 1
             state.subscribers[id] = deliver
-            return HardwareEventSubscription(monitor: self, id: id)
+            let earlier: (events: [HardwareEvent], complete: Bool) = since.map { state.history.events(since: $0) } ?? ([], true)
+            return (HardwareEventSubscription(monitor: self, id: id), earlier.events, earlier.complete)
         }
     }
 
@@ -61,7 +81,10 @@ public final class HardwareEventMonitor: Sendable {
     }
 
     private func deliver(_ event: HardwareEvent) {
-        let subscribers = state.withLock { Array($0.subscribers.values) }
+        let subscribers = state.withLock { state in
+            state.history.append(event)
+            return Array(state.subscribers.values)
+        }
         for deliver in subscribers { deliver(event) }
     }
 }

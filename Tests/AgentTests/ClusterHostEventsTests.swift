@@ -38,9 +38,11 @@ extension LabSuites.ClusterTests {
 
     /// The fleet's stream follows the membership, and names every gap: a member whose
     /// agent restarts is named unreachable, reopened after the back-off and named
-    /// reachable; a member cut off (its stream merely hangs) is let go once the
-    /// membership drops it and taken up again when it rejoins. After each, that
-    /// member's own events arrive again, tagged with it.
+    /// reachable; a member whose connection drops is reopened from its last line, so what
+    /// happened in between comes from its history; a member cut off (its stream merely
+    /// hangs) is let go once the membership drops it and taken up again when it rejoins,
+    /// from its last line too.
+    /// After each, that member's own events arrive again, tagged with it.
     @Test("the fleet's event stream follows its members: a restarted one reopened, a cut-off one left and rejoined, each gap named")
     func fleetHostEventsFollowMembers() throws {
         let lab = try LabCluster(probeInterval: 1, memberTimeout: 2, environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"], extraMembers: 1)
@@ -74,6 +76,29 @@ extension LabSuites.ClusterTests {
         #expect(notice("member-left", extra.name, timeout: 0) == nil, "\(fleet.lines)")
         #expect(try deviceEvent(on: node1, tagged: extra.name), "\(fleet.lines)")
 
+        // Node 3's end of every connection from node 2 is destroyed (`ss -K`), and a device
+        // made on node 3 at once, before the back-off is over: the reopened stream resumes
+        // just after the last line node 3 sent, so the device's event comes from node 3's
+        // history, once.
+        #expect(try deviceEvent(on: node3, tagged: node3.name), "\(fleet.lines)")
+        let beforeGap = fleet.lines.count
+        let gapDevice = "dhgap\(UInt16.random(in: 0...UInt16.max))"
+        defer { _ = try? lab.lab(["exec", "3", "ip", "link", "del", gapDevice]) }
+        _ = try lab.lab(["exec", "3", "ss", "-K", "src", node3.address, "sport", "=", ":9001", "dst", node2.address])
+        let made = try lab.lab(["exec", "3", "ip", "link", "add", gapDevice, "type", "veth", "peer", "name", gapDevice + "p"])
+        #expect(made.status == 0, "\(made.errorOutput)")
+        #expect(notice("member-unreachable", node3.name, after: beforeGap, timeout: 3) != nil, "\(fleet.lines)")
+        #expect(notice("member-reachable", node3.name, after: beforeGap, timeout: 6) != nil, "\(fleet.lines)")
+        let filled = fleet.line(after: beforeGap, timeout: 5) {
+            $0["DevName"] as? String == gapDevice && $0["Action"] as? String == "add" && $0["NodeName"] as? String == node3.name
+        }
+        #expect(filled != nil, "the event made in the gap was lost: \(fleet.lines)")
+        usleep(500_000)
+        let copies = fleet.lines.dropFirst(beforeGap).filter {
+            $0?["DevName"] as? String == gapDevice && $0?["Action"] as? String == "add" && $0?["NodeName"] as? String == node3.name
+        }
+        #expect(copies.count == 1, "\(fleet.lines)")
+
         // Node 3's link is cut: its stream hangs, no end comes; the membership drops it
         // after three probe intervals, and the stream lets it go.
         let before = fleet.lines.count
@@ -81,13 +106,25 @@ extension LabSuites.ClusterTests {
         #expect(try lab.lab(["link", "3", "down"]).status == 0)
         let left = notice("member-left", node3.name, after: before, timeout: 3 * lab.probeInterval + lab.memberTimeout + 4)
         #expect(left != nil, "\(fleet.lines)")
+        // A device made on node 3 while it is away comes, from its history, once it rejoins.
+        let awayDevice = "dhaway\(UInt16.random(in: 0...UInt16.max))"
+        defer { _ = try? lab.lab(["exec", "3", "ip", "link", "del", awayDevice]) }
+        #expect(try lab.lab(["exec", "3", "ip", "link", "add", awayDevice, "type", "veth", "peer", "name", awayDevice + "p"]).status == 0)
         #expect(try lab.lab(["link", "3", "up"]).status == 0)
         let joined = notice("member-joined", node3.name, after: before, timeout: 10)
         #expect(joined != nil, "\(fleet.lines)")
+        let fromAway = fleet.line(after: before, timeout: 5) {
+            $0["DevName"] as? String == awayDevice && $0["Action"] as? String == "add" && $0["NodeName"] as? String == node3.name
+        }
+        #expect(fromAway != nil, "the event made while node 3 was away was lost: \(fleet.lines)")
         #expect(try deviceEvent(on: node3, tagged: node3.name), "\(fleet.lines)")
 
-        // Every line is one JSON object; nobody else was named.
+        // Every line is one JSON object; no event came twice (a reopened stream resumes
+        // after its last line, it does not replay what was sent); nobody else was named.
         #expect(fleet.lines.allSatisfy { $0 != nil })
+        let events = fleet.lines.compactMap { $0 }.filter { !(($0["Action"] as? String)?.hasPrefix("member-") ?? true) }
+            .map { "\($0["NodeName"] ?? "") \($0["Action"] ?? "") \($0["DevPath"] ?? "") \($0["Time"] ?? "")" }
+        #expect(Set(events).count == events.count, "\(events)")
         let named = Set(fleet.lines.compactMap { line in
             (line?["Action"] as? String)?.hasPrefix("member-") == true ? line?["NodeName"] as? String : nil
         })

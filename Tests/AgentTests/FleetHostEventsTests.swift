@@ -24,11 +24,11 @@ struct FleetHostEventsTests {
         let membership = { @Sendable () -> [FleetHostEvents.Peer] in
             asked.withLockedValue { $0 += 1; return $0 % 2 == 1 } ? [FleetHostEvents.Peer(member: member, pool: pool)] : []
         }
-        let request = { @Sendable (_: ClusterMember) in HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events") }
+        let request = { @Sendable (_: ClusterMember, _: Int64) in HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events") }
         let timing = FleetHostEvents.Timing(tick: .milliseconds(1), firstBackOff: .milliseconds(1), maxBackOff: .milliseconds(1))
         let fleet = try loop.submit {
             let local = try LocalHostEvents(monitor: HardwareEventMonitor(), nodeName: "here", on: loop)
-            let fleet = FleetHostEvents(local: local, membership: membership, request: request, timing: timing, on: loop)
+            let fleet = FleetHostEvents(local: local, membership: membership, request: request, since: HardwareEvent.now, timing: timing, on: loop)
             fleet.start(wake: {})
             return NIOLoopBound(fleet, eventLoop: loop)
         }.wait()

@@ -1,3 +1,4 @@
+import Hardware
 import NIOCore
 import NIOHTTP1
 import Proxy
@@ -11,11 +12,16 @@ import Proxy
 /// - a member whose stream cannot be opened, is refused, drops or sends a bad line is
 ///   named once with `member-unreachable`, and its stream is opened again after a
 ///   back-off (1 s, doubling up to 30 s; from 1 s again once a stream has lasted that
-///   long); when it opens, `member-reachable` (the events in between are lost);
+///   long); when it opens, `member-reachable`;
 /// - a member that joins the cluster after the stream began is followed from the
 ///   moment its stream opens, with `member-joined`;
 /// - a member that leaves the membership (it stopped answering the probes, e.g. its
 ///   link is cut and its stream merely hangs) is let go with `member-left`.
+///
+/// A member's stream opens with `since` just after the last line it sent (the stream's
+/// own `since` before any), so a reopened or rejoined member sends what it kept of the
+/// gap (its `HardwareEventMonitor` history), and a `history-incomplete` line of its own
+/// when that is not all of it (its agent restarted, or more than it keeps happened).
 ///
 /// Back-pressure: members' lines wait here up to `maxPending` bytes; beyond that every
 /// member stream is paused until the client has taken them. The stream's own lines
@@ -58,10 +64,15 @@ final class FleetHostEvents: EventLineSource {
 
     private let local: LocalHostEvents
     private let membership: () -> [Peer]
-    private let request: (ClusterMember) -> HTTPRequestHead
+    private let request: (ClusterMember, Int64) -> HTTPRequestHead
+    /// Where a member's stream starts when none of its lines has come yet.
+    private let since: Int64
     private let eventLoop: EventLoop
     private let timing: Timing
     private var members: [String: Member] = [:]
+    /// Where each member's stream resumes, on its own clock: just after its last line's
+    /// `Time`. Kept when a member leaves, so that one that rejoins resumes too.
+    private var resumePoints: [String: Int64] = [:]
     private var ticker: Scheduled<Void>?
     private var pending = ByteBuffer()
     private var paused = false
@@ -71,10 +82,13 @@ final class FleetHostEvents: EventLineSource {
 
     /// `membership` gives the other members as they are now (this node left out); it
     /// is asked at the start and every `tick`. `request` makes the head that opens a
-    /// member's stream, each time one is opened (a peer proof is fresh only briefly).
-    init(local: LocalHostEvents, membership: @escaping () -> [Peer], request: @escaping (ClusterMember) -> HTTPRequestHead,
-         timing: Timing = Timing(), on eventLoop: EventLoop) {
+    /// member's stream from a time (its `since`), each time one is opened (a peer proof
+    /// is fresh only briefly): from `since` at first, then from just after the last
+    /// line it sent, so a reopened stream replays what the member kept of the gap.
+    init(local: LocalHostEvents, membership: @escaping () -> [Peer], request: @escaping (ClusterMember, Int64) -> HTTPRequestHead,
+         since: Int64, timing: Timing = Timing(), on eventLoop: EventLoop) {
         self.timing = timing
+        self.since = since
         self.local = local
         self.membership = membership
         self.request = request
@@ -114,12 +128,12 @@ final class FleetHostEvents: EventLineSource {
     }
 
     private func open(_ name: String) {
-        guard let peer = members[name]?.peer else { return }
+        guard let member = members[name] else { return }
         members[name]?.retryAt = .distantFuture
         let stream = MemberLineStream(
-            request(peer.member), pool: peer.pool, on: eventLoop,
+            request(member.peer.member, resumePoints[name] ?? since), pool: member.peer.pool, on: eventLoop,
             onOpen: { [weak self] in self?.opened(name) },
-            onLine: { [weak self] line in self?.received(line) },
+            onLine: { [weak self] line in self?.received(line, from: name) },
             onEnd: { [weak self] end in self?.ended(name, end) })
         if paused { stream.pause() }
         // Unless it already ended (then it is waiting for its retry).
@@ -130,9 +144,10 @@ final class FleetHostEvents: EventLineSource {
         guard var member = members[name] else { return }
         member.openedAt = .now()
         if member.joining {
-            notice(HostEventLine.memberJoined, name, "\(name) joined the cluster; its events follow from here")
+            let from = resumePoints[name] == nil ? "from here" : "from just after its last line, as far as it kept them"
+            notice(HostEventLine.memberJoined, name, "\(name) joined the cluster; its events follow \(from)")
         } else if member.down {
-            notice(HostEventLine.memberReachable, name, "\(name)'s event stream is open again; its events since it became unreachable are lost")
+            notice(HostEventLine.memberReachable, name, "\(name)'s event stream is open again; the events it kept since its last line follow")
         }
         member.joining = false
         member.down = false
@@ -176,7 +191,7 @@ final class FleetHostEvents: EventLineSource {
         for (name, member) in members where current[name] == nil {
             member.stream?.close()
             members[name] = nil
-            notice(HostEventLine.memberLeft, name, "\(name) left the cluster (it no longer answers the membership probes); no more events from it")
+            notice(HostEventLine.memberLeft, name, "\(name) left the cluster (it no longer answers the membership probes); no more events from it until it joins again")
         }
         for (name, peer) in current {
             guard let member = members[name] else {
@@ -211,7 +226,8 @@ final class FleetHostEvents: EventLineSource {
         wakeSoon()
     }
 
-    private func received(_ line: ByteBuffer) {
+    private func received(_ line: ByteBuffer, from name: String) {
+        if let time = Self.time(of: line) { resumePoints[name] = time + 1 }
         var line = line
         pending.writeBuffer(&line)
         pending.writeInteger(UInt8(ascii: "\n"))
@@ -230,5 +246,15 @@ final class FleetHostEvents: EventLineSource {
             self.wakeScheduled = false
             self.wake?()
         }
+    }
+
+    private struct Timed: Decodable {
+        var Time: String
+    }
+
+    /// A member line's `Time` (its clock), in nanoseconds.
+    private static func time(of line: ByteBuffer) -> Int64? {
+        guard let timed = try? AgentJSON.decode(Timed.self, from: line.readableBytesView) else { return nil }
+        return HardwareEvent.nanoseconds(rfc3339: timed.Time)
     }
 }

@@ -1,3 +1,4 @@
+import Hardware
 import NIOCore
 import NIOHTTP1
 import Proxy
@@ -17,8 +18,10 @@ struct GetClusterHostEvents: EventStreamHandler {
             return local.open(request, on: eventLoop)
         }
         let source: LocalHostEvents
+        let since: Int64?
         do {
-            source = try local.source(on: eventLoop)
+            since = try GetHostEvents.since(uri: request.head.uri)
+            source = try local.source(since: since, on: eventLoop)
         } catch {
             return .failure(error)
         }
@@ -30,11 +33,13 @@ struct GetClusterHostEvents: EventStreamHandler {
         let membership = {
             cluster.peers.filter { $0.member.nodeName != localName }.map { FleetHostEvents.Peer(member: $0.member, pool: $0.pool) }
         }
-        let request = { [head] (member: ClusterMember) in
+        let request = { [head] (member: ClusterMember, since: Int64) in
+            var head = head
+            head.uri += "?since=" + GetHostEvents.unixSeconds(since)
             var onward = cluster.forwarded(head, to: member)
             onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: member.nodeName)
             return onward
         }
-        return .success(FleetHostEvents(local: source, membership: membership, request: request, on: eventLoop))
+        return .success(FleetHostEvents(local: source, membership: membership, request: request, since: since ?? HardwareEvent.now, on: eventLoop))
     }
 }

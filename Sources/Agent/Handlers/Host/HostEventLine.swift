@@ -32,6 +32,7 @@ struct HostEventLine: Encodable {
     static let memberReachable = "member-reachable"
     static let memberJoined = "member-joined"
     static let memberLeft = "member-left"
+    static let historyIncomplete = "history-incomplete"
 
     init(_ event: HardwareEvent, nodeName: String) {
         self.nodeName = nodeName

@@ -11,14 +11,21 @@ final class LocalHostEvents: EventLineSource {
     let nodeName: String
     private let queue: HardwareEventQueue
     private var subscription: HardwareEventSubscription?
+    /// Events from before the stream began (`since`), written first; nil once written.
+    private var earlier: (events: [HardwareEvent], complete: Bool)?
     private var wake: (() -> Void)?
     /// Lets the monitor's thread reach this source on its loop without keeping it alive.
     private final class Link {
         weak var source: LocalHostEvents?
     }
 
-    /// Subscribes at once, so events from now on are kept until the stream starts.
-    init(monitor: HardwareEventMonitor, nodeName: String, on eventLoop: EventLoop, capacity: Int = LocalHostEvents.queueCapacity) throws(HardwareError) {
+    /// Subscribes at once, so events from now on are kept until the stream starts. With
+    /// `since` (nanoseconds since the Unix epoch), the monitor's kept events from then on
+    /// come first, after a `history-incomplete` line when some may be missing.
+    init(
+        monitor: HardwareEventMonitor, nodeName: String, since: Int64? = nil, on eventLoop: EventLoop,
+        capacity: Int = LocalHostEvents.queueCapacity
+    ) throws(HardwareError) {
         self.nodeName = nodeName
         let link = NIOLoopBound(Link(), eventLoop: eventLoop)
         queue = HardwareEventQueue(capacity: capacity) {
@@ -26,7 +33,9 @@ final class LocalHostEvents: EventLineSource {
         }
         link.value.source = self
         let queue = self.queue
-        subscription = try monitor.subscribe { queue.append($0) }
+        let subscribed = try monitor.subscribe(since: since) { queue.append($0) }
+        subscription = subscribed.subscription
+        if since != nil { earlier = (subscribed.earlier, subscribed.complete) }
     }
 
     func start(wake: @escaping () -> Void) {
@@ -37,6 +46,15 @@ final class LocalHostEvents: EventLineSource {
 
     func take(into buffer: inout ByteBuffer) -> Bool {
         guard subscription != nil else { return true }
+        if let earlier {
+            self.earlier = nil
+            if !earlier.complete {
+                let message = "this node keeps its last \(HardwareEventMonitor.historyCapacity) hardware events since its agent started: "
+                    + "some since the time asked for may be missing"
+                HostEventLine(notice: HostEventLine.historyIncomplete, nodeName: nodeName, message: message).write(to: &buffer)
+            }
+            for event in earlier.events { HostEventLine(event, nodeName: nodeName).write(to: &buffer) }
+        }
         let batch = queue.take()
         for event in batch.events { HostEventLine(event, nodeName: nodeName).write(to: &buffer) }
         guard batch.overflowed else { return false }
