@@ -45,9 +45,11 @@ struct GetHostEvents: EventStreamHandler {
         guard let whole = parts.first, digits(whole), whole.utf8.count <= 10, let seconds = Int64(whole) else { return nil }
         var fraction: Int64 = 0
         if parts.count == 2 {
+            // Nine digits of nanoseconds once padded: "5" is 500000000.
             let decimals = parts[1]
-            guard digits(decimals), decimals.utf8.count <= 9, let value = Int64(decimals) else { return nil }
-            fraction = value * Int64(pow10: 9 - decimals.utf8.count)
+            guard digits(decimals), decimals.utf8.count <= 9,
+                  let value = Int64(decimals + String(repeating: "0", count: 9 - decimals.utf8.count)) else { return nil }
+            fraction = value
         }
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         guard !overflow else { return nil }
@@ -61,11 +63,5 @@ extension GetHostEvents {
     static func unixSeconds(_ nanoseconds: Int64) -> String {
         let fraction = String(nanoseconds % 1_000_000_000)
         return "\(nanoseconds / 1_000_000_000)." + String(repeating: "0", count: 9 - fraction.utf8.count) + fraction
-    }
-}
-
-private extension Int64 {
-    init(pow10 exponent: Int) {
-        self = (0..<exponent).reduce(1) { value, _ in value * 10 }
     }
 }
