@@ -64,7 +64,9 @@ public struct HardwareEvent: Sendable, Equatable {
             + ".\(padded(fraction, 9))Z"
     }
 
-    /// The inverse of `rfc3339`: exactly that shape (UTC, nine decimals), or nil.
+    /// The inverse of `rfc3339`: exactly that shape (UTC, nine decimals), from 1970 to
+    /// 2262 (what nanoseconds in an `Int64` hold), or nil. The text may be a peer's:
+    /// any other year is refused, never a trap.
     public static func nanoseconds(rfc3339 text: String) -> Int64? {
         let bytes = Array(text.utf8)
         guard bytes.count == 30, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
@@ -80,7 +82,7 @@ public struct HardwareEvent: Sendable, Equatable {
         }
         guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
               let minute = number(14..<16), let second = number(17..<19), let fraction = number(20..<29),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+              (1970...2262).contains(year), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
@@ -89,6 +91,9 @@ public struct HardwareEvent: Sendable, Equatable {
         parts.tm_hour = Int32(hour)
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
-        return Int64(timegm(&parts)) * 1_000_000_000 + Int64(fraction)
+        let (scaled, overflow) = Int64(timegm(&parts)).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return nil }
+        let (sum, overflowed) = scaled.addingReportingOverflow(Int64(fraction))
+        return overflowed || sum < 0 ? nil : sum
     }
 }

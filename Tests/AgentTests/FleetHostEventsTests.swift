@@ -6,13 +6,147 @@ import NIOHTTP1
 import NIOPosix
 import Proxy
 import Testing
+import TestCommands
 @testable import Agent
 
-/// The fleet's event stream in this process, with a member that comes and goes faster
-/// than any real one (a tick of milliseconds) at an address where nobody listens: the
-/// membership's churn alone must not grow a stream that its client does not read.
-@Suite("The fleet's event stream, for a client that does not read")
+/// The fleet's event stream in this process, with members that misbehave: one that
+/// comes and goes faster than any real one (a tick of milliseconds) at an address where
+/// nobody listens, whose churn alone must not grow a stream that its client does not
+/// read; names that keep changing; and a member (Python's TLS server) that writes times
+/// and notices no agent would.
+@Suite("The fleet's event stream, against members that misbehave")
 struct FleetHostEventsTests {
+    static let fast = FleetHostEvents.Timing(tick: .milliseconds(1), firstBackOff: .milliseconds(1), maxBackOff: .milliseconds(1))
+
+    /// A fleet stream on `loop`, started, with this process's own (idle) monitor as the local part.
+    static func start(
+        membership: @escaping () -> [FleetHostEvents.Peer], request: @escaping (ClusterMember, Int64) -> HTTPRequestHead, since: Int64?,
+        timing: FleetHostEvents.Timing = fast, on loop: EventLoop
+    ) throws -> NIOLoopBound<FleetHostEvents> {
+        try loop.submit {
+            let local = try LocalHostEvents(monitor: HardwareEventMonitor(), nodeName: "here", on: loop)
+            let fleet = FleetHostEvents(local: local, membership: membership, request: request, since: since, timing: timing, on: loop)
+            fleet.start(wake: {})
+            return NIOLoopBound(fleet, eventLoop: loop)
+        }.wait()
+    }
+
+    /// Records the `since` of every member stream the fleet opens.
+    final class Opened: Sendable {
+        private let state = NIOLockedValueBox<[(name: String, since: Int64)]>([])
+        var all: [(name: String, since: Int64)] { state.withLockedValue { $0 } }
+        func request(_ member: ClusterMember, _ since: Int64) -> HTTPRequestHead {
+            state.withLockedValue { $0.append((member.nodeName, since)) }
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events")
+            head.headers.add(name: "Host", value: "127.0.0.1")
+            return head
+        }
+    }
+
+    static func waitFor(_ what: String, timeout: TimeInterval = 10, _ done: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !done() {
+            guard Date() < deadline else {
+                Issue.record("timed out waiting for \(what)")
+                return false
+            }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    @Test("a member's times that no Int64 holds, and its own notices, neither crash the stream nor move where it resumes; its overflow is not passed on")
+    func hostileMemberLines() throws {
+        // What a hostile (or broken) member may write: only the first line is an event at a readable time.
+        let lines = [
+            #"{"NodeName":"m","Action":"add","Time":"2026-11-30T00:00:00.000000001Z"}"#,
+            #"{"NodeName":"m","Action":"add","Time":"9999-12-31T23:59:59.999999999Z"}"#,
+            #"{"NodeName":"m","Action":"change","Time":"2262-04-11T23:47:16.854775807Z"}"#,
+            #"{"NodeName":"m","Action":"remove","Time":"1969-12-31T23:59:59.000000000Z"}"#,
+            #"{"NodeName":"m","Action":"bind","Time":"0000-01-01T00:00:00.000000000Z"}"#,
+            #"{"NodeName":"m","Action":"history-incomplete","Time":"2027-01-01T00:00:00.000000000Z","Message":"some are missing"}"#,
+            #"{"NodeName":"m","Action":"overflow","Time":"2027-01-01T00:00:00.000000000Z","Message":"reconnect"}"#,
+        ]
+        let (liar, port, folder) = try MemberLineStreamTests.liar(lines.joined(separator: "\n") + "\n", thenEnd: true)
+        defer { liar.stop(); try? FileManager.default.removeItem(at: folder) }
+        // The first event's time plus one nanosecond, as Python reads the text.
+        let python = try Command.run("python3", ["-c", "import calendar; print(calendar.timegm((2026, 11, 30, 0, 0, 0)) * 10**9 + 2)"])
+        let expected = try #require(Int64(python.output.trimmingCharacters(in: .whitespacesAndNewlines)))
+
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let member = ClusterMember(nodeName: "m", isManager: false, host: "127.0.0.1", port: port, version: "")
+        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let opened = Opened()
+        let fleet = try Self.start(membership: { [FleetHostEvents.Peer(member: member, pool: pool)] }, request: opened.request, since: 1_000, on: loop)
+        defer { try? loop.submit { fleet.value.stop() }.wait() }
+
+        #expect(Self.waitFor("the member's stream opened again") { opened.all.count >= 2 })
+        #expect(opened.all.first?.since == 1_000)
+        #expect(opened.all.dropFirst().first?.since == expected, "\(opened.all)")
+        var text = ""
+        _ = try Self.waitFor("member-reachable") {
+            text += try loop.submit {
+                var buffer = ByteBuffer()
+                _ = fleet.value.take(into: &buffer)
+                return String(buffer: buffer)
+            }.wait()
+            return text.contains("member-reachable")
+        }
+        let received = text.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let actions = received.map { $0?["Action"] as? String }
+        #expect(actions == ["add", "add", "change", "remove", "bind", "history-incomplete", "member-unreachable", "member-reachable"], "\(text)")
+        #expect(try loop.submit { !fleet.value.hasOverflowed }.wait())
+    }
+
+    @Test("a member that joins later starts from when it was taken up, or from the client's since; not from the stream's start")
+    func joinerStartsWhenTakenUp() throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try AgentProcess.freePort()
+        let member = ClusterMember(nodeName: "late", isManager: false, host: "127.0.0.1", port: port, version: "")
+        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        for clientSince: Int64? in [nil, 1_000] {
+            let present = NIOLockedValueBox(false)
+            let opened = Opened()
+            let began = HardwareEvent.now
+            let fleet = try Self.start(
+                membership: { present.withLockedValue { $0 } ? [FleetHostEvents.Peer(member: member, pool: pool)] : [] }, request: opened.request,
+                since: clientSince, on: loop)
+            defer { try? loop.submit { fleet.value.stop() }.wait() }
+            usleep(300_000)
+            let joined = HardwareEvent.now
+            present.withLockedValue { $0 = true }
+            #expect(Self.waitFor("the late member's stream") { !opened.all.isEmpty })
+            let since = try #require(opened.all.first?.since)
+            if let clientSince {
+                #expect(since == clientSince)
+            } else {
+                #expect(since >= joined, "it starts \(Double(joined - since) / 1e9) s before it joined, \(Double(since - began) / 1e9) s after the stream began")
+            }
+        }
+    }
+
+    @Test("where members that left resumed is kept for the last few hundred of them, however many come and go")
+    func departuresBounded() throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try AgentProcess.freePort()
+        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let looks = NIOLockedValueBox(0)
+        // A new node name at every look: the one before left.
+        let membership = { @Sendable () -> [FleetHostEvents.Peer] in
+            let look = looks.withLockedValue { $0 += 1; return $0 }
+            return [FleetHostEvents.Peer(member: ClusterMember(nodeName: "node-\(look)", isManager: false, host: "127.0.0.1", port: port, version: ""), pool: pool)]
+        }
+        let fleet = try Self.start(membership: membership, request: Opened().request, since: nil, on: loop)
+        defer { try? loop.submit { fleet.value.stop() }.wait() }
+        let limit = FleetHostEvents.rememberedDepartures
+        #expect(Self.waitFor("\(2 * limit) looks", timeout: 60) { looks.withLockedValue { $0 } > 2 * limit })
+        let kept = try loop.submit {
+            var buffer = ByteBuffer()
+            _ = fleet.value.take(into: &buffer)
+            return fleet.value.rememberedPoints
+        }.wait()
+        #expect(kept <= limit + 1, "\(kept) members' points kept after \(looks.withLockedValue { $0 }) looks")
+    }
     @Test("a member coming and going while the client reads nothing: the stream's own lines stop at their room, then overflow ends it")
     func noticesBounded() throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
@@ -25,13 +159,7 @@ struct FleetHostEventsTests {
             asked.withLockedValue { $0 += 1; return $0 % 2 == 1 } ? [FleetHostEvents.Peer(member: member, pool: pool)] : []
         }
         let request = { @Sendable (_: ClusterMember, _: Int64) in HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events") }
-        let timing = FleetHostEvents.Timing(tick: .milliseconds(1), firstBackOff: .milliseconds(1), maxBackOff: .milliseconds(1))
-        let fleet = try loop.submit {
-            let local = try LocalHostEvents(monitor: HardwareEventMonitor(), nodeName: "here", on: loop)
-            let fleet = FleetHostEvents(local: local, membership: membership, request: request, since: HardwareEvent.now, timing: timing, on: loop)
-            fleet.start(wake: {})
-            return NIOLoopBound(fleet, eventLoop: loop)
-        }.wait()
+        let fleet = try Self.start(membership: membership, request: request, since: HardwareEvent.now, on: loop)
         defer { try? loop.submit { fleet.value.stop() }.wait() }
 
         let deadline = Date().addingTimeInterval(60)

@@ -82,8 +82,9 @@ struct MemberLineStreamTests {
     }
 
     /// A TLS server that answers 200 with `body` (chunked as one chunk), then holds the
-    /// connection open.
-    static func liar(_ body: String) throws -> (ChildProcess, port: Int, folder: URL) {
+    /// connection open. With `thenEnd`, it ends the first answer after `body` and closes
+    /// it, and answers every later request with a 200 that sends nothing and is held.
+    static func liar(_ body: String, thenEnd: Bool = false) throws -> (ChildProcess, port: Int, folder: URL) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("liar-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let made = try Command.run("openssl", [
@@ -95,19 +96,29 @@ struct MemberLineStreamTests {
         let port = try AgentProcess.freePort()
         let script = """
             import socket, ssl, sys, time
-            folder, port = sys.argv[1], int(sys.argv[2])
+            folder, port, then_end = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
             body = open(folder + "/body", "rb").read()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(folder + "/cert.pem", folder + "/key.pem")
             server = socket.create_server(("127.0.0.1", port))
+            head = b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+            held = []
             while True:
                 connection, _ = server.accept()
                 tls = context.wrap_socket(connection, server_side=True)
                 tls.recv(65536)
-                tls.sendall(b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n" + b"%x\\r\\n" % len(body) + body + b"\\r\\n")
-                time.sleep(30)
+                if not then_end:
+                    tls.sendall(head + b"%x\\r\\n" % len(body) + body + b"\\r\\n")
+                    time.sleep(30)
+                elif not held:
+                    tls.sendall(head + b"%x\\r\\n" % len(body) + body + b"\\r\\n0\\r\\n\\r\\n")
+                    tls.close()
+                    held.append(None)
+                else:
+                    tls.sendall(head)
+                    held.append(tls)
             """
-        let process = try Command.spawn("/usr/bin/python3", ["-c", script, folder.path, String(port)])
+        let process = try Command.spawn("/usr/bin/python3", ["-c", script, folder.path, String(port), thenEnd ? "1" : "0"])
         for _ in 0..<100 {
             if (try? Command.run("sh", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status) == 0 { break }
             usleep(50_000)

@@ -33,7 +33,7 @@ struct HardwareEventHistoryTests {
         #expect(history.events(since: 3_000).complete)
     }
 
-    @Test("RFC 3339 as the events write it reads back to the same nanoseconds, as Python reads it; other shapes are refused")
+    @Test("RFC 3339 as the events write it reads back to the same nanoseconds, as Python reads it; other shapes and years are refused")
     func rfc3339() throws {
         var generator = SystemRandomNumberGenerator()
         let times = (0..<20).map { _ in Int64.random(in: 0...4_102_444_800_000_000_000, using: &generator) }
@@ -47,7 +47,10 @@ struct HardwareEventHistoryTests {
         #expect(result.status == 0, "\(result.errorOutput)")
         #expect(result.output.split(separator: "\n").map { Int64($0) } == times)
         for (time, text) in zip(times, texts) { #expect(HardwareEvent.nanoseconds(rfc3339: text) == time, "\(text)") }
-        for bad in ["2026-11-30T01:02:03Z", "2026-11-30T01:02:03.123456789+01:00", "2026-13-30T01:02:03.123456789Z", "2026-11-30 01:02:03.123456789Z", "x026-11-30T01:02:03.123456789Z"] {
+        for bad in ["2026-11-30T01:02:03Z", "2026-11-30T01:02:03.123456789+01:00", "2026-13-30T01:02:03.123456789Z", "2026-11-30 01:02:03.123456789Z", "x026-11-30T01:02:03.123456789Z",
+                    // Times no Int64 of nanoseconds holds (a peer's text may be anything), and before 1970.
+                    "9999-12-31T23:59:59.999999999Z", "2262-04-11T23:47:16.854775808Z", "2263-01-01T00:00:00.000000000Z",
+                    "1969-12-31T23:59:59.999999999Z", "0000-01-01T00:00:00.000000000Z"] {
             #expect(HardwareEvent.nanoseconds(rfc3339: bad) == nil, "\(bad)")
         }
     }

@@ -14,14 +14,21 @@ import Proxy
 ///   back-off (1 s, doubling up to 30 s; from 1 s again once a stream has lasted that
 ///   long); when it opens, `member-reachable`;
 /// - a member that joins the cluster after the stream began is followed from the
-///   moment its stream opens, with `member-joined`;
+///   moment it is taken up (from the client's `since`, when it gave one), with
+///   `member-joined`;
 /// - a member that leaves the membership (it stopped answering the probes, e.g. its
 ///   link is cut and its stream merely hangs) is let go with `member-left`.
 ///
-/// A member's stream opens with `since` just after the last line it sent (the stream's
-/// own `since` before any), so a reopened or rejoined member sends what it kept of the
-/// gap (its `HardwareEventMonitor` history), and a `history-incomplete` line of its own
+/// A member's stream opens with `since` just after the last event it sent (before any,
+/// where it started), so a reopened or rejoined member sends what it kept of the gap
+/// (its `HardwareEventMonitor` history), and a `history-incomplete` line of its own
 /// when that is not all of it (its agent restarted, or more than it keeps happened).
+/// Only a member's events move that point, never its own notices (stamped with its
+/// time of writing them, after the events they are about); its `overflow` (the fleet
+/// paused it too long) is not passed on: its stream's end is, and the reopened stream
+/// replays what it kept. A `Time` is a peer's text: one that does not read as a time
+/// from 1970 to 2262 moves nothing. Where departed members resumed is remembered for
+/// the last `rememberedDepartures` of them.
 ///
 /// Back-pressure: members' lines wait here up to `maxPending` bytes; beyond that every
 /// member stream is paused until the client has taken them. The stream's own lines
@@ -31,6 +38,12 @@ import Proxy
 final class FleetHostEvents: EventLineSource {
     static let maxPending = 256 * 1024
     static let noticeRoom = 64 * 1024
+    static let rememberedDepartures = 256
+    /// A member's lines that are about its stream, not events: they do not move where it resumes.
+    static let notices: Set<String> = [
+        HostEventLine.overflow, HostEventLine.historyIncomplete, HostEventLine.memberUnreachable, HostEventLine.memberReachable,
+        HostEventLine.memberJoined, HostEventLine.memberLeft,
+    ]
 
     struct Timing {
         /// How often the membership and the members waiting to be reopened are looked at.
@@ -65,14 +78,23 @@ final class FleetHostEvents: EventLineSource {
     private let local: LocalHostEvents
     private let membership: () -> [Peer]
     private let request: (ClusterMember, Int64) -> HTTPRequestHead
-    /// Where a member's stream starts when none of its lines has come yet.
-    private let since: Int64
+    /// The client's `since`, if it gave one: where every member's stream starts before
+    /// any of its events came, those that join later included.
+    private let since: Int64?
+    /// When the stream began: where the first members' streams start without a `since`.
+    private let began: Int64
     private let eventLoop: EventLoop
     private let timing: Timing
     private var members: [String: Member] = [:]
-    /// Where each member's stream resumes, on its own clock: just after its last line's
+    /// Where each member's stream resumes, on its own clock: just after its last event's
     /// `Time`. Kept when a member leaves, so that one that rejoins resumes too.
     private var resumePoints: [String: Int64] = [:]
+    /// Where each member's stream starts before any of its events came (this node's
+    /// clock): the stream's start, or the moment a member that joined later was taken up.
+    private var startPoints: [String: Int64] = [:]
+    /// Members that left, oldest first: past `rememberedDepartures`, the oldest one's
+    /// points are forgotten (a long stream over a fleet whose nodes keep changing names).
+    private var departures: [String] = []
     private var ticker: Scheduled<Void>?
     private var pending = ByteBuffer()
     private var paused = false
@@ -86,9 +108,10 @@ final class FleetHostEvents: EventLineSource {
     /// is fresh only briefly): from `since` at first, then from just after the last
     /// line it sent, so a reopened stream replays what the member kept of the gap.
     init(local: LocalHostEvents, membership: @escaping () -> [Peer], request: @escaping (ClusterMember, Int64) -> HTTPRequestHead,
-         since: Int64, timing: Timing = Timing(), on eventLoop: EventLoop) {
+         since: Int64?, timing: Timing = Timing(), on eventLoop: EventLoop) {
         self.timing = timing
         self.since = since
+        began = since ?? HardwareEvent.now
         self.local = local
         self.membership = membership
         self.request = request
@@ -100,6 +123,7 @@ final class FleetHostEvents: EventLineSource {
         local.start(wake: wake)
         for peer in membership() {
             members[peer.name] = Member(peer: peer)
+            startPoints[peer.name] = began
             open(peer.name)
         }
         scheduleTick()
@@ -131,7 +155,7 @@ final class FleetHostEvents: EventLineSource {
         guard let member = members[name] else { return }
         members[name]?.retryAt = .distantFuture
         let stream = MemberLineStream(
-            request(member.peer.member, resumePoints[name] ?? since), pool: member.peer.pool, on: eventLoop,
+            request(member.peer.member, resumePoints[name] ?? startPoints[name] ?? began), pool: member.peer.pool, on: eventLoop,
             onOpen: { [weak self] in self?.opened(name) },
             onLine: { [weak self] line in self?.received(line, from: name) },
             onEnd: { [weak self] end in self?.ended(name, end) })
@@ -144,7 +168,8 @@ final class FleetHostEvents: EventLineSource {
         guard var member = members[name] else { return }
         member.openedAt = .now()
         if member.joining {
-            let from = resumePoints[name] == nil ? "from here" : "from just after its last line, as far as it kept them"
+            let from = resumePoints[name] != nil ? "from just after its last event, as far as it kept them"
+                : since != nil ? "from the stream's since, as far as it kept them" : "from here"
             notice(HostEventLine.memberJoined, name, "\(name) joined the cluster; its events follow \(from)")
         } else if member.down {
             notice(HostEventLine.memberReachable, name, "\(name)'s event stream is open again; the events it kept since its last line follow")
@@ -191,11 +216,14 @@ final class FleetHostEvents: EventLineSource {
         for (name, member) in members where current[name] == nil {
             member.stream?.close()
             members[name] = nil
+            departed(name)
             notice(HostEventLine.memberLeft, name, "\(name) left the cluster (it no longer answers the membership probes); no more events from it until it joins again")
         }
         for (name, peer) in current {
             guard let member = members[name] else {
                 members[name] = Member(peer: peer, joining: true)
+                departures.removeAll { $0 == name }
+                if startPoints[name] == nil { startPoints[name] = since ?? HardwareEvent.now }
                 open(name)
                 continue
             }
@@ -214,6 +242,20 @@ final class FleetHostEvents: EventLineSource {
         }
     }
 
+    /// Remembers where `name` resumes for a while after it left, not for ever.
+    private func departed(_ name: String) {
+        departures.removeAll { $0 == name }
+        departures.append(name)
+        while departures.count > Self.rememberedDepartures {
+            let forgotten = departures.removeFirst()
+            resumePoints[forgotten] = nil
+            startPoints[forgotten] = nil
+        }
+    }
+
+    /// How many members' points are kept (for tests: bounded however many came and went).
+    var rememberedPoints: Int { Set(resumePoints.keys).union(startPoints.keys).count }
+
     private func notice(_ action: String, _ name: String, _ message: String) {
         guard !overflowed else { return }
         if pending.readableBytes > Self.maxPending + Self.noticeRoom {
@@ -227,7 +269,10 @@ final class FleetHostEvents: EventLineSource {
     }
 
     private func received(_ line: ByteBuffer, from name: String) {
-        if let time = Self.time(of: line) { resumePoints[name] = time + 1 }
+        let (action, time) = Self.stamp(of: line)
+        // Its stream ends next; the reopened one replays what the member kept.
+        if action == HostEventLine.overflow { return }
+        if let action, !Self.notices.contains(action), let time, time < Int64.max { resumePoints[name] = time + 1 }
         var line = line
         pending.writeBuffer(&line)
         pending.writeInteger(UInt8(ascii: "\n"))
@@ -248,13 +293,14 @@ final class FleetHostEvents: EventLineSource {
         }
     }
 
-    private struct Timed: Decodable {
-        var Time: String
+    private struct Stamp: Decodable {
+        var Action: String?
+        var Time: String?
     }
 
-    /// A member line's `Time` (its clock), in nanoseconds.
-    private static func time(of line: ByteBuffer) -> Int64? {
-        guard let timed = try? AgentJSON.decode(Timed.self, from: line.readableBytesView) else { return nil }
-        return HardwareEvent.nanoseconds(rfc3339: timed.Time)
+    /// A member line's `Action`, and its `Time` (its clock) in nanoseconds when it reads as one.
+    private static func stamp(of line: ByteBuffer) -> (action: String?, time: Int64?) {
+        guard let stamp = try? AgentJSON.decode(Stamp.self, from: line.readableBytesView) else { return (nil, nil) }
+        return (stamp.Action, stamp.Time.flatMap(HardwareEvent.nanoseconds(rfc3339:)))
     }
 }

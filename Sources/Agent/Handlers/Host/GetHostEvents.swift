@@ -59,8 +59,9 @@ struct GetHostEvents: EventStreamHandler {
 }
 
 extension GetHostEvents {
-    /// Nanoseconds as `since` takes them: seconds and nine decimals.
+    /// Nanoseconds as `since` takes them: seconds and nine decimals (0 for a time before 1970).
     static func unixSeconds(_ nanoseconds: Int64) -> String {
+        let nanoseconds = max(0, nanoseconds)
         let fraction = String(nanoseconds % 1_000_000_000)
         return "\(nanoseconds / 1_000_000_000)." + String(repeating: "0", count: 9 - fraction.utf8.count) + fraction
     }
