@@ -78,6 +78,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // scrypt, for the key of the peer certificates' MACs (`PeerKey.certificateKey`);
+                // swift-certificates builds it already.
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 // Agents' peer certificates in secret mode (`PeerCertificate`).
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -15,12 +15,19 @@ import NIOCore
 /// expired ones from the front. (A timer per release would keep one scheduled task
 /// per request alive for `idleTimeout`: tens of thousands under load, every one an
 /// allocation, and each cancel of any other timer on the loop scans them all.)
+///
+/// A peer connection in secret mode (`UpstreamTransport.tls`'s `vouchedBy`) was
+/// checked under the secrets of its handshake: once they change (`PeerKey.generation`,
+/// a rotation that may drop a leaked secret), it is no longer handed out or kept, so
+/// the next exchange makes a new one, checked under the secrets now in force.
 public final class UpstreamPool: Sendable {
     public let transport: UpstreamTransport
     private let connectTimeout: TimeAmount
     private let maxIdlePerLoop: Int
     private let idleTimeout: TimeAmount
     private let idle = NIOLockedValueBox([ObjectIdentifier: LoopIdle]())
+    /// What checks the peer's certificate, in secret mode.
+    private let vouching: PeerKey?
     /// Borrowings served by an idle connection, and those that waited for a new one
     /// (and how long): no-ops unless the agent's metrics are on.
     private let reuses: Counter
@@ -30,6 +37,8 @@ public final class UpstreamPool: Sendable {
     private struct LoopIdle {
         var connections: [(channel: Channel, since: NIODeadline)] = []
         var sweepArmed = false
+        /// In secret mode, the secrets' generation each open connection was made under.
+        var generations: [ObjectIdentifier: Int] = [:]
 
         /// Keeps `channel` unless `limit` are idle already; says whether it was kept
         /// and whether the loop's sweep must now be armed.
@@ -49,6 +58,7 @@ public final class UpstreamPool: Sendable {
         self.connectTimeout = connectTimeout
         self.maxIdlePerLoop = maxIdlePerLoop
         self.idleTimeout = idleTimeout
+        if case .tls(_, _, _, let peerKey?) = transport { vouching = peerKey } else { vouching = nil }
         let upstream = [("upstream", transport.metricsLabel)]
         reuses = Counter(label: "deckhand_upstream_reused_connections_total", dimensions: upstream)
         connectWaits = Timer(label: "deckhand_upstream_connect_wait_seconds", dimensions: upstream)
@@ -68,7 +78,14 @@ public final class UpstreamPool: Sendable {
     /// An idle connection on `eventLoop` (the most recently used), if there is one.
     func idleChannel(on eventLoop: EventLoop) -> Channel? {
         let key = ObjectIdentifier(eventLoop)
-        while let channel = idle.withLockedValue({ $0[key]?.connections.popLast()?.channel }) {
+        let generation = vouching?.generation
+        while let (channel, current) = idle.withLockedValue({ idle in
+            idle[key]?.connections.popLast().map { ($0.channel, idle[key]?.generations[ObjectIdentifier($0.channel)] == generation) }
+        }) {
+            guard current else {
+                channel.close(promise: nil)
+                continue
+            }
             if channel.isActive {
                 reuses.increment()
                 return channel
@@ -81,12 +98,19 @@ public final class UpstreamPool: Sendable {
     func connect(on eventLoop: EventLoop) -> EventLoopFuture<Channel> {
         let key = ObjectIdentifier(eventLoop)
         let started = NIODeadline.now()
+        // Read before the handshake: a rotation during it leaves the connection stale, never current.
+        let generation = vouching?.generation
         return transport.connect(on: eventLoop, connectTimeout: connectTimeout).map { [idle, connectWaits] channel in
             connectWaits.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            let id = ObjectIdentifier(channel)
+            if let generation { idle.withLockedValue { $0[key, default: LoopIdle()].generations[id] = generation } }
             // Registered once per connection: a pooled connection that the upstream
             // closes while idle leaves the pool by itself.
             channel.closeFuture.whenComplete { _ in
-                idle.withLockedValue { $0[key]?.connections.removeAll { $0.channel === channel } }
+                idle.withLockedValue { idle in
+                    idle[key]?.connections.removeAll { $0.channel === channel }
+                    idle[key]?.generations[id] = nil
+                }
             }
             return channel
         }
@@ -102,8 +126,10 @@ public final class UpstreamPool: Sendable {
         let eventLoop = channel.eventLoop
         let key = ObjectIdentifier(eventLoop)
         let now = NIODeadline.now()
+        let generation = vouching?.generation
         let (kept, arm) = idle.withLockedValue { idle in
-            idle[key, default: LoopIdle()].keep(channel, since: now, atMost: maxIdlePerLoop)
+            guard idle[key]?.generations[ObjectIdentifier(channel)] == generation else { return (false, false) }
+            return idle[key, default: LoopIdle()].keep(channel, since: now, atMost: maxIdlePerLoop)
         }
         guard kept else { return channel.close(promise: nil) }
         if arm { armSweep(on: eventLoop, key: key, at: now + idleTimeout) }

@@ -21,11 +21,12 @@ struct FleetHostEventsTests {
     /// A fleet stream on `loop`, started, with this process's own (idle) monitor as the local part.
     static func start(
         membership: @escaping () -> [FleetHostEvents.Peer], request: @escaping (ClusterMember, Int64) -> HTTPRequestHead, since: Int64?,
-        timing: FleetHostEvents.Timing = fast, on loop: EventLoop
+        generation: @escaping () -> Int = { 0 }, timing: FleetHostEvents.Timing = fast, on loop: EventLoop
     ) throws -> NIOLoopBound<FleetHostEvents> {
         try loop.submit {
             let local = try LocalHostEvents(monitor: HardwareEventMonitor(), nodeName: "here", on: loop)
-            let fleet = FleetHostEvents(local: local, membership: membership, request: request, since: since, timing: timing, on: loop)
+            let fleet = FleetHostEvents(
+                local: local, membership: membership, request: request, since: since, generation: generation, timing: timing, on: loop)
             fleet.start(wake: {})
             return NIOLoopBound(fleet, eventLoop: loop)
         }.wait()
@@ -96,6 +97,41 @@ struct FleetHostEventsTests {
         let actions = received.map { $0?["Action"] as? String }
         #expect(actions == ["add", "add", "change", "remove", "bind", "history-incomplete", "member-unreachable", "member-reachable"], "\(text)")
         #expect(try loop.submit { !fleet.value.hasOverflowed }.wait())
+    }
+
+    @Test("when the secrets change, each member's stream is opened again, from just after its last event, and the client is told nothing")
+    func secretsChangeReopens() throws {
+        let line = #"{"NodeName":"m","Action":"add","Time":"2026-11-30T00:00:00.000000001Z"}"#
+        let (liar, port, folder) = try MemberLineStreamTests.liar(line + "\n")
+        defer { liar.stop(); try? FileManager.default.removeItem(at: folder) }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let member = ClusterMember(nodeName: "m", isManager: false, host: "127.0.0.1", port: port, version: "")
+        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let opened = Opened()
+        let generation = NIOLockedValueBox(0)
+        let fleet = try Self.start(
+            membership: { [FleetHostEvents.Peer(member: member, pool: pool)] }, request: opened.request, since: 1_000,
+            generation: { generation.withLockedValue { $0 } }, on: loop)
+        defer { try? loop.submit { fleet.value.stop() }.wait() }
+        func take() throws -> String {
+            try loop.submit {
+                var buffer = ByteBuffer()
+                _ = fleet.value.take(into: &buffer)
+                return String(buffer: buffer)
+            }.wait()
+        }
+        var text = ""
+        #expect(try Self.waitFor("the member's event") { text += try take(); return !text.isEmpty })
+        usleep(100_000)
+        #expect(opened.all.count == 1, "\(opened.all)")
+        generation.withLockedValue { $0 += 1 }
+        #expect(Self.waitFor("the member's stream opened again") { opened.all.count >= 2 })
+        #expect(opened.all.dropFirst().first?.since == HardwareEvent.nanoseconds(rfc3339: "2026-11-30T00:00:00.000000001Z").map { $0 + 1 })
+        usleep(200_000)
+        #expect(opened.all.count == 2, "\(opened.all)")
+        text += try take()
+        let actions = text.split(separator: "\n").map { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["Action"] as? String }
+        #expect(actions == ["add", "add"], "\(text)")
     }
 
     @Test("a member that joins later starts from when it was taken up, or from the client's since; not from the stream's start")

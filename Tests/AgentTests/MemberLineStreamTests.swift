@@ -81,8 +81,8 @@ struct MemberLineStreamTests {
         _ = (stream, other)
     }
 
-    /// A TLS server that answers 200 with `body` (chunked as one chunk), then holds the
-    /// connection open. With `thenEnd`, it ends the first answer after `body` and closes
+    /// A TLS server that answers every request 200 with `body` (chunked as one chunk),
+    /// then holds the connection open. With `thenEnd`, it ends the first answer after `body` and closes
     /// it, and answers every later request with a 200 that sends nothing and is held.
     static func liar(_ body: String, thenEnd: Bool = false) throws -> (ChildProcess, port: Int, folder: URL) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("liar-\(UUID().uuidString)")
@@ -95,7 +95,7 @@ struct MemberLineStreamTests {
         try Data(body.utf8).write(to: folder.appendingPathComponent("body"))
         let port = try AgentProcess.freePort()
         let script = """
-            import socket, ssl, sys, time
+            import socket, ssl, sys
             folder, port, then_end = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
             body = open(folder + "/body", "rb").read()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -109,7 +109,7 @@ struct MemberLineStreamTests {
                 tls.recv(65536)
                 if not then_end:
                     tls.sendall(head + b"%x\\r\\n" % len(body) + body + b"\\r\\n")
-                    time.sleep(30)
+                    held.append(tls)
                 elif not held:
                     tls.sendall(head + b"%x\\r\\n" % len(body) + body + b"\\r\\n0\\r\\n\\r\\n")
                     tls.close()

@@ -94,8 +94,8 @@ struct PeerCertificateTests {
     }
 
     /// The name a certificate for `pem`'s key must carry under `secret`: OpenSSL hashes
-    /// the key's SubjectPublicKeyInfo and computes the MAC under the HKDF key, Python
-    /// writes it in base 32.
+    /// the key's SubjectPublicKeyInfo and computes the MAC under the scrypt key (its own
+    /// scrypt's), Python writes it in base 32.
     static func expectedName(_ pem: String, secret: String) throws -> String {
         let script = """
         import base64, subprocess, sys
@@ -104,10 +104,10 @@ struct PeerCertificateTests {
         digest = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=spki, capture_output=True, check=True).stdout.split()[0].decode()
         key = sys.argv[1]
         mac = subprocess.run(["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:" + key, "-r"],
-                             input=("deckhand certificate v1\\n" + digest).encode(), capture_output=True, check=True).stdout.split()[0].decode()
+                             input=("deckhand certificate v2\\n" + digest).encode(), capture_output=True, check=True).stdout.split()[0].decode()
         print(base64.b32encode(bytes.fromhex(mac)).decode().lower().rstrip("=") + ".deckhand-peer.invalid")
         """
-        let result = try Command.run("python3", ["-c", script, try PeerKeyTests.opensslKey(secret)], input: Data(pem.utf8))
+        let result = try Command.run("python3", ["-c", script, try PeerKeyTests.opensslCertificateKey(secret)], input: Data(pem.utf8))
         #expect(result.status == 0, "\(result.errorOutput)")
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -211,6 +211,38 @@ struct PeerCertificateTests {
         both.replaceSecrets(["new secret"])
         #expect(PeerCertificate.verify(try chain(), by: new) == .certificateVerified)
         #expect(PeerCertificate.verify(try chain(), by: old) == .failed)
+    }
+
+    @Test("once a rotation drops the secret a pooled peer connection was checked under, it is not used again: the next exchange is checked anew")
+    func rotationDropsCheckedConnections() throws {
+        // The agent holds only the old secret; this side holds both, then only the new.
+        let agent = try Self.agent(secret: "old secret")
+        defer { agent.stop() }
+        let peerKey = PeerKey(secrets: ["new secret", "old secret"])
+        let pool = UpstreamPool(transport: .tls(
+            host: "127.0.0.1", port: agent.port, context: try UpstreamTransport.peerTLSContext(proven: true), vouchedBy: peerKey))
+        defer { pool.closeIdle() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let ping = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ping", headers: ["Host": "127.0.0.1"])
+        func exchange() throws -> UInt { try pool.collect(ping, on: loop, limit: 4096, timeout: .seconds(5)).wait().head.status.code }
+        #expect(try exchange() == 204)
+        #expect(try exchange() == 204)
+        #expect(pool.idleCount == 1, "the connection is pooled while the secrets stand")
+        peerKey.replaceSecrets(["new secret"])
+        #expect(throws: (any Error).self, "a connection checked under the dropped secret was used again") { try exchange() }
+        #expect(pool.idleCount == 0)
+    }
+
+    @Test("the certificate key is scrypt's (N = 2^15, r = 8, p = 1), as OpenSSL and Python derive it, not the proofs' HKDF key")
+    func certificateKeyIsScrypt() throws {
+        let secret = "certificate-key-\(UUID().uuidString)"
+        let ours = PeerKey.certificateKey(secret).withUnsafeBytes { HexEncoding.encode($0) }
+        #expect(ours == (try PeerKeyTests.opensslCertificateKey(secret)))
+        let python = try Command.run("python3", ["-c", "import hashlib, sys; print(hashlib.scrypt(sys.argv[1].encode(), salt=b'deckhand certificate key v2', n=2**15, r=8, p=1, maxmem=2**26, dklen=32).hex())", secret])
+        #expect(python.output.trimmingCharacters(in: .whitespacesAndNewlines) == ours, "\(python.errorOutput)")
+        #expect(ours != (try PeerKeyTests.opensslKey(secret)))
+        // Made once, then kept: the same key again.
+        #expect(PeerKey.certificateKey(secret).withUnsafeBytes { HexEncoding.encode($0) } == ours)
     }
 
     @Test("base 32 as Python's base64.b32encode writes it (lower case, unpadded), for every length up to 40; what no encoding gives is refused")

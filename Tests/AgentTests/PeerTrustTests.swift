@@ -59,6 +59,15 @@ struct PeerKeyTests {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: ":", with: "").lowercased()
     }
 
+    /// The key a certificate's MACs are made under for `secret`, as OpenSSL's scrypt
+    /// derives it (N = 2^15, r = 8, p = 1, salt "deckhand certificate key v2"), hex.
+    static func opensslCertificateKey(_ secret: String) throws -> String {
+        let result = try Command.run("openssl", ["kdf", "-keylen", "32", "-kdfopt", "pass:\(secret)", "-kdfopt", "salt:deckhand certificate key v2",
+                                                  "-kdfopt", "n:32768", "-kdfopt", "r:8", "-kdfopt", "p:1", "SCRYPT"])
+        #expect(result.status == 0, "\(result.errorOutput)")
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: ":", with: "").lowercased()
+    }
+
     /// HMAC-SHA256 of `message` as OpenSSL computes it, hex.
     static func opensslHMAC(key: String, _ message: Data) throws -> String {
         let result = try Command.run("openssl", ["dgst", "-sha256", "-mac", "HMAC", "-macopt", "hexkey:\(key)", "-r"], input: message)

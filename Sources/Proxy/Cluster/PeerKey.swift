@@ -1,5 +1,6 @@
 import ASCIIText
 import Crypto
+import CryptoExtras
 import FoundationEssentials
 import Glibc
 import NIOConcurrencyHelpers
@@ -39,9 +40,23 @@ public final class PeerKey: Sendable {
     /// The most secrets an agent holds at once, and so MACs in one proof.
     public static let maxSecrets = 8
 
-    /// An HMAC started under each key: a MAC copies one rather than setting the key up
-    /// again (a block of SHA-256 per MAC, per member of every fan-out).
-    private let started: NIOLockedValueBox<[StartedHMAC]>
+    /// The salt of the certificate keys (scrypt): they are for this and nothing else.
+    public static let certificateKeySalt = "deckhand certificate key v2"
+    /// scrypt's cost for a certificate key: N = 2^15, r = 8, p = 1, so 32 MiB and about
+    /// 0.13 s of a core for each secret, once per process (`certificateKey`), and as much
+    /// for every guess of someone who tries secrets against a served certificate.
+    public static let certificateKeyCost = (rounds: 1 << 15, blockSize: 8, parallelism: 1)
+
+    /// Each secret's keys, with an HMAC started under each: a MAC copies one rather
+    /// than setting the key up again (a block of SHA-256 per MAC, per member of every fan-out).
+    private struct Keys {
+        /// Under the HKDF keys: probes, answers, forwarded requests.
+        var proofs: [StartedHMAC]
+        /// Under the scrypt keys: the peer certificate's names.
+        var certificates: [StartedHMAC]
+    }
+
+    private let started: NIOLockedValueBox<Keys>
     private let seen = NIOLockedValueBox(ReplayWindow())
     private let generations = NIOLockedValueBox(0)
 
@@ -63,14 +78,45 @@ public final class PeerKey: Sendable {
         generations.withLockedValue { $0 += 1 }
     }
 
-    /// Each secret's key, with an HMAC started under it.
-    private static func derive(_ secrets: [String]) -> [StartedHMAC] {
-        secrets.prefix(maxSecrets).map {
-            StartedHMAC(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32))
-        }
+    /// Each secret's keys, with an HMAC started under each.
+    private static func derive(_ secrets: [String]) -> Keys {
+        let secrets = Array(secrets.prefix(maxSecrets))
+        return Keys(
+            proofs: secrets.map {
+                StartedHMAC(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32))
+            },
+            certificates: secrets.map { StartedHMAC(key: certificateKey($0)) })
     }
 
-    private var currentKeys: [StartedHMAC] { started.withLockedValue { $0 } }
+    private var currentKeys: [StartedHMAC] { started.withLockedValue { $0.proofs } }
+
+    /// The certificate keys made in this process, newest last (a rotation, tests).
+    private static let certificateKeys = NIOLockedValueBox<[(secret: String, key: SymmetricKey)]>([])
+
+    /// The key a secret's certificate MACs are made under: scrypt of the secret with
+    /// `certificateKeySalt`, at `certificateKeyCost`. Not HKDF, as the proofs' key is:
+    /// a peer certificate is served to whoever asks for it, so its MACs let anyone
+    /// try secrets offline, and each try must cost what a secret's derivation costs.
+    /// Made once per secret in a process (a few are kept).
+    static func certificateKey(_ secret: String) -> SymmetricKey {
+        if let made = certificateKeys.withLockedValue({ $0.first { $0.secret == secret }?.key }) { return made }
+        let cost = certificateKeyCost
+        let key: SymmetricKey
+        do {
+            key = try KDF.Scrypt.deriveKey(
+                from: Array(secret.utf8), salt: Array(certificateKeySalt.utf8), outputByteCount: 32, rounds: cost.rounds,
+                blockSize: cost.blockSize, parallelism: cost.parallelism)
+        } catch {
+            // Only an allocation of its 32 MiB can fail with these parameters.
+            fatalError("scrypt could not derive the peer certificate key: \(error)")
+        }
+        certificateKeys.withLockedValue { made in
+            made.removeAll { $0.secret == secret }
+            made.append((secret, key))
+            if made.count > 2 * maxSecrets { made.removeFirst() }
+        }
+        return key
+    }
 
     public static var now: Int64 { Int64(time(nil)) }
 
@@ -149,11 +195,12 @@ public final class PeerKey: Sendable {
     // MARK: Certificates
 
     /// The MACs that vouch for a public key (its SubjectPublicKeyInfo, DER) as an
-    /// agent's, one per key: `MAC("deckhand certificate v1", hex SHA-256 of the SPKI)`.
-    /// An agent's peer certificate carries them (`PeerCertificate`).
+    /// agent's, one per secret, under its certificate key (`certificateKey`):
+    /// `MAC("deckhand certificate v2", hex SHA-256 of the SPKI)`. An agent's peer
+    /// certificate carries them (`PeerCertificate`).
     public func certificateMACs(subjectPublicKeyInfo: [UInt8]) -> [[UInt8]] {
-        let fields = ["deckhand certificate v1", HexEncoding.encode(SHA256.hash(data: subjectPublicKeyInfo))]
-        return currentKeys.map { key in Self.authenticationCode(key, fields).withUnsafeBytes { Array($0) } }
+        let fields = ["deckhand certificate v2", HexEncoding.encode(SHA256.hash(data: subjectPublicKeyInfo))]
+        return started.withLockedValue { $0.certificates }.map { key in Self.authenticationCode(key, fields).withUnsafeBytes { Array($0) } }
     }
 
     /// Whether one of `macs` vouches for the public key `subjectPublicKeyInfo` under

@@ -30,6 +30,11 @@ import Proxy
 /// from 1970 to 2262 moves nothing. Where departed members resumed is remembered for
 /// the last `rememberedDepartures` of them.
 ///
+/// In secret mode, a member's stream was checked under the secrets of its handshake:
+/// when they change (a rotation, which may drop a leaked secret), each member's
+/// stream is opened again at the next look, under the secrets now in force, and
+/// resumes where it was (no notice: nothing is missed).
+///
 /// Back-pressure: members' lines wait here up to `maxPending` bytes; beyond that every
 /// member stream is paused until the client has taken them. The stream's own lines
 /// wait too, up to `noticeRoom` bytes more; past that (a client that has not read for
@@ -73,11 +78,15 @@ final class FleetHostEvents: EventLineSource {
         var joining = false
         var backOff = TimeAmount.zero
         var retryAt = NIODeadline.distantFuture
+        /// The secrets' generation its stream was opened under.
+        var generation = 0
     }
 
     private let local: LocalHostEvents
     private let membership: () -> [Peer]
     private let request: (ClusterMember, Int64) -> HTTPRequestHead
+    /// The secrets' generation (`PeerKey.generation`; 0 without a secret).
+    private let generation: () -> Int
     /// The client's `since`, if it gave one: where every member's stream starts before
     /// any of its events came, those that join later included.
     private let since: Int64?
@@ -108,8 +117,9 @@ final class FleetHostEvents: EventLineSource {
     /// is fresh only briefly): from `since` at first, then from just after the last
     /// line it sent, so a reopened stream replays what the member kept of the gap.
     init(local: LocalHostEvents, membership: @escaping () -> [Peer], request: @escaping (ClusterMember, Int64) -> HTTPRequestHead,
-         since: Int64?, timing: Timing = Timing(), on eventLoop: EventLoop) {
+         since: Int64?, generation: @escaping () -> Int = { 0 }, timing: Timing = Timing(), on eventLoop: EventLoop) {
         self.timing = timing
+        self.generation = generation
         self.since = since
         began = since ?? HardwareEvent.now
         self.local = local
@@ -154,6 +164,7 @@ final class FleetHostEvents: EventLineSource {
     private func open(_ name: String) {
         guard let member = members[name] else { return }
         members[name]?.retryAt = .distantFuture
+        members[name]?.generation = generation()
         let stream = MemberLineStream(
             request(member.peer.member, resumePoints[name] ?? startPoints[name] ?? began), pool: member.peer.pool, on: eventLoop,
             onOpen: { [weak self] in self?.opened(name) },
@@ -211,6 +222,7 @@ final class FleetHostEvents: EventLineSource {
     /// joined or moved, and reopens those whose back-off is over.
     private func reconcile() {
         let now = NIODeadline.now()
+        let secrets = generation()
         var current: [String: Peer] = [:]
         for peer in membership() { current[peer.name] = peer }
         for (name, member) in members where current[name] == nil {
@@ -237,6 +249,9 @@ final class FleetHostEvents: EventLineSource {
                 members[name]?.openedAt = nil
                 open(name)
             } else if member.stream == nil, member.retryAt <= now {
+                open(name)
+            } else if let stream = member.stream, member.generation != secrets {
+                stream.close()
                 open(name)
             }
         }

@@ -40,6 +40,6 @@ struct GetClusterHostEvents: EventStreamHandler {
             onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: member.nodeName)
             return onward
         }
-        return .success(FleetHostEvents(local: source, membership: membership, request: request, since: since, on: eventLoop))
+        return .success(FleetHostEvents(local: source, membership: membership, request: request, since: since, generation: { cluster.peerKey?.generation ?? 0 }, on: eventLoop))
     }
 }
