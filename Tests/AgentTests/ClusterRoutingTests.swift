@@ -1,7 +1,9 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
-import Proxy
+@testable import Proxy
 import Testing
+import TestCommands
 @testable import Agent
 
 @Suite("Cluster scope of a request head")
@@ -52,11 +54,11 @@ struct JSONListMergerTests {
 
     @Test("items are tagged with their node and otherwise copied byte for byte")
     func arrays() throws {
-        let merged = try JSONListMerger.mergeArrays([
+        let merged = JSONListMerger.mergeArrays([
             Part(nodeName: "n1", body: Array(#"[{"Id":"a","Size":12345678901234567890,"Names":["/x"]} , {}]"#.utf8)),
             Part(nodeName: "n\"2", body: Array("[ ]\n".utf8)),
             Part(nodeName: "n3", body: Array(#"[{"Id":"c","Label":"}]\"{"}]"#.utf8)),
-        ])
+        ]).body
         #expect(String(buffer: merged) ==
             #"[{"Id":"a","Size":12345678901234567890,"Names":["/x"],"Portainer":{"Agent":{"NodeName":"n1"}}},{"Portainer":{"Agent":{"NodeName":"n1"}}},{"Id":"c","Label":"}]\"{","Portainer":{"Agent":{"NodeName":"n3"}}}]"#)
     }
@@ -66,35 +68,75 @@ struct JSONListMergerTests {
         var body = ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n[{ }, {\"Id\":\"x\"}]trailing")
         body.moveReaderIndex(forwardBy: 19)
         body = body.getSlice(at: body.readerIndex, length: body.readableBytes - 8)!
-        let merged = try JSONListMerger.mergeArrays([Part(nodeName: "n1", body: body)])
+        let merged = JSONListMerger.mergeArrays([Part(nodeName: "n1", body: body)]).body
         #expect(String(buffer: merged) ==
             #"[{ "Portainer":{"Agent":{"NodeName":"n1"}}},{"Id":"x","Portainer":{"Agent":{"NodeName":"n1"}}}]"#)
     }
 
     @Test("volumes keep Docker's shape; null lists count as empty")
     func volumes() throws {
-        let merged = try JSONListMerger.mergeVolumes([
+        let merged = JSONListMerger.mergeVolumes([
             Part(nodeName: "n1", body: Array(#"{"Volumes":[{"Name":"v1"}],"Warnings":null}"#.utf8)),
             Part(nodeName: "n2", body: Array(#"{"Volumes":null,"Warnings":["careful"]}"#.utf8)),
             Part(nodeName: "n3", body: Array(#"{"Warnings":[],"Volumes":[{"Name":"v3"}]}"#.utf8)),
-        ])
+        ]).body
         #expect(String(buffer: merged) ==
             #"{"Volumes":[{"Name":"v1","Portainer":{"Agent":{"NodeName":"n1"}}},{"Name":"v3","Portainer":{"Agent":{"NodeName":"n3"}}}],"Warnings":["careful"]}"#)
     }
 
-    @Test("malformed lists are refused, not half merged", arguments: [
+    /// What a broken or hostile member may answer, each checked by Python's `json` first.
+    static let malformedLists = [
         "", "{", "[", "[1,", "[1 2]", "{\"a\":1}", "[\"unterminated]", "[}", "[1]]", "[]x",
-    ])
-    func malformed(body: String) {
-        #expect(throws: JSONListMerger.Failure.self) {
-            try JSONListMerger.mergeArrays([Part(nodeName: "n", body: Array(body.utf8))])
+        // Brackets that balance by count but not by kind, and bare words: a bracket count passed them.
+        "[1\"]", "[{\"a\":1]]", "[tru\"e,x]", "[{\"a\":}]", "[01]", "[\"tab\there\"]", "[1,]", "[{\"a\" 1}]",
+    ]
+
+    @Test("a malformed list is left out and named, and the other nodes' lists are merged; Python's json agrees it is not a JSON array", arguments: malformedLists)
+    func malformed(body: String) throws {
+        let python = try Command.run("python3", ["-c", "import json, sys\ntry:\n    sys.exit(0 if isinstance(json.loads(sys.stdin.read()), list) else 4)\nexcept ValueError:\n    sys.exit(3)"], input: Data(body.utf8))
+        #expect(python.status != 0, "Python reads \(body.debugDescription) as a JSON array")
+        let merged = JSONListMerger.mergeArrays([
+            Part(nodeName: "good", body: Array(#"[{"Id":"a"}]"#.utf8)), Part(nodeName: "bad", body: Array(body.utf8)),
+            Part(nodeName: "also good", body: Array("[2]".utf8)),
+        ])
+        #expect(merged.refused == [1])
+        let items = try JSONSerialization.jsonObject(with: Data(merged.body.readableBytesView)) as? [Any]
+        #expect(items?.count == 2, "\(String(buffer: merged.body))")
+        let volumes = JSONListMerger.mergeVolumes([
+            Part(nodeName: "good", body: Array(#"{"Volumes":[{"Name":"v"}],"Warnings":null}"#.utf8)),
+            Part(nodeName: "bad", body: Array(#"{"Volumes":\#(body),"Warnings":null}"#.utf8)),
+        ])
+        #expect(volumes.refused == [1], "\(body)")
+        #expect((try? JSONSerialization.jsonObject(with: Data(volumes.body.readableBytesView))) != nil, "\(String(buffer: volumes.body))")
+    }
+
+    @Test("a merged list carries only the engine's own fields, whoever's head it is made from, and names the nodes it left out")
+    func mergedFields() throws {
+        var hostile = HTTPResponseHead(version: .http1_1, status: .ok)
+        for (name, value) in [
+            ("Api-Version", "1.41"), ("Ostype", "linux"), ("Set-Cookie", "session=x"), ("Content-Encoding", "gzip"),
+            ("X-PortainerAgent-Unreachable-Nodes", "nobody"), ("Portainer-Agent", "forged"), ("Content-Length", "9"),
+        ] {
+            hostile.headers.add(name: name, value: value)
         }
+        let nodes = [ClusterNode(name: "here", isManager: true), ClusterNode(name: "member", isManager: false), ClusterNode(name: "liar", isManager: false)]
+        // This node's engine is down: the head is the member's.
+        let merged = Aggregator.merge(
+            [.failure(ChannelError.ioOnClosedChannel), .success(CollectedResponse(head: hostile, body: ByteBuffer(string: "[1]"))),
+             .success(CollectedResponse(head: hostile, body: ByteBuffer(string: "[1\"]")))],
+            from: nodes, localIndex: 0, kind: .array, allocator: ByteBufferAllocator())
+        #expect(merged.status == .ok)
+        #expect(Set(merged.headers.map(\.name)) == ["Api-Version", "Ostype", "Content-Type"], "\(merged.headers)")
+        #expect(merged.headers["Content-Type"] == ["application/json"])
+        #expect(merged.unreachableNodes == ["here", "liar"])
+        #expect(String(buffer: merged.body) == #"[1]"#)
     }
 
     @Test("deep nesting is scanned without recursion")
     func deep() throws {
         let body = "[" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "]"
-        let merged = try JSONListMerger.mergeArrays([Part(nodeName: "n", body: Array(body.utf8))])
-        #expect(merged.readableBytes == body.utf8.count)
+        let merged = JSONListMerger.mergeArrays([Part(nodeName: "n", body: Array(body.utf8))])
+        #expect(merged.refused.isEmpty)
+        #expect(merged.body.readableBytes == body.utf8.count)
     }
 }

@@ -137,22 +137,24 @@ public struct Aggregator: Sendable {
                 unreachable.append(nodes[index].name)
             }
         }
-        guard let template else {
-            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: unreachable)
+        let merged = kind == .volumes ? JSONListMerger.mergeVolumes(parts, allocator: allocator) : JSONListMerger.mergeArrays(parts, allocator: allocator)
+        // A node whose answer is not a list of JSON values is left out and named, as one that did not answer.
+        unreachable += merged.refused.map { parts[$0].nodeName }
+        guard let template, merged.refused.count < parts.count else {
+            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: unreachable.sorted())
         }
-        let body: ByteBuffer
-        do {
-            body = try kind == .volumes ? JSONListMerger.mergeVolumes(parts, allocator: allocator) : JSONListMerger.mergeArrays(parts, allocator: allocator)
-        } catch {
-            return AggregatedResponse(status: .badGateway, headers: [:], body: ByteBuffer(), unreachableNodes: nodes.map(\.name))
+        // Only the engine's own fields: the head may be a member's (when this node's part
+        // failed), and nothing else of it may reach the client.
+        var headers = HTTPHeaders()
+        for name in Self.engineFields {
+            for value in template.headers[name] { headers.add(name: name, value: value) }
         }
-        var headers = template.headers
-        headers.remove(name: "Content-Length")
-        headers.remove(name: "Transfer-Encoding")
-        headers.remove(name: "Connection")
         headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        return AggregatedResponse(status: .ok, headers: headers, body: body, unreachableNodes: unreachable.sorted())
+        return AggregatedResponse(status: .ok, headers: headers, body: merged.body, unreachableNodes: unreachable.sorted())
     }
+
+    /// The fields of an engine's list answer that the merged answer carries on.
+    static let engineFields = ["Api-Version", "Docker-Experimental", "Ostype", "Server", "Date"]
 }
 
 /// What a fan-out sends each member: the head, targeted at the member and signed for

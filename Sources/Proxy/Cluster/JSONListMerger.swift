@@ -7,12 +7,21 @@ import NIOCore
 /// order and escapes stay exactly the engine's.
 ///
 /// Every part is scanned in place (the engines' buffers, never copied to arrays) and
-/// the answer is written once, into a buffer sized from the scan.
+/// the answer is written once, into a buffer sized from the scan. A part is first
+/// checked to be valid JSON of the expected shape (`StrictJSON`): one that is not (a
+/// broken or hostile member) is left out and named in `Merged.refused`, so it can
+/// neither break the merged list nor take the other nodes' parts down with it.
 public enum JSONListMerger {
     public enum Failure: Error, Equatable, Sendable {
         case notAnArray
         case notAnObject
         case malformed(offset: Int)
+    }
+
+    /// A merged list, and the parts left out because they were not one (their indices).
+    public struct Merged: Sendable {
+        public var body: ByteBuffer
+        public var refused: [Int]
     }
 
     /// One node's answer: its name and the response body.
@@ -120,8 +129,16 @@ public enum JSONListMerger {
         return out
     }
 
-    public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(Failure) -> ByteBuffer {
-        let found = try parts.map { part throws(Failure) in try part.body.scan { bytes throws(Failure) in try elements(ofArrayIn: bytes, 0..<bytes.count) } }
+    public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Merged {
+        let scanned = parts.map { part in
+            try? part.body.scan { bytes throws(Failure) in
+                try checkStrictly(bytes, opening: UInt8(ascii: "["))
+                return try elements(ofArrayIn: bytes, 0..<bytes.count)
+            }
+        }
+        let refused = scanned.indices.filter { scanned[$0] == nil }
+        let parts = parts.indices.filter { scanned[$0] != nil }.map { parts[$0] }
+        let found = scanned.compactMap { $0 }
         let tags = parts.map(\.tag)
         var size = 2
         for (part, (ranges, tag)) in zip(parts, zip(found, tags)) {
@@ -141,15 +158,16 @@ public enum JSONListMerger {
             }
         }
         out.writeInteger(UInt8(ascii: "]"))
-        return out
+        return Merged(body: out, refused: refused)
     }
 
     /// `{"Volumes": […], "Warnings": […]}`: volumes merged as lists are, warnings
     /// concatenated (`null` from a node counts as empty, as does a missing key).
-    public static func mergeVolumes(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(Failure) -> ByteBuffer {
+    public static func mergeVolumes(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Merged {
         typealias Found = (volumes: [Range<Int>], warnings: [Range<Int>])
-        let found = try parts.map { part throws(Failure) -> Found in
-            try part.body.scan { bytes throws(Failure) -> Found in
+        let scanned = parts.map { part -> Found? in
+            try? part.body.scan { bytes throws(Failure) -> Found in
+                try checkStrictly(bytes, opening: UInt8(ascii: "{"))
                 let whole = 0..<bytes.count
                 var result: Found = ([], [])
                 if let range = try value(forKey: "Volumes", inObject: bytes, whole), !isNull(bytes, range) {
@@ -161,6 +179,9 @@ public enum JSONListMerger {
                 return result
             }
         }
+        let refused = scanned.indices.filter { scanned[$0] == nil }
+        let parts = parts.indices.filter { scanned[$0] != nil }.map { parts[$0] }
+        let found = scanned.compactMap { $0 }
         let tags = parts.map(\.tag)
         var size = 64
         for (part, (lists, tag)) in zip(parts, zip(found, tags)) {
@@ -197,7 +218,16 @@ public enum JSONListMerger {
             out.writeInteger(UInt8(ascii: "]"))
         }
         out.writeInteger(UInt8(ascii: "}"))
-        return out
+        return Merged(body: out, refused: refused)
+    }
+
+    /// Throws unless `bytes` are exactly one valid JSON value (`StrictJSON`) that starts
+    /// with `opening`: the scans below then only find where things lie, in text known to be JSON.
+    static func checkStrictly(_ bytes: UnsafeBufferPointer<UInt8>, opening: UInt8) throws(Failure) {
+        let start = skipWhitespace(bytes, from: 0, to: bytes.count)
+        guard start < bytes.count, bytes[start] == opening else { throw opening == UInt8(ascii: "[") ? .notAnArray : .notAnObject }
+        guard let end = StrictJSON.valueEnd(bytes, from: start) else { throw .malformed(offset: start) }
+        try expectEnd(bytes, after: end, to: bytes.count)
     }
 
     /// An object gets the node's tag as its last member; anything else (engines only
@@ -235,7 +265,9 @@ public enum JSONListMerger {
     // MARK: Scanning
     //
     // Over the body's own bytes; a range is always within `bytes`, and every read
-    // below checks its index against the range's end first.
+    // below checks its index against the range's end first. These scans find where
+    // values lie; they do not check them: the lists' parts are checked first
+    // (`checkStrictly`), and only bodies that passed are scanned.
 
     /// The ranges of the elements of the array that fills `whole` (whitespace around it allowed).
     static func elements(ofArrayIn bytes: UnsafeBufferPointer<UInt8>, _ whole: Range<Int>) throws(Failure) -> [Range<Int>] {

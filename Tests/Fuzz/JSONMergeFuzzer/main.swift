@@ -5,8 +5,9 @@ import Proxy
 
 // The merging of engine JSON in aggregation: JSONListMerger.mergeArrays and mergeVolumes
 // on the answers of up to eight nodes. Input: the answers, separated by the byte 0x1E.
-// Where every answer is valid JSON (RFC 8259, StrictJSON) of the expected shape, the merge must succeed, be valid
-// JSON itself and hold every item once, tagged with its node.
+// Whatever the answers, the merge is valid JSON (RFC 8259, this fuzzer's StrictJSON); an answer
+// is left out (refused) exactly when it is not valid JSON of the expected shape, and the merge
+// holds every item of the others once, tagged with its node.
 
 /// Node names with what JSON must escape: quotes, backslashes, control characters.
 let nodeNames = ["node-1", "wörker \"2\"", "back\\slash", "tab\tand\nnewline\u{1}", "", "节点", "n7", "n8"]
@@ -30,8 +31,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 func checkNodeDocument(_ parts: [JSONListMerger.Part]) {
     for part in parts {
         let body = bytes(part.body)
-        // The oracle stops at its nesting limit; the checker has none.
-        guard body.count { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "{") } < StrictJSON.maximumDepth else { continue }
+        guard withinOracleDepth(body) else { continue }
         let first = body.first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
         let isObject = StrictJSON.isValid(body) && first == UInt8(ascii: "{")
         require(Proxy.StrictJSON.isObject(part.body) == isObject, "StrictJSON.isObject disagrees on \(text(body))")
@@ -49,17 +49,26 @@ func checkNodeDocument(_ parts: [JSONListMerger.Part]) {
 }
 
 func checkArrays(_ parts: [JSONListMerger.Part]) {
-    let merged = (try? JSONListMerger.mergeArrays(parts)).map(bytes)
-    let lists = parts.map { parse(bytes($0.body)) as? [Any] }
-    guard lists.allSatisfy({ $0 != nil }) else { return }
-    guard let merged else { return require(false, "valid arrays were refused") }
+    let result = JSONListMerger.mergeArrays(parts)
+    let merged = bytes(result.body)
+    let bodies = parts.map { bytes($0.body) }
+    guard bodies.allSatisfy(withinOracleDepth) else { return }
+    let lists = bodies.map { parse($0) as? [Any] }
+    require(result.refused == lists.indices.filter { lists[$0] == nil }, "refused \(result.refused), not the parts that are not arrays: \(bodies.map(text))")
     guard let items = parse(merged) as? [Any] else { return require(false, "the merge is not a JSON array: \(text(merged))") }
-    require(items.count == lists.reduce(0) { $0 + $1!.count }, "\(items.count) items merged from \(lists.map { $0!.count })")
-    checkTags(items, lists.map { $0! }, parts)
+    let taken = lists.indices.filter { lists[$0] != nil }
+    require(items.count == taken.reduce(0) { $0 + lists[$1]!.count }, "\(items.count) items merged from \(lists.map { $0?.count ?? -1 })")
+    checkTags(items, taken.map { lists[$0]! }, taken.map { parts[$0] })
 }
 
 func checkVolumes(_ parts: [JSONListMerger.Part]) {
-    let merged = (try? JSONListMerger.mergeVolumes(parts)).map(bytes)
+    let result = JSONListMerger.mergeVolumes(parts)
+    let merged = bytes(result.body)
+    guard parts.allSatisfy({ withinOracleDepth(bytes($0.body)) }) else { return }
+    require(parse(merged) is [String: Any], "the merge is not a JSON object: \(text(merged))")
+    for (index, part) in parts.enumerated() where !result.refused.contains(index) {
+        require(parse(bytes(part.body)) is [String: Any], "a part that is not a JSON object was taken: \(text(bytes(part.body)))")
+    }
     var volumeLists: [[Any]] = []
     var warningCount = 0
     for part in parts {
@@ -73,7 +82,7 @@ func checkVolumes(_ parts: [JSONListMerger.Part]) {
         volumeLists.append(volumes)
         warningCount += warnings.count
     }
-    guard let merged else { return require(false, "valid volume answers were refused") }
+    guard result.refused.isEmpty else { return require(false, "valid volume answers were refused: \(result.refused)") }
     guard let object = parse(merged) as? [String: Any], let volumes = object["Volumes"] as? [Any] else {
         return require(false, "the merge is not a volumes object: \(text(merged))")
     }
@@ -97,6 +106,12 @@ func checkTags(_ items: [Any], _ lists: [[Any]], _ parts: [JSONListMerger.Part])
             require(tag?["NodeName"] as? String == part.nodeName, "an item of \(part.nodeName.debugDescription) is tagged \(String(describing: tag))")
         }
     }
+}
+
+/// Whether this fuzzer's oracle can read `body`: it stops at its nesting limit, the
+/// merger's check has none.
+func withinOracleDepth(_ body: [UInt8]) -> Bool {
+    body.count { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "{") } < StrictJSON.maximumDepth
 }
 
 /// A buffer's readable bytes (the merger reads and writes ByteBuffers).
