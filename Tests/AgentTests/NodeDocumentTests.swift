@@ -158,11 +158,51 @@ struct StrictJSONTests {
         }
     }
 
+    /// Strings' bytes as UTF-8, against Python's strict decoder (then its JSON reader):
+    /// random runs of high bytes and ASCII, some cut short before the closing quote,
+    /// some at the end of a word of eight.
+    @Test func utf8AgreesWithPython() throws {
+        var generator = SystemRandomNumberGenerator()
+        let interesting: [UInt8] = [0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        var samples: [[UInt8]] = (0..<4000).map { _ in
+            let padding = Int.random(in: 0...9, using: &generator)
+            let run = (0..<Int.random(in: 1...6, using: &generator)).map { _ in
+                Bool.random(using: &generator) ? interesting.randomElement(using: &generator)! : UInt8.random(in: 0x80...0xFF, using: &generator)
+            }
+            return Array(#"{"k":""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: padding) + run + Array(#"x"}"#.utf8)
+        }
+        // And well-formed ones: scalars of every length, surrogates and U+10FFFF's neighbours excluded by construction.
+        for _ in 0..<1000 {
+            let ranges: [ClosedRange<UInt32>] = [0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFF, 0x10000...0x10FFFF]
+            let scalars = (0..<Int.random(in: 1...4, using: &generator)).map { _ in
+                Unicode.Scalar(UInt32.random(in: ranges.randomElement(using: &generator)!, using: &generator))!
+            }
+            let text = String(String.UnicodeScalarView(scalars))
+            samples.append(Array(#"{"k":""#.utf8) + [UInt8](repeating: UInt8(ascii: "a"), count: Int.random(in: 0...9, using: &generator)) + Array(text.utf8) + Array(#""}"#.utf8))
+        }
+        let script = """
+        import json, sys
+        for line in sys.stdin.read().split():
+            try:
+                print("1" if isinstance(json.loads(bytes.fromhex(line).decode("utf-8")), dict) else "0")
+            except ValueError:
+                print("0")
+        """
+        let input = samples.map { $0.map { String(format: "%02x", $0) }.joined() }.joined(separator: "\n")
+        let python = try Command.run("python3", ["-c", script], input: Data(input.utf8))
+        let expected = python.output.split(separator: "\n").map { $0 == "1" }
+        #expect(expected.count == samples.count)
+        #expect(expected.contains(true) && expected.contains(false))
+        for (sample, truth) in zip(samples, expected) {
+            #expect(StrictJSON.isObject(ByteBuffer(bytes: sample)) == truth, "\(sample.map { String(format: "%02x", $0) }.joined())")
+        }
+    }
+
     /// The word test against its definition: every byte value at every place in a word
     /// of plain string bytes (ASCII, and UTF-8's high bytes), alone and with a stop
     /// after it (a borrow must not hide or move the first).
     @Test func wordTestFindsTheFirstByteThatEndsOrEscapesAString() {
-        func stops(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 }
+        func stops(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80 }
         for background: UInt8 in [UInt8(ascii: "a"), 0xFF, 0x80, 0x20, 0x21] {
             for place in 0..<8 {
                 for value in UInt8.min...UInt8.max {

@@ -3,7 +3,8 @@ import NIOCore
 /// RFC 8259's grammar, checked strictly and without recursion: for answers that are
 /// copied into a document unchanged (a node's inventory in the fleet's), where the
 /// list merger's bracket scan is not enough. No trailing commas, no bare words, no
-/// control characters in strings, numbers as the RFC spells them; nesting is kept on
+/// control characters in strings, strings in UTF-8 (RFC 3629: no overlong forms, no
+/// surrogates, nothing past U+10FFFF), numbers as the RFC spells them; nesting is kept on
 /// an explicit stack, so depth costs a byte of heap per level, never the call stack.
 public enum StrictJSON {
     /// Whether `buffer`'s readable bytes are exactly one JSON object (whitespace around it allowed).
@@ -147,6 +148,9 @@ public enum StrictJSON {
                 }
             case 0..<0x20:
                 return nil
+            case 0x80...0xFF:
+                guard let end = utf8SequenceEnd(bytes, from: index) else { return nil }
+                index = end
             default:
                 index += 1
             }
@@ -154,20 +158,42 @@ public enum StrictJSON {
         return nil
     }
 
+    /// Just past the UTF-8 sequence whose lead byte (0x80 or above) is at `start`, or
+    /// nil when it is not a well-formed one (RFC 3629's table).
+    private static func utf8SequenceEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        let lead = bytes[start]
+        let length: Int
+        var second: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; second = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; second = 0x80...0x9F
+        case 0xF0: length = 4; second = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; second = 0x80...0x8F
+        default: return nil
+        }
+        guard start + length <= bytes.count, second.contains(bytes[start + 1]) else { return nil }
+        for offset in 2..<length where !(0x80...0xBF).contains(bytes[start + offset]) { return nil }
+        return start + length
+    }
+
     /// The place (0 to 7, in memory order) of the first of the eight bytes in `word`
-    /// (loaded little-endian) that is a quote, a backslash or a control byte (below
-    /// 0x20); nil when none is.
+    /// (loaded little-endian) that is a quote, a backslash, a control byte (below
+    /// 0x20) or not ASCII (0x80 or above, to be checked as UTF-8); nil when none is.
     ///
     /// `(v - 0x01…01) & ~v & 0x80…80` sets the high bit of a zero byte of `v`, and
     /// `(w - 0x20…20) & ~w & 0x80…80` that of a byte of `w` below 0x20. A byte at or
     /// above the first match may be marked wrongly (by the borrow out of it), but none
-    /// below it is, so the lowest mark is exact.
+    /// below it is, so the lowest mark is exact. `w & 0x80…80` marks the non-ASCII
+    /// bytes exactly.
     @inline(__always)
     static func firstStringStop(in word: UInt64) -> Int? {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
         let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
-        let marks = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word) & (ones &* 0x80)
+        let marks = ((quote &- ones) & ~quote | (backslash &- ones) & ~backslash | (word &- ones &* 0x20) & ~word | word) & (ones &* 0x80)
         return marks == 0 ? nil : marks.trailingZeroBitCount / 8
     }
 

@@ -5,7 +5,9 @@ enum StrictJSON {
     /// Deeper nesting is refused, as JSON readers do (JSONSerialization stops at 512).
     static let maximumDepth = 512
 
+    /// RFC 8259 §8.1: the text is UTF-8 (the standard library's validator decides).
     static func isValid(_ bytes: [UInt8]) -> Bool {
+        guard String(validating: bytes, as: UTF8.self) != nil else { return false }
         var index = skipWhitespace(bytes, 0)
         guard value(bytes, &index, depth: 0) else { return false }
         return skipWhitespace(bytes, index) == bytes.count
