@@ -52,6 +52,21 @@ struct ConnectionStateMachineTests {
         #expect(machine.closeAfterResponse)
     }
 
+    @Test func afterAnUpgradeRequestNothingIsReadUntilItsAnswer() {
+        var machine = Machine()
+        _ = machine.beginRequest(Self.requestHead(Self.head(.GET, "/events", ["Upgrade": "tcp", "Connection": "Upgrade"])))
+        do { let result = machine.readRequested(isWritable: true); #expect(result, "its body, if any, is read") }
+        machine.endRequest()
+        do { let result = machine.readRequested(isWritable: true); #expect(!result) }
+        do { let result = machine.resumeReads(); #expect(result == .none) }
+        do { let result = machine.readAfterServingHeld(isWritable: true); #expect(!result) }
+        // A plain request's end does not stop reading.
+        var plain = Machine()
+        _ = plain.beginRequest(Self.requestHead(Self.head(.GET, "/events")))
+        plain.endRequest()
+        do { let result = plain.readRequested(isWritable: true); #expect(result) }
+    }
+
     @Test func ambiguousFramingIsRefusedAndCloses() {
         var machine = Machine()
         let result = machine.beginRequest(Self.requestHead(Self.head(.POST, "/x", ["Content-Length": "3", "Transfer-Encoding": "chunked"])))

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 import NIOWebSocket
 import TestCommands
@@ -170,6 +171,33 @@ struct ConsoleTests {
             let (unsigned, _) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/attach?id=abc", headers: [:])
             #expect(unsigned == 403)
         }
+    }
+
+    @Test("a browser that sends pings and never reads costs bounded memory: the agent stops reading it")
+    func pingsWithoutReading() throws {
+        let name = try Self.container(["-i", "busybox:local", "cat"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
+        defer { agent.stop() }
+        let (status, client) = try WebSocketClient.connect(host: "127.0.0.1", port: agent.port, path: "/websocket/attach?id=\(name)", headers: SigningKey().headers())
+        #expect(status == 101)
+        let console = try #require(client)
+        defer { console.close() }
+        try console.channel.setOption(.autoRead, value: false).wait()
+        usleep(300_000)
+        let before = try agent.memory().current
+        // 512,000 pings of 125 bytes: 64 MiB of pongs if every one were answered at once.
+        let payload = String(repeating: "p", count: 125)
+        try console.channel.eventLoop.submit {
+            for index in 0..<512_000 {
+                let ping = WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: console.channel.allocator.buffer(string: payload))
+                console.channel.write(ping, promise: nil)
+                if index % 1000 == 999 { console.channel.flush() }
+            }
+        }.wait()
+        usleep(5_000_000)
+        let after = try agent.memory().current
+        #expect(after - before < 16 * 1024, "RSS \(before) KiB with the console open, \(after) KiB once 512,000 pings were sent and no pong read")
     }
 
     @Test("2,000 consoles opened and closed leave the agent's descriptors where they were")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -408,6 +409,42 @@ struct ExchangeTests {
     }
 
     static let unknownExec = String(repeating: "0", count: 63) + "d"
+
+    final class WeakConnection: @unchecked Sendable {
+        weak var handler: ConnectionHandler?
+    }
+
+    @Test("after a hijack, once both ends close, the connection's handler and exchange are freed")
+    func hijackFreesTheConnection() async throws {
+        let socket = try TestEngine.socket
+        let name = try ConsoleTests.container(["-i", "busybox:local", "cat"])
+        defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { throw TestSetupError("socketpair failed") }
+        let services = try Self.services(engineSocket: socket)
+        // Taken where the pipeline is made, and held weakly from there on.
+        let made = NIOLockedValueBox<WeakConnection>(WeakConnection())
+        let channel = try await NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try AgentServer.addHTTP(to: channel.pipeline.syncOperations, services: services)
+                    let handler = try channel.pipeline.syncOperations.handler(type: ConnectionHandler.self)
+                    made.withLockedValue { $0.handler = handler }
+                }
+            }
+            .takingOwnershipOfDescriptor(inputOutput: fds[0]).get()
+        var connection: ConnectionHandler? { made.withLockedValue { $0.handler } }
+        #expect(connection != nil)
+        var peer: RawPeer? = RawPeer(fd: fds[1])
+        let signature = SigningKey().headers().map { "\($0.key): \($0.value)\r\n" }.joined()
+        try peer?.send("POST /containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\(signature)\r\n")
+        let answer = try peer?.readResponse(bodiless: true)
+        #expect(answer?.status == 101)
+        peer = nil
+        try await channel.closeFuture.get()
+        for _ in 0..<100 where connection != nil { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(connection == nil, "the ConnectionHandler outlived its hijacked connection")
+    }
 
     @Test("a console for an exec instance the engine does not know is a 404, and the upgrade request ends the connection")
     func consoleForUnknownExec() async throws {

@@ -46,6 +46,25 @@ struct HostileClientTests {
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
 
+    @Test("bytes sent behind an upgrade request that the engine answers without a 101 (a stream) cost bounded memory: the agent stops reading")
+    func bytesBehindAnUnansweredUpgrade() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let client = try RawConnection(port: agent.port)
+        // /events streams for as long as the connection lasts; the engine ignores the Upgrade.
+        try client.send("GET /events HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n" + Self.signature(SigningKey()) + "\r\n")
+        let deadline = Date().addingTimeInterval(10)
+        while !client.received.contains("\r\n\r\n"), Date() < deadline { usleep(10_000) }
+        #expect(client.received.hasPrefix("HTTP/1.1 200"), "\(client.received.prefix(200))")
+        let before = try agent.memory().current
+        let megabyte = String(repeating: "x", count: 1 << 20)
+        for _ in 0..<64 { client.sendWithoutWaiting(megabyte) }
+        usleep(4_000_000)
+        let after = try agent.memory().current
+        #expect(after - before < 16 * 1024, "RSS \(before) KiB on the stream, \(after) KiB once 64 MiB were sent behind it")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+
     @Test("pipelined requests of a client that reads are all answered, in order")
     func pipeliningThatReads() throws {
         let agent = try Self.agent()
@@ -115,8 +134,11 @@ struct HostileClientTests {
         try portainer.signOn(key)
         // 40 connections that finish the TLS handshake and say nothing more, then 4
         // that send half a head: the header timeout (30 s) would free none of them in
-        // this test. Each past the 32nd takes the slot of the oldest.
-        let silent = try (0..<40).map { _ in try RawConnection(port: agent.port) }
+        // this test. The first 31 fill the slots; once they have had their grace to
+        // sign on, each past them takes the slot of the oldest.
+        var silent = try (0..<31).map { _ in try RawConnection(port: agent.port) }
+        usleep(2_500_000)
+        silent += try (0..<9).map { _ in try RawConnection(port: agent.port) }
         let slow = try (0..<4).map { _ in try RawConnection(port: agent.port) }
         for connection in slow { try connection.send("GET /_ping HTTP/1.1\r\nHost: x\r\n") }
         // A new connection from Portainer gets in at once; before, it was closed on arrival.
@@ -134,6 +156,31 @@ struct HostileClientTests {
         #expect(!warnings.isEmpty, "\(agent.logLines().suffix(5))")
         #expect(warnings.first?.contains("\"source\":\"127.0.0.1\"") == true)
         #expect(warnings.first?.contains("\"setting\":\"DECKHAND_MAX_CONNECTIONS\"") == true)
+    }
+
+    @Test("a flood of one silent connection per source cannot take Portainer's new connections, which have time to sign on")
+    func manySourcesCannotEvictPortainer() throws {
+        let agent = try Self.agent(["DECKHAND_MAX_CONNECTIONS": "16", "LOG_LEVEL": "WARN", "LOG_MODE": "JSON"])
+        defer { agent.stop() }
+        usleep(300_000)  // let the start-up probes' connections close
+        // Every slot held by a different source (127.0.3.x), one silent connection each.
+        var flood = try (1...16).map { try RawConnection(port: agent.port, source: "127.0.3.\($0)") }
+        usleep(2_500_000)
+        // Portainer (127.0.0.1) opens two connections: each takes a flood slot.
+        let portainer = try (0..<2).map { _ in try RawConnection(port: agent.port) }
+        // The flood goes on from new sources, while Portainer's two are the source with
+        // the most connections not yet signed on.
+        flood += try (17...20).map { try RawConnection(port: agent.port, source: "127.0.3.\($0)") }
+        usleep(200_000)
+        #expect(portainer.allSatisfy { $0.channel.isActive }, "a flood from many sources took Portainer's new connections")
+        let key = SigningKey()
+        for connection in portainer { try connection.signOn(key) }
+        // The flood made room with its own: six of the first sixteen (which six depends on
+        // the order the agent's loops admitted them in, microseconds apart), none of the four young ones.
+        usleep(1_000_000)
+        let closed = flood.map { !$0.channel.isActive }
+        #expect(closed.prefix(16).filter { $0 }.count == 6, "\(closed)")
+        #expect(closed.suffix(4) == [false, false, false, false], "\(closed)")
     }
 
     @Test("a signed request whose body stops arriving is cut off after DECKHAND_BODY_TIMEOUT")

@@ -18,7 +18,9 @@ struct LimitsTests {
 
         /// `reads: false` is a client that never reads what it is sent: the smallest
         /// receive buffer, and no reads, so the server's answers stay on its side.
-        init(port: Int, reads: Bool = true) throws {
+        /// `source` is the local address to connect from (another loopback address is
+        /// another source to the agent's connection limit).
+        init(port: Int, reads: Bool = true, source: String? = nil) throws {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = .none
             let context = try NIOSSLContext(configuration: configuration)
@@ -26,6 +28,9 @@ struct LimitsTests {
             var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             if !reads {
                 bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: 4096)
+            }
+            if let source {
+                bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
             }
             channel = try bootstrap
                 .channelInitializer { channel in

@@ -58,6 +58,9 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
         deadlines?.cancel()
         self.context = nil
         self.belowEncoder = nil
+        // The exchange holds this handler: after a hijack takes the connection over,
+        // the two would keep each other for good.
+        exchange = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -8,15 +8,21 @@ import NIOCore
 ///
 /// A connection counts as unauthenticated until one of its requests carries a
 /// signature the agent accepts (`authenticated(_:)`). When every slot is taken, a new
-/// connection gets the slot of an unauthenticated one: the oldest of the source (an
-/// IPv4 address, or an IPv6 /64, the block one host is usually given) that holds the
-/// most unauthenticated connections. A host that opens connections and then says
-/// nothing, or too little, only ever makes room with its own connections, and one that
-/// Portainer has signed on is never taken. Only when every open connection has
-/// authenticated is a new one closed on arrival. The operator learns of either from the
+/// connection gets the slot of an unauthenticated one that has had `grace` to sign
+/// on: the oldest of the source (an IPv4 address, or an IPv6 /64, the block one host
+/// is usually given) that holds the most such connections. A host that opens
+/// connections and then says nothing, or too little, only ever makes room with its own
+/// connections; one that Portainer has signed on is never taken, and neither is one
+/// Portainer has just opened (a handshake and a signed request take milliseconds), so
+/// a flood from many sources cannot take Portainer's new connections one by one. Only
+/// when no slot can be taken (every connection has signed on or is that young) is a
+/// new one closed on arrival. The operator learns of either from the
 /// log, at most once a second each. It knows every connection it admitted, so that
 /// shutdown can close what is left.
 final class ConnectionLimit: Sendable {
+    /// How long a new connection has to sign on before its slot may be given to another.
+    static let grace = TimeAmount.seconds(2)
+
     let maximum: Int
     private let state = NIOLockedValueBox(State())
     private let logger: Logger
@@ -54,12 +60,14 @@ final class ConnectionLimit: Sendable {
         /// The connections not yet authenticated, by source, oldest first.
         var unauthenticated: [Source: [ObjectIdentifier]] = [:]
         var sourceOf: [ObjectIdentifier: Source] = [:]
+        var admittedAt: [ObjectIdentifier: NIODeadline] = [:]
         var lastRefusalWarning = NIODeadline.uptimeNanoseconds(0)
         var lastEvictionWarning = NIODeadline.uptimeNanoseconds(0)
         /// The most connections open at once since `takePeak`.
         var peak = 0
 
         mutating func markAuthenticated(_ id: ObjectIdentifier) {
+            admittedAt[id] = nil
             guard let source = sourceOf.removeValue(forKey: id) else { return }
             unauthenticated[source]?.removeAll { $0 == id }
             if unauthenticated[source]?.isEmpty == true { unauthenticated[source] = nil }
@@ -70,14 +78,21 @@ final class ConnectionLimit: Sendable {
             markAuthenticated(id)
         }
 
-        /// Takes the oldest unauthenticated connection of the source holding the most of
-        /// them out of the books; nil when every open connection has authenticated.
-        mutating func takeEvictionCandidate() -> (channel: Channel, source: Source, held: Int)? {
-            guard let (source, ids) = unauthenticated.max(by: { $0.value.count < $1.value.count }), let oldest = ids.first,
-                let channel = open[oldest]
-            else { return nil }
-            remove(oldest)
-            return (channel, source, ids.count)
+        /// Takes the oldest unauthenticated connection admitted before `cutoff` of the
+        /// source holding the most of them (of the sources holding as many, the oldest
+        /// such connection) out of the books; nil when there is none.
+        mutating func takeEvictionCandidate(admittedBefore cutoff: NIODeadline) -> (channel: Channel, source: Source, held: Int)? {
+            var best: (source: Source, oldest: ObjectIdentifier, held: Int, since: NIODeadline)?
+            for (source, ids) in unauthenticated {
+                // Oldest first: those past their grace are a prefix.
+                let held = ids.prefix { (admittedAt[$0] ?? cutoff) < cutoff }.count
+                guard held > 0, let since = admittedAt[ids[0]] else { continue }
+                // The most held; between sources holding as many, the oldest connection.
+                if best == nil || held > best!.held || held == best!.held && since < best!.since { best = (source, ids[0], held, since) }
+            }
+            guard let best, let channel = open[best.oldest] else { return nil }
+            remove(best.oldest)
+            return (channel, best.source, best.held)
         }
     }
 
@@ -105,7 +120,7 @@ final class ConnectionLimit: Sendable {
             let now = NIODeadline.now()
             var evicted: (channel: Channel, source: Source, held: Int)?
             if state.open.count >= maximum {
-                evicted = state.takeEvictionCandidate()
+                evicted = state.takeEvictionCandidate(admittedBefore: now - Self.grace)
                 guard evicted != nil else {
                     let warn = now - state.lastRefusalWarning >= .seconds(1)
                     if warn { state.lastRefusalWarning = now }
@@ -114,6 +129,7 @@ final class ConnectionLimit: Sendable {
             }
             state.open[id] = channel
             state.sourceOf[id] = source
+            state.admittedAt[id] = now
             state.unauthenticated[source, default: []].append(id)
             state.peak = max(state.peak, state.open.count)
             var warn = false
@@ -138,7 +154,7 @@ final class ConnectionLimit: Sendable {
             return true
         case .refused(let warn):
             if warn {
-                logger.warning("connection limit reached: every connection is authenticated, refusing new ones", metadata: [
+                logger.warning("connection limit reached: every connection is authenticated or was opened under 2 s ago, refusing new ones", metadata: [
                     "limit": "\(maximum)", "setting": "DECKHAND_MAX_CONNECTIONS", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")",
                 ])
             }

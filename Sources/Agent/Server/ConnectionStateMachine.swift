@@ -118,15 +118,22 @@ struct ConnectionStateMachine {
         return part
     }
 
+    /// An upgrade request has ended and its answer is not a 101 yet: nothing more is read.
+    var awaitingUpgrade: Bool { phase == .busy && isUpgradeRequest && requestEnded }
+
     /// How many requests and bytes are held, for logs.
     var heldSummary: (requests: Int, bytes: Int) { (heldRequests, heldBytes) }
 
     /// NIO asks to read. Reading waits while the exchange is busy with what was read,
     /// while parts are held, and, between requests, while the client has not taken
     /// the answers so far: a client that never reads costs its socket buffers and at
-    /// most one write buffer's worth of answers. Returns whether to read now.
+    /// most one write buffer's worth of answers. After an upgrade request's end, reading
+    /// waits for the 101 (which hands the connection over and reads) or the end of the
+    /// answer (the connection's last): the decoder parses nothing after such a request,
+    /// so whatever it read would pile up in its buffer, unbounded, while a streamed
+    /// answer (`/events`, logs that follow) goes on. Returns whether to read now.
     mutating func readRequested(isWritable: Bool) -> Bool {
-        if readsPaused || !held.isEmpty || phase == .idle && !isWritable {
+        if readsPaused || !held.isEmpty || phase == .idle && !isWritable || awaitingUpgrade {
             readPending = true
             return false
         }
@@ -136,7 +143,7 @@ struct ConnectionStateMachine {
     /// After the held parts that could go have been served: whether the read held
     /// back meanwhile is to be issued now.
     mutating func readAfterServingHeld(isWritable: Bool) -> Bool {
-        guard held.isEmpty, !readsPaused, readPending, phase != .idle || isWritable else { return false }
+        guard held.isEmpty, !readsPaused, !awaitingUpgrade, readPending, phase != .idle || isWritable else { return false }
         readPending = false
         return true
     }
@@ -158,7 +165,7 @@ struct ConnectionStateMachine {
     mutating func resumeReads(whileServingHeld: Bool = false) -> ResumeAction {
         readsPaused = false
         if !held.isEmpty { return .serveHeld }
-        if whileServingHeld { return .none }
+        if whileServingHeld || awaitingUpgrade { return .none }
         if readPending {
             readPending = false
             return .read

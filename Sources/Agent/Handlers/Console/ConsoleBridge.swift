@@ -73,10 +73,15 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
     }
 
     fileprivate func engineWritable() {
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        readIfPending()
+    }
+
+    /// Issues the read held back once both the engine and the browser take what is
+    /// sent to them.
+    private func readIfPending() {
+        guard readPending, let context, context.channel.isWritable, engine?.isWritable ?? true else { return }
+        readPending = false
+        context.read()
     }
 
     private func sendClose(code: WebSocketErrorCode) {
@@ -95,6 +100,9 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
         case .binary, .text, .continuation:
             engine?.clientSent(frame.unmaskedData)
         case .ping:
+            // Answered only while the connection is open; reads stop while the browser
+            // takes nothing (see `read`), so unread pongs cannot pile up.
+            guard !sentClose else { break }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .connectionClose:
             engine?.clientClosed()
@@ -138,12 +146,18 @@ final class ConsoleWebSocketHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { engine?.clientWritable() }
+        if context.channel.isWritable {
+            engine?.clientWritable()
+            readIfPending()
+        }
         context.fireChannelWritabilityChanged()
     }
 
+    /// Reads from the browser only while the engine takes its input and the browser
+    /// takes what is sent to it (output, pongs): a browser that sends without reading
+    /// is not read either.
     func read(context: ChannelHandlerContext) {
-        if engine?.isWritable ?? true { context.read() } else { readPending = true }
+        if (engine?.isWritable ?? true) && context.channel.isWritable { context.read() } else { readPending = true }
     }
 
     fileprivate var isWritable: Bool { context?.channel.isWritable ?? true }
