@@ -39,14 +39,20 @@ public final class ConfinedRoot: Sendable {
 
     // MARK: - Reading
 
+    /// The most entries a listing gives: a directory that holds more (a container may
+    /// make millions of files) is refused rather than held in memory whole.
+    public static let maximumListing = 100_000
+
     /// The entries of the directory at `path`, sorted by name. A link to a directory
     /// inside the root is followed to list it; the entries themselves are never followed.
-    public func list(_ path: ConfinedPath) throws(HostFSError) -> [DirectoryEntry] {
-        try mappingErrors(to: path) { () throws(SystemError) in
+    /// More than `limit` entries: `tooManyEntries`, after reading at most that many names.
+    public func list(_ path: ConfinedPath, limit: Int = maximumListing) throws(HostFSError) -> [DirectoryEntry] {
+        let listed: [DirectoryEntry]? = try mappingErrors(to: path) { () throws(SystemError) in
             let directory = try resolver.open(path, flags: O_RDONLY | O_DIRECTORY)
             defer { close(directory) }
+            guard let names = try directoryNames(of: directory, atMost: limit) else { return nil }
             var entries: [DirectoryEntry] = []
-            for name in try directoryNames(of: directory) {
+            for name in names {
                 do throws(SystemError) {
                     entries.append(try Self.entry(named: name, in: directory))
                 } catch where error.code == ENOENT {
@@ -55,6 +61,8 @@ public final class ConfinedRoot: Sendable {
             }
             return entries.sorted { $0.name < $1.name }
         }
+        guard let listed else { throw .tooManyEntries(path: path.description, limit: limit) }
+        return listed
     }
 
     /// The entry at `path` itself (a link is described, not followed); the root's entry

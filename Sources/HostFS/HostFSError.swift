@@ -28,6 +28,8 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
     case permissionDenied(path: String)
     /// Any other failure of `operation` on `path`, with the errno the kernel gave (HTTP 500).
     case io(path: String, operation: String, errno: Int32)
+    /// The directory at `path` holds more entries than a listing gives (HTTP 422).
+    case tooManyEntries(path: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -51,6 +53,8 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path): permission denied"
         case .io(let path, let operation, let code):
             return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
+        case .tooManyEntries(let path, let limit):
+            return "\(path): holds more than \(limit) entries, more than a listing gives; open a folder inside it, or remove some"
         }
     }
 

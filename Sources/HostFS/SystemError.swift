@@ -53,12 +53,14 @@ func linkTarget(in directory: Int32, name: UnsafePointer<CChar>) throws(SystemEr
 /// The names in the directory open as `descriptor` (without `.` and `..`), unsorted, as
 /// NUL-terminated bytes exactly as stored (not necessarily UTF-8).
 /// Reads through a duplicate so the caller keeps ownership of `descriptor`.
-func directoryNames(of descriptor: Int32) throws(SystemError) -> [[CChar]] {
+func directoryNames(of descriptor: Int32, atMost limit: Int = .max) throws(SystemError) -> [[CChar]]? {
     let stream = try DirectoryStream(adopting: retryingInterrupts("dup") { fcntl(descriptor, F_DUPFD_CLOEXEC, 0) })
     // A duplicate shares the offset: start from the beginning whatever was read before.
     stream.rewind()
     var names: [[CChar]] = []
     while let entry = try stream.next() {
+        // Past the limit nothing more is read: nil.
+        guard names.count < limit else { return nil }
         names.append(entry.name)
     }
     return names

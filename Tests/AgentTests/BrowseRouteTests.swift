@@ -64,6 +64,30 @@ struct BrowseRouteTests {
         }
     }
 
+    @Test("a folder a container filled with more than 100,000 files is a 422 naming it, not the agent's memory; 100,000 are listed")
+    func hugeFolder() async throws {
+        let volume = try TestVolume.create(populatedBy: "busybox mkdir /data/many")
+        defer { volume.remove() }
+        let folder = try volume.dataPath + "/many"
+        func fill(to count: Int) throws {
+            let made = try Command.run("python3", ["-c", "import os, sys\nfor i in range(int(sys.argv[2])): open(os.path.join(sys.argv[1], 'f%06d' % i), 'w').close()", folder, String(count)])
+            #expect(made.status == 0, "\(made.errorOutput)")
+        }
+        try await TestAgent.with { agent async throws in
+            let key = SigningKey()
+            try fill(to: 100_000)
+            let listed = try agent.request("GET", "/browse/ls?volumeID=\(volume.name)&path=/many", key: key)
+            #expect(listed.status == 200)
+            #expect((try listed.json() as? [Any])?.count == 100_000)
+            try fill(to: 100_001)
+            let refused = try agent.request("GET", "/browse/ls?volumeID=\(volume.name)&path=/many", key: key)
+            #expect(refused.status == 422)
+            #expect((try refused.json() as? [String: Any])?["message"] as? String == "/many: holds more than 100000 entries, more than a listing gives; open a folder inside it, or remove some")
+            // The folder around it is listed as before.
+            #expect(try agent.request("GET", "/browse/ls?volumeID=\(volume.name)&path=/", key: key).status == 200)
+        }
+    }
+
     @Test("links planted in a volume never reach the agent's or the host's files (the original serves /etc/hosts)")
     func plantedLinksStayInside() async throws {
         // This machine may have no /etc/hosts; /etc/passwd is always there to leak.

@@ -116,7 +116,7 @@ final class HostileTree {
 /// repeating its message.
 enum Failure: Equatable {
     case invalidArgument, notFound, alreadyExists, forbidden, unfollowableLink
-    case notADirectory, isADirectory, specialFile, permissionDenied, io
+    case notADirectory, isADirectory, specialFile, permissionDenied, io, tooManyEntries
     case none
     /// An error that is not a HostFSError: never expected.
     case foreign
@@ -135,6 +135,7 @@ extension HostFSError {
         case .specialFile: .specialFile
         case .permissionDenied: .permissionDenied
         case .io: .io
+        case .tooManyEntries: .tooManyEntries
         }
     }
 }

@@ -75,6 +75,23 @@ import Testing
         #expect(failure { try root.entry(at: path("outside-dir/secret.txt")) } == .notFound)
     }
 
+    @Test(arguments: resolutions)
+    func aFolderWithMoreEntriesThanTheLimitIsRefusedNotHeld(resolution: PathResolution) throws {
+        let tree = try HostileTree()
+        let root = try tree.root(resolution)
+        // What "dir" holds, as libc's readdir counts it.
+        let stream = try #require(opendir(tree.rootPath + "/dir"))
+        var count = 0
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { count += 1 }
+        }
+        closedir(stream)
+        #expect(count >= 2)
+        #expect(try root.list(path("dir"), limit: count).count == count)
+        #expect(failure { try root.list(path("dir"), limit: count - 1) } == .tooManyEntries)
+    }
+
     @Test func theRootMustBeAnExistingFolder() throws {
         let tree = try HostileTree()
         #expect(failure { try ConfinedRoot(path: tree.base + "/missing") } == .notFound)

@@ -18,6 +18,8 @@ extension AgentError {
             self.init(.insufficientStorage, error.description)
         case .io:
             self.init(.internalServerError, error.description)
+        case .tooManyEntries:
+            self.init(.unprocessableEntity, error.description)
         }
     }
 }
