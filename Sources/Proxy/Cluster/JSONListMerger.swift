@@ -7,10 +7,10 @@ import NIOCore
 /// order and escapes stay exactly the engine's.
 ///
 /// Every part is scanned in place (the engines' buffers, never copied to arrays) and
-/// the answer is written once, into a buffer sized from the scan. A part is first
-/// checked to be valid JSON of the expected shape (`StrictJSON`): one that is not (a
-/// broken or hostile member) is left out and named in `Merged.refused`, so it can
-/// neither break the merged list nor take the other nodes' parts down with it.
+/// the answer is written once, into a buffer sized from the scan. The scan checks each
+/// part to be valid JSON of the expected shape (`StrictJSON` for every value): one that
+/// is not (a broken or hostile member) is left out and named in `Merged.refused`, so it
+/// can neither break the merged list nor take the other nodes' parts down with it.
 public enum JSONListMerger {
     public enum Failure: Error, Equatable, Sendable {
         case notAnArray
@@ -132,7 +132,6 @@ public enum JSONListMerger {
     public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Merged {
         let scanned = parts.map { part in
             try? part.body.scan { bytes throws(Failure) in
-                try checkStrictly(bytes, opening: UInt8(ascii: "["))
                 return try elements(ofArrayIn: bytes, 0..<bytes.count)
             }
         }
@@ -167,7 +166,6 @@ public enum JSONListMerger {
         typealias Found = (volumes: [Range<Int>], warnings: [Range<Int>])
         let scanned = parts.map { part -> Found? in
             try? part.body.scan { bytes throws(Failure) -> Found in
-                try checkStrictly(bytes, opening: UInt8(ascii: "{"))
                 let whole = 0..<bytes.count
                 var result: Found = ([], [])
                 if let range = try value(forKey: "Volumes", inObject: bytes, whole), !isNull(bytes, range) {
@@ -221,15 +219,6 @@ public enum JSONListMerger {
         return Merged(body: out, refused: refused)
     }
 
-    /// Throws unless `bytes` are exactly one valid JSON value (`StrictJSON`) that starts
-    /// with `opening`: the scans below then only find where things lie, in text known to be JSON.
-    static func checkStrictly(_ bytes: UnsafeBufferPointer<UInt8>, opening: UInt8) throws(Failure) {
-        let start = skipWhitespace(bytes, from: 0, to: bytes.count)
-        guard start < bytes.count, bytes[start] == opening else { throw opening == UInt8(ascii: "[") ? .notAnArray : .notAnObject }
-        guard let end = StrictJSON.valueEnd(bytes, from: start) else { throw .malformed(offset: start) }
-        try expectEnd(bytes, after: end, to: bytes.count)
-    }
-
     /// An object gets the node's tag as its last member; anything else (engines only
     /// send objects) is copied as it is.
     static func writeTagged(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, tag: [UInt8], to out: inout ByteBuffer) {
@@ -265,9 +254,9 @@ public enum JSONListMerger {
     // MARK: Scanning
     //
     // Over the body's own bytes; a range is always within `bytes`, and every read
-    // below checks its index against the range's end first. These scans find where
-    // values lie; they do not check them: the lists' parts are checked first
-    // (`checkStrictly`), and only bodies that passed are scanned.
+    // below checks its index against the range's end first. The containers' grammar is
+    // checked here, and every value and key by `StrictJSON`, in the same pass: a part
+    // that scans is valid JSON.
 
     /// The ranges of the elements of the array that fills `whole` (whitespace around it allowed).
     static func elements(ofArrayIn bytes: UnsafeBufferPointer<UInt8>, _ whole: Range<Int>) throws(Failure) -> [Range<Int>] {
@@ -331,52 +320,20 @@ public enum JSONListMerger {
         }
     }
 
-    /// Where the JSON value starting at `start` ends. Nesting is tracked with a
-    /// counter, not recursion, so deep input cannot exhaust the stack.
+    /// Where the JSON value starting at `start` ends, within `end`; it must be valid
+    /// JSON (`StrictJSON`, whose nesting is kept on the heap, so deep input cannot
+    /// exhaust the stack).
     static func skipValue(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws(Failure) -> Int {
-        guard start < end else { throw .malformed(offset: start) }
-        var index = start
-        var depth = 0
-        repeat {
-            guard index < end else { throw .malformed(offset: index) }
-            switch bytes[index] {
-            case UInt8(ascii: "\""):
-                index = try skipString(bytes, from: index, to: end)
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                index += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                guard depth > 0 else { throw .malformed(offset: index) }
-                depth -= 1
-                index += 1
-            default:
-                if depth == 0 {
-                    // A scalar: up to the next delimiter.
-                    var scalarEnd = index
-                    while scalarEnd < end, !isWhitespace(bytes[scalarEnd]),
-                          bytes[scalarEnd] != UInt8(ascii: ","), bytes[scalarEnd] != UInt8(ascii: "]"), bytes[scalarEnd] != UInt8(ascii: "}") {
-                        scalarEnd += 1
-                    }
-                    guard scalarEnd > index else { throw .malformed(offset: index) }
-                    return scalarEnd
-                }
-                index += 1
-            }
-        } while depth > 0
-        return index
+        guard start < end, let valueEnd = StrictJSON.valueEnd(bytes, from: start), valueEnd <= end else { throw .malformed(offset: start) }
+        return valueEnd
     }
 
-    /// Where the string starting at the quote `start` ends (just past its closing quote).
+    /// Where the string starting at the quote `start` ends (just past its closing quote); it must be valid JSON.
     static func skipString(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) throws(Failure) -> Int {
-        var index = start + 1
-        while index < end {
-            switch bytes[index] {
-            case UInt8(ascii: "\\"): index += 2
-            case UInt8(ascii: "\""): return index + 1
-            default: index += 1
-            }
+        guard start < end, bytes[start] == UInt8(ascii: "\""), let stringEnd = StrictJSON.valueEnd(bytes, from: start), stringEnd <= end else {
+            throw .malformed(offset: start)
         }
-        throw .malformed(offset: start)
+        return stringEnd
     }
 
     static func skipWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
