@@ -116,6 +116,14 @@ public final class UpstreamPool: Sendable {
         }
     }
 
+    /// Whether `channel` may carry another exchange as it is: in secret mode, it was
+    /// checked under the secrets now in force. Call on its loop.
+    public func isCurrent(_ channel: Channel) -> Bool {
+        guard let vouching else { return true }
+        let generation = vouching.generation
+        return idle.withLockedValue { $0[ObjectIdentifier(channel.eventLoop)]?.generations[ObjectIdentifier(channel)] == generation }
+    }
+
     /// Gives a connection back after a complete exchange; closes it when it cannot
     /// be reused or the pool for its loop is full.
     public func release(_ channel: Channel, reusable: Bool) {

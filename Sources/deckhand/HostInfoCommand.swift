@@ -59,20 +59,27 @@ struct HostInfoCommand: AsyncParsableCommand {
         } catch {
             if case .badAddress = error { throw ValidationError(error.description) }
             if case .badKey = error { throw ValidationError(error.description) }
-            print("deckhand host-info: \(error)")
+            print("deckhand host-info: " + TerminalText.safe("\(error)"))
             throw ExitCode(1)
         }
-        guard table else { return print(String(decoding: body, as: UTF8.self)) }
+        guard table else {
+            guard let text = TerminalText.json(body) else {
+                print("deckhand host-info: \(address) answered something that is not JSON")
+                throw ExitCode(1)
+            }
+            return print(text)
+        }
         guard let fleet = try? JSONDecoder().decode(Fleet.self, from: Data(body)) else {
             print("deckhand host-info: \(address) answered something that is not a fleet inventory")
             throw ExitCode(1)
         }
+        // Every node's inventory is what that node (or whoever answered for it) says.
         for entry in fleet.Nodes {
-            print("== \(entry.NodeName) (\(entry.Role)) ==")
-            print(HostInfoTable(entry.HostInfo).render())
+            print(TerminalText.safe("== \(entry.NodeName) (\(entry.Role)) =="))
+            print(TerminalText.safe(HostInfoTable(entry.HostInfo).render()))
         }
         if !fleet.UnreachableNodes.isEmpty {
-            print("unreachable: \(fleet.UnreachableNodes.joined(separator: ", "))")
+            print(TerminalText.safe("unreachable: \(fleet.UnreachableNodes.joined(separator: ", "))"))
         }
     }
 

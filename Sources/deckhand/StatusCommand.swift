@@ -35,18 +35,22 @@ struct StatusCommand: AsyncParsableCommand {
         } catch {
             if case .badAddress = error { throw ValidationError(error.description) }
             if case .badKey = error { throw ValidationError(error.description) }
-            print("deckhand status: \(error)")
+            print("deckhand status: " + TerminalText.safe("\(error)"))
             throw ExitCode(1)
         }
         if json {
-            print(String(decoding: body, as: UTF8.self))
+            guard let text = TerminalText.json(body) else {
+                print("deckhand status: \(address) answered something that is not JSON")
+                throw ExitCode(1)
+            }
+            print(text)
             return
         }
         guard let status = try? JSONDecoder().decode(GetClusterStatus.Status.self, from: Data(body)) else {
             print("deckhand status: \(address) answered something that is not a status")
             throw ExitCode(1)
         }
-        print(status.table(now: Int64(time(nil))), terminator: "")
+        print(TerminalText.safe(status.table(now: Int64(time(nil)))), terminator: "")
     }
 }
 

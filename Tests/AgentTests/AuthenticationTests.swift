@@ -254,6 +254,19 @@ struct AuthenticationFailureLogTests {
         #expect(log.record(peer: "192.0.2.1", at: Self.at(2.5)) == [.init(peer: "192.0.2.1", suppressed: 0)])
     }
 
+    @Test("failures are counted per IPv4 address and per IPv6 /64: a host cycling through its /64 is one peer")
+    func peersBySource() throws {
+        var generator = SystemRandomNumberGenerator()
+        let keys = try (0..<1000).map { _ in
+            let host = (0..<4).map { _ in String(UInt16.random(in: 0...UInt16.max, using: &generator), radix: 16) }.joined(separator: ":")
+            return AuthenticationFailureLog.peerKey(try SocketAddress(ipAddress: "2001:db8:1:2:" + host, port: 1))
+        }
+        #expect(Set(keys) == ["2001:db8:1:2::/64"], "\(Set(keys).prefix(3))")
+        #expect(AuthenticationFailureLog.peerKey(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 1)) == "2001:db8:1:3::/64")
+        #expect(AuthenticationFailureLog.peerKey(try SocketAddress(ipAddress: "192.0.2.1", port: 1)) == "192.0.2.1")
+        #expect(AuthenticationFailureLog.peerKey(try SocketAddress(ipAddress: "::ffff:192.0.2.2", port: 1)) == "192.0.2.2")
+    }
+
     @Test("a flood from ever new addresses keeps the table bounded and the log at one extra line a second")
     func cyclingAddresses() {
         let log = AuthenticationFailureLog(logger: .init(label: "test"), capacity: 64)

@@ -87,4 +87,45 @@ struct CommandLineTests {
             #expect(try agent.request("GET", "/_ping", headers: secretHeaders).status == 200)
         }
     }
+
+    @Test("what an agent answers cannot drive the operator's terminal: deckhand status and host-info print escape and control bytes inertly")
+    func remoteTextIsInert() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("inert-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("client.pem").path
+        #expect(try Command.run(try BuiltProducts.deckhand, ["keygen", "--out", key]).status == 0)
+        // Whoever answers at the address (trust on first use checks nothing first), one answer each.
+        func answer(_ body: String, status: String = "200 OK", _ arguments: [String]) throws -> CommandResult {
+            let (liar, port, liarFolder) = try MemberLineStreamTests.liar(body, thenEnd: true, status: status)
+            defer { liar.stop(); try? FileManager.default.removeItem(at: liarFolder) }
+            return try Command.run(try BuiltProducts.deckhand, arguments + ["--address", "127.0.0.1:\(port)", "--key", key], timeout: 40)
+        }
+        let hostile = "\u{1B}]52;c;ZXZpbA==\u{07}\u{1B}[2J\u{9B}31m\u{7F}"
+        func inert(_ result: CommandResult) -> Bool {
+            !result.output.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" || (0x7F...0x9F).contains($0.value) }
+        }
+        // A refusal whose body is escape sequences.
+        let refused = try answer(hostile, status: "500 Internal Server Error", ["status"])
+        #expect(refused.status == 1)
+        #expect(inert(refused), "\(refused.output.debugDescription)")
+        #expect(refused.output.contains("\\u{1B}]52;c;"), "\(refused.output.debugDescription)")
+        // A status whose node name carries them (escaped in the JSON, raw once decoded).
+        let status = #"{"NodeName":"\u001b[2Jnode\u009b","Version":"x","Engine":{"Answers":true}}"#
+        let table = try answer(status, ["status"])
+        #expect(inert(table), "\(table.output.debugDescription)")
+        #expect(table.output.contains("node"), "\(table.output.debugDescription)")
+        // JSON as it came, its raw C1 bytes written as \u escapes: the same JSON, as Python reads it.
+        let raw = "{\"NodeName\":\"a\u{9B}b\u{7F}\",\"Version\":\"x\"}"
+        let json = try answer(raw, ["status", "--json"])
+        #expect(json.status == 0)
+        #expect(inert(json), "\(json.output.debugDescription)")
+        let same = try Command.run("python3", ["-c", "import json, sys; a, b = sys.argv[1], sys.stdin.read(); sys.exit(0 if json.loads(a) == json.loads(b) else 1)", raw],
+                                   input: Data(json.output.utf8))
+        #expect(same.status == 0, "\(json.output.debugDescription)")
+        // Not JSON at all: said so, not printed.
+        let notJSON = try answer(hostile, ["host-info"])
+        #expect(notJSON.status == 1)
+        #expect(inert(notJSON) && notJSON.output.contains("not JSON"), "\(notJSON.output.debugDescription)")
+    }
 }

@@ -84,7 +84,7 @@ struct MemberLineStreamTests {
     /// A TLS server that answers every request 200 with `body` (chunked as one chunk),
     /// then holds the connection open. With `thenEnd`, it ends the first answer after `body` and closes
     /// it, and answers every later request with a 200 that sends nothing and is held.
-    static func liar(_ body: String, thenEnd: Bool = false) throws -> (ChildProcess, port: Int, folder: URL) {
+    static func liar(_ body: String, thenEnd: Bool = false, status: String = "200 OK") throws -> (ChildProcess, port: Int, folder: URL) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("liar-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let made = try Command.run("openssl", [
@@ -96,12 +96,12 @@ struct MemberLineStreamTests {
         let port = try AgentProcess.freePort()
         let script = """
             import socket, ssl, sys
-            folder, port, then_end = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+            folder, port, then_end, status = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4].encode()
             body = open(folder + "/body", "rb").read()
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(folder + "/cert.pem", folder + "/key.pem")
             server = socket.create_server(("127.0.0.1", port))
-            head = b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+            head = b"HTTP/1.1 " + status + b"\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
             held = []
             while True:
                 connection, _ = server.accept()
@@ -118,7 +118,7 @@ struct MemberLineStreamTests {
                     tls.sendall(head)
                     held.append(tls)
             """
-        let process = try Command.spawn("/usr/bin/python3", ["-c", script, folder.path, String(port), thenEnd ? "1" : "0"])
+        let process = try Command.spawn("/usr/bin/python3", ["-c", script, folder.path, String(port), thenEnd ? "1" : "0", status])
         for _ in 0..<100 {
             if (try? Command.run("sh", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status) == 0 { break }
             usleep(50_000)

@@ -49,10 +49,16 @@ final class AuthenticationFailureLog: Sendable {
         state.withLockedValue { $0.peers.count }
     }
 
+    /// Who a failure is counted against: the source as the connection limit groups them
+    /// (an IPv4 address, an IPv6 /64), so that one host cycling through the addresses
+    /// of its /64 is one peer here too, not a line per address.
+    static func peerKey(_ peer: SocketAddress?) -> String {
+        ConnectionLimit.Source(peer).description
+    }
+
     /// Records one refused request from `peer` and logs what is due.
     func record(_ failure: SignatureVerifier.Failure, peer: SocketAddress?) {
-        let address = peer?.ipAddress ?? "unknown"
-        for line in record(peer: address, at: .now()) {
+        for line in record(peer: Self.peerKey(peer), at: .now()) {
             if line.isFailure {
                 logger.warning("authentication failed", metadata: [
                     "peer": "\(line.peer)", "reason": "\(Self.reason(failure))", "suppressed": "\(line.suppressed)",

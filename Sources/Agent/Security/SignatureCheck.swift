@@ -5,9 +5,11 @@ import Proxy
 /// The signature step of one connection: a request to a signed route passes only
 /// with a key and signature the verifier accepts. A keep-alive connection repeats the
 /// same pair: remembered here, it costs neither the shared cache's lock nor its
-/// hashing. Only a pair the verifier accepted is remembered.
+/// hashing. Only a pair the verifier accepted is remembered, and only under the
+/// secrets it was accepted with: once they are replaced (a rotation that drops a
+/// leaked secret), the pair is checked again.
 struct SignatureCheck {
-    private var verifiedPair: (publicKey: String, signature: String)?
+    private var verifiedPair: (publicKey: String, signature: String, generation: Int)?
 
     /// Nil when the request may go on, else the answer that refuses it (the failure is
     /// recorded for the rate-limited log).
@@ -16,12 +18,14 @@ struct SignatureCheck {
     ) -> AgentError? {
         let publicKey = head.headers.first(name: AgentHeaderName.publicKey)
         let signature = head.headers.first(name: AgentHeaderName.signature)
-        if let publicKey, let signature, publicKey == verifiedPair?.publicKey, signature == verifiedPair?.signature {
+        let generation = verifier.generation
+        if let publicKey, let signature, let verifiedPair, publicKey == verifiedPair.publicKey, signature == verifiedPair.signature,
+            generation == verifiedPair.generation {
             return nil
         }
         do {
             try verifier.verify(publicKey: publicKey, signature: signature)
-            verifiedPair = (publicKey!, signature!)
+            verifiedPair = (publicKey!, signature!, generation)
             return nil
         } catch {
             failures.record(error, peer: peer)

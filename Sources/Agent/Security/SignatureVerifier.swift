@@ -37,6 +37,9 @@ final class SignatureVerifier: Sendable {
     private let cacheLimit: Int
     private let state: NIOLockedValueBox<State>
     private let checks = Atomic<Int>(0)
+    /// Counts `replaceSecrets`, readable without the lock: a connection that remembers a
+    /// pair it had verified checks it again once this moves (`SignatureCheck`).
+    private let secretsGeneration = Atomic<Int>(0)
 
     private struct State {
         /// What a signature may sign: MD5 of each secret, or of the default message.
@@ -74,7 +77,11 @@ final class SignatureVerifier: Sendable {
             state.verified = []
             state.verifiedOrder = []
         }
+        secretsGeneration.add(1, ordering: .releasing)
     }
+
+    /// Moves whenever the secrets are replaced.
+    var generation: Int { secretsGeneration.load(ordering: .acquiring) }
 
     /// The key associated by trust on first use, hex-encoded, if any.
     var associatedKey: String? {

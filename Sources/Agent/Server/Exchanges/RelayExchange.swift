@@ -67,7 +67,8 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         connection.pauseReads()
         if let kept = connection.keptUpstream {
             connection.keptUpstream = nil
-            if kept.pool === pool, kept.channel.isActive { return acquired(.success(kept.channel)) }
+            // A peer connection checked under secrets since replaced is not used again.
+            if kept.pool === pool, kept.channel.isActive, pool.isCurrent(kept.channel) { return acquired(.success(kept.channel)) }
             kept.release()
         }
         pool.acquire(on: context.eventLoop).assumeIsolated().whenComplete { result in

@@ -1,0 +1,43 @@
+import NIOCore
+import Proxy
+
+/// What an agent answers, made safe to print on the operator's terminal. The answer
+/// may come from whoever holds the address (trust on first use checks nothing before
+/// the request), so it must not be able to move the cursor, recolour, retitle the
+/// window or set the clipboard with escape sequences.
+enum TerminalText {
+    /// `text` with every control character but newline and tab (C0, DEL, and C1, which
+    /// some terminals read as ESC sequences) written as `\u{XX}`.
+    static func safe(_ text: String) -> String {
+        var out = ""
+        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" || scalar == "\t" || !isControl(scalar) {
+                out.unicodeScalars.append(scalar)
+            } else {
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+        }
+        return out
+    }
+
+    /// A JSON object body to print as it came, or nil when it is not one (`StrictJSON`).
+    /// Valid JSON holds no C0 control raw; DEL and C1 it may, in strings only, where
+    /// `\u00XX` reads the same: so written, the text is the same JSON and prints inertly.
+    static func json(_ body: [UInt8]) -> String? {
+        guard StrictJSON.isObject(ByteBuffer(bytes: body)) else { return nil }
+        var out = ""
+        for scalar in String(decoding: body, as: UTF8.self).unicodeScalars {
+            if isControl(scalar), scalar.value >= 0x7F {
+                out += "\\u00" + String(scalar.value, radix: 16, uppercase: true)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+}
