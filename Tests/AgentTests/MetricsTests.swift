@@ -295,6 +295,60 @@ struct MetricsTests {
         #expect(plainPorts == [plain.port], "listening: \(plainPorts)")
     }
 
+    @Test("an unauthenticated client costs the metrics endpoint little: one answer per connection, idle ones closed, 64 at once")
+    func endpointBounds() throws {
+        let metricsPort = try AgentProcess.freePort()
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_METRICS_ADDR": "127.0.0.1:\(metricsPort)",
+        ])
+        defer { agent.stop() }
+        // Python's sockets are the client: what it reads is what the endpoint sent.
+        let script = """
+            import json, socket, sys, time
+            port = int(sys.argv[1])
+            def connect():
+                return socket.create_connection(("127.0.0.1", port), timeout=15)
+            def read_all(sock):
+                data = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return data
+                    data += chunk
+            # 1000 pipelined scrapes on one connection.
+            sock = connect()
+            sock.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" * 1000)
+            answers = read_all(sock).count(b"HTTP/1.1 200")
+            sock.close()
+            # 64 silent connections, then one more.
+            held = [connect() for _ in range(64)]
+            time.sleep(0.5)
+            extra = connect()
+            extra.settimeout(3)
+            try:
+                extra_closed = extra.recv(1) == b""
+            except socket.timeout:
+                extra_closed = False
+            # The silent ones are closed after the idle timeout.
+            started = time.time()
+            for one in held:
+                one.settimeout(20)
+                read_all(one)
+            idle_closed_after = time.time() - started
+            scrape = connect()
+            scrape.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            after = read_all(scrape).startswith(b"HTTP/1.1 200")
+            print(json.dumps({"answers": answers, "extra_closed": extra_closed, "idle_closed_after": idle_closed_after, "after": after}))
+            """
+        let result = try Command.run("python3", ["-c", script, String(metricsPort)], timeout: 90)
+        #expect(result.status == 0, "\(result.errorOutput)")
+        let found = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        #expect(found["answers"] as? Int == 1, "\(found)")
+        #expect(found["extra_closed"] as? Bool == true, "\(found)")
+        #expect((found["idle_closed_after"] as? Double ?? 99) < 15, "\(found)")
+        #expect(found["after"] as? Bool == true, "\(found)")
+    }
+
     @Test("the metrics address may not be the agent's own: one line, exit 2", arguments: [
         ["AGENT_PORT": "9443", "DECKHAND_METRICS_ADDR": "127.0.0.1:9443"],
         ["AGENT_HOST": "127.0.0.1", "AGENT_PORT": "9443", "DECKHAND_METRICS_ADDR": "0.0.0.0:9443"],

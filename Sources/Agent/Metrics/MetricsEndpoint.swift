@@ -1,12 +1,21 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The plain-HTTP listener of `DECKHAND_METRICS_ADDR`: `GET /metrics` (`HEAD` too)
 /// answers the text exposition format, anything else a JSON 404 (405 for another
 /// method). It has no signature and no TLS, which is why it never shares the
 /// agent's port.
+///
+/// Whoever can reach it is unauthenticated, so what one can hold is small: every
+/// answer ends its connection (a scrape is one request; pipelined requests cannot
+/// each queue an exposition), a connection silent for `idleTimeout` is closed, and
+/// past `maximumConnections` open at once a new one is closed on arrival.
 final class MetricsEndpoint: Sendable {
+    static let idleTimeout = TimeAmount.seconds(10)
+    static let maximumConnections = 64
+
     private let listener: Channel
 
     /// The port actually bound (useful when configured with port 0).
@@ -17,11 +26,18 @@ final class MetricsEndpoint: Sendable {
     }
 
     static func start(at address: ListenAddress, metrics: AgentMetrics, group: EventLoopGroup) async throws -> MetricsEndpoint {
+        let open = Atomic<Int>(0)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard open.add(1, ordering: .relaxed).newValue <= maximumConnections else {
+                    open.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
                     try pipeline.addHandler(MetricsRequestHandler(metrics: metrics))
                 }
@@ -36,13 +52,15 @@ final class MetricsEndpoint: Sendable {
     }
 }
 
-/// One scrape connection: answers each request once its end has arrived.
+/// One scrape connection: answers its request once its end has arrived, then ends its output.
 private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let metrics: AgentMetrics
     private var head: HTTPRequestHead?
+    /// The connection's one answer is written: what else was sent is not answered.
+    private var answered = false
 
     init(metrics: AgentMetrics) {
         self.metrics = metrics
@@ -53,8 +71,9 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
         case .head(let head): self.head = head
         case .body: break
         case .end:
-            guard let head else { return }
+            guard let head, !answered else { return }
             self.head = nil
+            answered = true
             respond(to: head, context: context)
         }
     }
@@ -72,15 +91,23 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
             response = AgentResponse(
                 status: .ok, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.exposition())
         }
-        var responseHead = response.head(closing: !head.isKeepAlive)
+        var responseHead = response.head(closing: true)
         responseHead.version = head.version
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
         if head.method != .HEAD, let body = response.bodyBuffer {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        let keepAlive = head.isKeepAlive
+        // Output ends after the answer; the rest closes when the client does, or at the
+        // idle timeout. A full close with requests still unread would reset the
+        // connection and could lose the answer on its way.
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+            context.close(mode: .output, promise: nil)
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Silent for the idle timeout: a scraper would have asked long ago.
+        if event is IdleStateHandler.IdleStateEvent { return context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -280,18 +280,29 @@ public final class ClusterMembership: Sendable {
         }
     }
 
-    /// Every address the cluster address names right now. Name look-ups block, so
-    /// they run on the thread pool.
+    /// The most addresses one round probes: a DNS answer with more (a hostile or broken
+    /// resolver) is cut there, and the cut logged.
+    public static let maximumAddresses = 1024
+
+    /// Every address the cluster address names right now (at most `maximumAddresses`).
+    /// Name look-ups block, so they run on the thread pool.
     private func resolve() -> EventLoopFuture<[(host: String, port: Int)]> {
         let seeds = settings.address.seeds
         let port = settings.defaultPort
-        return threadPool.runIfActive(eventLoop: eventLoop) {
+        return threadPool.runIfActive(eventLoop: eventLoop) { [logger] in
             var addresses: [(host: String, port: Int)] = []
             var seen = Set<String>()
+            var named = 0
             for seed in seeds {
                 for host in Self.lookUp(seed.host) where seen.insert(HostPort.join(host, seed.port ?? port)).inserted {
-                    addresses.append((host, seed.port ?? port))
+                    named += 1
+                    if addresses.count < Self.maximumAddresses { addresses.append((host, seed.port ?? port)) }
                 }
+            }
+            if named > addresses.count {
+                logger.warning("the cluster address names more agents than one round probes", metadata: [
+                    "named": "\(named)", "probed": "\(addresses.count)",
+                ])
             }
             return addresses
         }.recover { _ in [] }
@@ -328,18 +339,31 @@ public final class ClusterMembership: Sendable {
     }
 
     /// Addresses the cluster address no longer names stop holding their node names
-    /// (a replaced task's), and only those it names are told who this agent is.
-    private func resolved(_ addresses: [(host: String, port: Int)]) {
+    /// (a replaced task's), and only those it names are told who this agent is. What
+    /// this agent kept for an address neither named nor held by a member (its record,
+    /// its connections, its probe metrics) is let go: a Swarm whose tasks are replaced
+    /// for months, each with a new address, leaves nothing behind.
+    func resolved(_ addresses: [(host: String, port: Int)]) {
         let keys = Set(addresses.map { HostPort.join($0.host, $0.port) })
-        state.withLockedValue { state in
+        let forgotten = state.withLockedValue { state -> [(String, UpstreamPool)] in
             state.resolvedHosts = Set(addresses.map(\.host))
-            // Records of addresses neither named nor held by a member are forgotten.
-            let named = keys
-            for key in state.records.keys where !named.contains(key) && state.entries[key] == nil { state.records[key] = nil }
+            for key in state.records.keys where !keys.contains(key) && state.entries[key] == nil { state.records[key] = nil }
             for key in state.entries.keys where !keys.contains(key) { state.entries[key]?.answering = false }
             state.refusals = state.refusals.filter { keys.contains($0.key) }
+            let gone = state.pools.filter { !keys.contains($0.key) && state.entries[$0.key] == nil }
+            for key in gone.keys { state.pools[key] = nil }
+            return gone.map { ($0.key, $0.value) }
+        }
+        for (address, pool) in forgotten {
+            pool.closeIdle()
+            let probed = [("member", address)]
+            Timer(label: "deckhand_cluster_probe_seconds", dimensions: probed).destroy()
+            Counter(label: "deckhand_cluster_probe_failures_total", dimensions: probed).destroy()
         }
     }
+
+    /// How many addresses this agent keeps connections for (named, or a member's).
+    var pooledAddresses: Int { state.withLockedValue { $0.pools.count } }
 
     private func probe(host: String, port: Int) -> EventLoopFuture<Void> {
         let address = HostPort.join(host, port)
