@@ -147,9 +147,13 @@ struct HostileClientTests {
         try portainer.signOn(key, answers: 2)
         #expect(portainer.channel.isActive)
         // The flood made room with its own oldest: 1 + 44 + 1 = 46 connections for 32
-        // slots, so the 14 oldest silent ones are closed, and the newest are still open.
-        #expect(silent.prefix(14).allSatisfy { $0.closedByServer(within: 2) })
-        #expect(silent.suffix(26).allSatisfy { $0.channel.isActive })
+        // slots, so 14 of the first 31 silent ones are closed (which 14 depends on the
+        // order the agent's loops admitted them in, microseconds apart), and the newer
+        // ones are still open.
+        usleep(1_000_000)
+        let closed = silent.map { !$0.channel.isActive }
+        #expect(closed.prefix(31).filter { $0 }.count == 14, "\(closed)")
+        #expect(closed.suffix(9).allSatisfy { !$0 }, "\(closed)")
         #expect(slow.allSatisfy { $0.channel.isActive })
         // The operator is told, with the source that held the most.
         let warnings = agent.logLines().filter { $0.contains("closed the oldest unauthenticated connection") }
