@@ -32,6 +32,22 @@ struct FleetHostEventsTests {
         }.wait()
     }
 
+    /// A member at `127.0.0.1:port` and its pool, as the membership gives it.
+    static func peer(named name: String, port: Int) throws -> FleetHostEvents.Peer {
+        FleetHostEvents.Peer(
+            member: ClusterMember(nodeName: name, isManager: false, host: "127.0.0.1", port: port, version: ""),
+            pool: UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext())))
+    }
+
+    /// What the stream has for its client now, as text.
+    static func take(_ fleet: NIOLoopBound<FleetHostEvents>, on loop: EventLoop) throws -> String {
+        try loop.submit {
+            var buffer = ByteBuffer()
+            _ = fleet.value.take(into: &buffer)
+            return String(buffer: buffer)
+        }.wait()
+    }
+
     /// Records the `since` of every member stream the fleet opens.
     final class Opened: Sendable {
         private let state = NIOLockedValueBox<[(name: String, since: Int64)]>([])
@@ -75,10 +91,9 @@ struct FleetHostEventsTests {
         let expected = try #require(Int64(python.output.trimmingCharacters(in: .whitespacesAndNewlines)))
 
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let member = ClusterMember(nodeName: "m", isManager: false, host: "127.0.0.1", port: port, version: "")
-        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let peer = try Self.peer(named: "m", port: port)
         let opened = Opened()
-        let fleet = try Self.start(membership: { [FleetHostEvents.Peer(member: member, pool: pool)] }, request: opened.request, since: 1_000, on: loop)
+        let fleet = try Self.start(membership: { [peer] }, request: opened.request, since: 1_000, on: loop)
         defer { try? loop.submit { fleet.value.stop() }.wait() }
 
         #expect(Self.waitFor("the member's stream opened again") { opened.all.count >= 2 })
@@ -86,11 +101,7 @@ struct FleetHostEventsTests {
         #expect(opened.all.dropFirst().first?.since == expected, "\(opened.all)")
         var text = ""
         _ = try Self.waitFor("member-reachable") {
-            text += try loop.submit {
-                var buffer = ByteBuffer()
-                _ = fleet.value.take(into: &buffer)
-                return String(buffer: buffer)
-            }.wait()
+            text += try Self.take(fleet, on: loop)
             return text.contains("member-reachable")
         }
         let received = text.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -105,21 +116,14 @@ struct FleetHostEventsTests {
         let (liar, port, folder) = try MemberLineStreamTests.liar(line + "\n")
         defer { liar.stop(); try? FileManager.default.removeItem(at: folder) }
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let member = ClusterMember(nodeName: "m", isManager: false, host: "127.0.0.1", port: port, version: "")
-        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let peer = try Self.peer(named: "m", port: port)
         let opened = Opened()
         let generation = NIOLockedValueBox(0)
         let fleet = try Self.start(
-            membership: { [FleetHostEvents.Peer(member: member, pool: pool)] }, request: opened.request, since: 1_000,
+            membership: { [peer] }, request: opened.request, since: 1_000,
             generation: { generation.withLockedValue { $0 } }, on: loop)
         defer { try? loop.submit { fleet.value.stop() }.wait() }
-        func take() throws -> String {
-            try loop.submit {
-                var buffer = ByteBuffer()
-                _ = fleet.value.take(into: &buffer)
-                return String(buffer: buffer)
-            }.wait()
-        }
+        func take() throws -> String { try Self.take(fleet, on: loop) }
         var text = ""
         #expect(try Self.waitFor("the member's event") { text += try take(); return !text.isEmpty })
         usleep(100_000)
@@ -138,14 +142,13 @@ struct FleetHostEventsTests {
     func joinerStartsWhenTakenUp() throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let port = try AgentProcess.freePort()
-        let member = ClusterMember(nodeName: "late", isManager: false, host: "127.0.0.1", port: port, version: "")
-        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let peer = try Self.peer(named: "late", port: port)
         for clientSince: Int64? in [nil, 1_000] {
             let present = NIOLockedValueBox(false)
             let opened = Opened()
             let began = HardwareEvent.now
             let fleet = try Self.start(
-                membership: { present.withLockedValue { $0 } ? [FleetHostEvents.Peer(member: member, pool: pool)] : [] }, request: opened.request,
+                membership: { present.withLockedValue { $0 } ? [peer] : [] }, request: opened.request,
                 since: clientSince, on: loop)
             defer { try? loop.submit { fleet.value.stop() }.wait() }
             usleep(300_000)
@@ -187,12 +190,11 @@ struct FleetHostEventsTests {
     func noticesBounded() throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let port = try AgentProcess.freePort()
-        let member = ClusterMember(nodeName: "flapping", isManager: false, host: "127.0.0.1", port: port, version: "")
-        let pool = UpstreamPool(transport: .tls(host: "127.0.0.1", port: port, context: try UpstreamTransport.peerTLSContext()))
+        let peer = try Self.peer(named: "flapping", port: port)
         let asked = NIOLockedValueBox(0)
         // Present at every other look: it joins, cannot be reached, leaves, joins again.
         let membership = { @Sendable () -> [FleetHostEvents.Peer] in
-            asked.withLockedValue { $0 += 1; return $0 % 2 == 1 } ? [FleetHostEvents.Peer(member: member, pool: pool)] : []
+            asked.withLockedValue { $0 += 1; return $0 % 2 == 1 } ? [peer] : []
         }
         let request = { @Sendable (_: ClusterMember, _: Int64) in HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v2/host/events") }
         let fleet = try Self.start(membership: membership, request: request, since: HardwareEvent.now, on: loop)
