@@ -264,6 +264,51 @@ struct HostileClientTests {
         #expect(try Self.docker(["volume", "inspect", name]).status != 0, "the engine created the smuggled volume")
     }
 
+    // MARK: What follows the client's upgrade request
+
+    @Test("stdin sent in the same write as an attach request reaches the container, and the agent lives on")
+    func stdinBehindTheUpgradeRequest() throws {
+        let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
+        let run = try Self.docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
+        #expect(run.status == 0, "\(run.errorOutput)")
+        defer { _ = try? Self.docker(["rm", "-f", name]) }
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        // The request and the first stdin bytes in one TLS record, so in one read.
+        try connection.send(
+            "POST /v1.41/containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello\n")
+        // cat's echo, as the engine frames stdout: stream 1, length 6.
+        let frame = "\u{1}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}hello\n"
+        let received = connection.wait(atMost: 10) { $0.hasSuffix(frame) }
+        #expect(received.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "received: \(received.prefix(200))")
+        #expect(received.hasSuffix(frame), "received: \(received.prefix(400))")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the hijack")
+    }
+
+    @Test("a websocket frame sent in the same write as a console's handshake reaches the container, and the agent lives on")
+    func frameBehindTheConsoleHandshake() throws {
+        let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
+        let run = try Self.docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
+        #expect(run.status == 0, "\(run.errorOutput)")
+        defer { _ = try? Self.docker(["rm", "-f", name]) }
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        let handshake = "GET /websocket/attach?id=\(name) HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+            + "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        // A masked text frame (RFC 6455 5.2), with a random mask.
+        let payload = Array("hello through the console\n".utf8)
+        let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+        let frame = [0x81, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $1 ^ mask[$0 % 4] }
+        try connection.send(bytes: Array(handshake.utf8) + frame)
+        let received = connection.wait(atMost: 10) { $0.contains("hello through the console") }
+        #expect(received.hasPrefix("HTTP/1.1 101"), "received: \(received.prefix(200))")
+        #expect(received.contains("hello through the console"), "received: \(received.prefix(400))")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the console")
+    }
+
     // MARK: Findings 8 and 9: what follows the engine's 101
 
     @Test("output the engine sends with its 101 and then closes reaches the client, 200 times out of 200")

@@ -73,6 +73,19 @@ struct LimitsTests {
             try channel.writeAndFlush(channel.allocator.buffer(string: text)).wait()
         }
 
+        /// Writes `bytes` in one write (one TLS record).
+        func send(bytes: [UInt8]) throws {
+            try channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).wait()
+        }
+
+        /// Waits up to `seconds` for what the server sent to satisfy `done`; what it sent.
+        @discardableResult
+        func wait(atMost seconds: Double, until done: (String) -> Bool) -> String {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !done(received), Date() < deadline { usleep(10_000) }
+            return received
+        }
+
         /// Whether the server closed the connection within `seconds`.
         func closedByServer(within seconds: Double) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)

@@ -369,17 +369,23 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         }
         let clientChannel = context.channel
         connection.services.metrics?.upgraded(console == nil ? .hijack : .console, closed: clientChannel.closeFuture)
-        clientPipeline.removeHandler(context: context, promise: nil)
         // A decoder hands on the bytes it still holds (sent right behind the request or
-        // the 101, maybe in the same read) when its removal completes, outside any read
-        // and so without the flush a read's end brings: flush them on at once.
+        // the 101, maybe in the same read) when its removal completes: later, on this
+        // loop, in the order the removals were asked for (encoders leave at once).
+        // The upstream's goes first: its response decoder also sees every write (to
+        // frame answers by their requests) and traps on raw bytes, so the client's
+        // bytes must not be written into that pipeline before it has gone. The
+        // client's request decoder sees no writes, so the upstream's leftovers may be
+        // written past it. Removals complete outside any read, without the flush a
+        // read's end brings: flush what they handed on at once.
+        upstream.removeHTTPHandlers(on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            clientChannel.flush()
+        }
+        clientPipeline.removeHandler(context: context, promise: nil)
         let clientRemovals = connection.httpHandlers.map { clientPipeline.removeHandler($0) }
         EventLoopFuture.andAllComplete(clientRemovals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
             engineChannel.flush()
             clientGate.release()
-        }
-        upstream.removeHTTPHandlers(on: context.eventLoop).assumeIsolated().whenComplete { _ in
-            clientChannel.flush()
         }
         clientChannel.read()
         engineChannel.read()
