@@ -69,9 +69,7 @@ public final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandle
         var encoderConfiguration = HTTPRequestEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let encoder = HTTPRequestEncoder(configuration: encoderConfiguration)
-        let decoder = ByteToMessageHandler(
-            HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
-        )
+        let decoder = HTTPDecoding.responseDecoder()
         let reader = ResponseHeadReader()
         let primer = DecoderPrimer()
         let handler = UpstreamHandler()

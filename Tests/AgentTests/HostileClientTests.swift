@@ -46,6 +46,62 @@ struct HostileClientTests {
         #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
     }
 
+    @Test("a head padded with whitespace llhttp skips (after a field's colon, before the version) gets 431 and costs bounded memory")
+    func whitespaceInAHead() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let idle = try RawConnection(port: agent.port)
+        try idle.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(300_000)
+        let before = try agent.memory().current
+        // 8 unsigned clients, 8 MiB each: half after a field's colon, half between the target and the version.
+        let starts = Array(repeating: "GET /ping HTTP/1.1\r\nHost: x\r\na:", count: 4) + Array(repeating: "GET /ping", count: 4)
+        let spaces = String(repeating: " ", count: 64 * 1024)
+        let clients = try starts.map { start in
+            let client = try RawConnection(port: agent.port)
+            client.sendWithoutWaiting(start)
+            for _ in 0..<128 { client.sendWithoutWaiting(spaces) }
+            return client
+        }
+        for client in clients {
+            // Before, the agent read on (for the 30 s header timeout) and answered 204 to the head's end.
+            #expect(client.closedByServer(within: 10))
+            #expect(client.received.hasPrefix("HTTP/1.1 431"), "received: \(client.received.prefix(200))")
+        }
+        let after = try agent.memory().current
+        // 64 MiB was sent; before, RSS grew by about that much.
+        #expect(after - before < 16 * 1024, "RSS \(before) KiB before, \(after) KiB after 64 MiB of whitespace in 8 heads")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+
+    @Test("a head of more than 256 fields gets 431, and heads of empty fields cost bounded memory")
+    func manyFields() throws {
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        func head(fields: Int) -> String {
+            "GET /ping HTTP/1.1\r\nHost: x\r\n" + (0..<fields).map { "X-Field-\($0): \($0)\r\n" }.joined() + "\r\n"
+        }
+        let within = try RawConnection(port: agent.port)
+        try within.send(head(fields: 255))
+        #expect(within.wait(atMost: 10) { $0.contains("\r\n\r\n") }.hasPrefix("HTTP/1.1 204"), "\(within.received.prefix(200))")
+        let over = try RawConnection(port: agent.port)
+        try over.send(head(fields: 300))
+        #expect(over.closedByServer(within: 10))
+        #expect(over.received.hasPrefix("HTTP/1.1 431"), "received: \(over.received.prefix(200))")
+        // 65,000 empty fields each (253 KiB), never ended: before, about 2.2 MiB of RSS per connection.
+        usleep(300_000)
+        let before = try agent.memory().current
+        let empty = "GET /ping HTTP/1.1\r\n" + String(repeating: "a:\r\n", count: 65_000)
+        let clients = try (0..<8).map { _ in
+            let client = try RawConnection(port: agent.port)
+            client.sendWithoutWaiting(empty)
+            return client
+        }
+        for client in clients { #expect(client.closedByServer(within: 10)) }
+        let after = try agent.memory().current
+        #expect(after - before < 4 * 1024, "RSS \(before) KiB before, \(after) KiB after 8 heads of 65,000 empty fields")
+    }
+
     @Test("bytes sent behind an upgrade request that the engine answers without a 101 (a stream) cost bounded memory: the agent stops reading")
     func bytesBehindAnUnansweredUpgrade() throws {
         let agent = try Self.agent()
@@ -266,11 +322,17 @@ struct HostileClientTests {
 
     // MARK: What follows the client's upgrade request
 
+    /// A container running `cat` with its stdin open; the caller removes it.
+    static func catContainer() throws -> String {
+        let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
+        let run = try docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
+        guard run.status == 0 else { throw TestSetupError("docker run failed: \(run.errorOutput)") }
+        return name
+    }
+
     @Test("stdin sent in the same write as an attach request reaches the container, and the agent lives on")
     func stdinBehindTheUpgradeRequest() throws {
-        let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
-        let run = try Self.docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
-        #expect(run.status == 0, "\(run.errorOutput)")
+        let name = try Self.catContainer()
         defer { _ = try? Self.docker(["rm", "-f", name]) }
         let agent = try Self.agent()
         defer { agent.stop() }
@@ -289,9 +351,7 @@ struct HostileClientTests {
 
     @Test("a websocket frame sent in the same write as a console's handshake reaches the container, and the agent lives on")
     func frameBehindTheConsoleHandshake() throws {
-        let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
-        let run = try Self.docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
-        #expect(run.status == 0, "\(run.errorOutput)")
+        let name = try Self.catContainer()
         defer { _ = try? Self.docker(["rm", "-f", name]) }
         let agent = try Self.agent()
         defer { agent.stop() }

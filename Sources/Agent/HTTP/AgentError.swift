@@ -1,4 +1,5 @@
 import NIOHTTP1
+import Proxy
 
 /// The agent's one HTTP error: a status and the JSON body Portainer understands,
 /// `{"message": …, "details": …}`.
@@ -16,11 +17,17 @@ struct AgentError: Error, Sendable {
     /// A request the HTTP decoder could not read.
     init(_ parserError: HTTPParserError) {
         if parserError == .headerOverflow {
-            self.init(.requestHeaderFieldsTooLarge, "Request headers too large", details: "at most 80 KiB of headers")
+            self.init(.requestHeaderFieldsTooLarge, "Request headers too large", details: Self.headLimits)
         } else {
             self.init(.badRequest, "Malformed HTTP request", details: "\(parserError)")
         }
     }
+
+    /// What a request's head may have (`HTTPDecoding`).
+    static let headLimits = "at most 80 KiB of headers in at most \(HTTPDecoding.maximumFieldCount) fields"
+
+    /// A head whose undecoded bytes (whitespace llhttp skips, mostly) outgrew the decoder's buffer.
+    static let headTooLarge = AgentError(.requestHeaderFieldsTooLarge, "Request head too large", details: headLimits)
 
     static let missingSignature = AgentError(.forbidden, "Missing request signature headers", details: "Unauthorized")
     static let invalidSignature = AgentError(.forbidden, "Invalid request signature", details: "Unauthorized")

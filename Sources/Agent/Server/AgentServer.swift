@@ -265,7 +265,7 @@ package final class AgentServer: Sendable {
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
         let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let decoder = HTTPDecoding.requestDecoder()
         // No HTTPServerPipelineHandler: it holds reads from each request's end to its
         // answer's, and NIO pays two epoll_ctl calls for every such pause.
         // ConnectionHandler queues pipelined requests itself and handles quiescing.

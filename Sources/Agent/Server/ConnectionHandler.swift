@@ -264,10 +264,14 @@ final class ConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let parserError = error as? HTTPParserError, machine.isIdle {
+        let refusal: AgentError? =
+            if let parserError = error as? HTTPParserError { AgentError(parserError) }
+            else if error is ByteToMessageDecoderError.PayloadTooLargeError { .headTooLarge }
+            else { nil }
+        if let refusal, machine.isIdle {
             meter.began(.refused)
             machine.closeAfterThisResponse()
-            writeResponse(.error(AgentError(parserError)))
+            writeResponse(.error(refusal))
         } else {
             services.logger.debug("connection error", metadata: ["error": "\(error)"])
         }
