@@ -30,12 +30,15 @@ public enum CollectError: Error, Sendable, CustomStringConvertible {
     case tooLarge(limit: Int)
     case closedEarly
     case timedOut
+    /// A status no answer to a plain request may have: 000–099 (which llhttp reads), or 101.
+    case unexpectedStatus(Int)
 
     public var description: String {
         switch self {
         case .tooLarge(let limit): return "response larger than \(limit) bytes"
         case .closedEarly: return "connection closed before the response ended"
         case .timedOut: return "no complete response in time"
+        case .unexpectedStatus(let code): return "unexpected status \(code)"
         }
     }
 }
@@ -179,7 +182,11 @@ public final class CollectingExchange: UpstreamDelegate {
     public func upstreamDidReceive(_ part: HTTPClientResponsePart) {
         switch part {
         case .head(let responseHead):
-            guard responseHead.status.code >= 200 else { return }
+            let code = Int(responseHead.status.code)
+            guard code >= 200 else {
+                if code < 100 || code == 101 { finish(.failure(CollectError.unexpectedStatus(code)), reusable: false) }
+                return
+            }
             head = statusOnly ? HTTPResponseHead(version: responseHead.version, status: responseHead.status) : responseHead
         case .body(let chunk):
             append(chunk)

@@ -28,8 +28,15 @@ public enum MessageFraming {
     /// HTTP/1.0, more than one `Transfer-Encoding` field or coding, a coding other than
     /// `chunked`, `Transfer-Encoding` together with `Content-Length`, and a
     /// `Content-Length` that is not one decimal number.
+    /// Also ambiguous: `Upgrade` without the `upgrade` option in `Connection`. The
+    /// agent's decoder (llhttp) then reads what follows the head as HTTP, and an
+    /// engine, which switches on `Upgrade` alone, as the upgraded stream.
     public static func requestBody(of head: HTTPRequestHead) -> Result<Body, Problem> {
-        body(headers: head.headers, version: head.version)
+        if head.headers.contains(name: "upgrade"),
+            !head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }) {
+            return .failure(Problem("Upgrade without Connection: Upgrade"))
+        }
+        return body(headers: head.headers, version: head.version)
     }
 
     /// The same rule for a response from an upstream (engine or peer agent).

@@ -322,51 +322,129 @@ struct HostileClientTests {
 
     // MARK: What follows the client's upgrade request
 
-    /// A container running `cat` with its stdin open; the caller removes it.
-    static func catContainer() throws -> String {
+    /// Runs `body` with a container running `cat` (its stdin open), an agent in front
+    /// of the engine, and a connection to the agent; removes them after.
+    static func withCat(_ body: (_ name: String, _ agent: AgentProcess, _ connection: RawConnection) throws -> Void) throws {
         let name = "dh-cat-\(UUID().uuidString.prefix(8).lowercased())"
         let run = try docker(["run", "-d", "-i", "--name", name, "busybox:local", "cat"])
         guard run.status == 0 else { throw TestSetupError("docker run failed: \(run.errorOutput)") }
-        return name
+        defer { _ = try? docker(["rm", "-f", name]) }
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        try body(name, agent, try RawConnection(port: agent.port))
     }
 
     @Test("stdin sent in the same write as an attach request reaches the container, and the agent lives on")
     func stdinBehindTheUpgradeRequest() throws {
-        let name = try Self.catContainer()
-        defer { _ = try? Self.docker(["rm", "-f", name]) }
-        let agent = try Self.agent()
-        defer { agent.stop() }
-        let connection = try RawConnection(port: agent.port)
-        // The request and the first stdin bytes in one TLS record, so in one read.
-        try connection.send(
-            "POST /v1.41/containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
-                + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello\n")
-        // cat's echo, as the engine frames stdout: stream 1, length 6.
-        let frame = "\u{1}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}hello\n"
-        let received = connection.wait(atMost: 10) { $0.hasSuffix(frame) }
-        #expect(received.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "received: \(received.prefix(200))")
-        #expect(received.hasSuffix(frame), "received: \(received.prefix(400))")
-        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the hijack")
+        try Self.withCat { name, agent, connection in
+            // The request and the first stdin bytes in one TLS record, so in one read.
+            try connection.send(
+                "POST /v1.41/containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                    + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello\n")
+            // cat's echo, as the engine frames stdout: stream 1, length 6.
+            let frame = "\u{1}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{6}hello\n"
+            let received = connection.wait(atMost: 10) { $0.hasSuffix(frame) }
+            #expect(received.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "received: \(received.prefix(200))")
+            #expect(received.hasSuffix(frame), "received: \(received.prefix(400))")
+            #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the hijack")
+        }
     }
 
     @Test("a websocket frame sent in the same write as a console's handshake reaches the container, and the agent lives on")
     func frameBehindTheConsoleHandshake() throws {
-        let name = try Self.catContainer()
-        defer { _ = try? Self.docker(["rm", "-f", name]) }
-        let agent = try Self.agent()
+        try Self.withCat { name, agent, connection in
+            let handshake = "GET /websocket/attach?id=\(name) HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                + "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            // A masked text frame (RFC 6455 5.2), with a random mask.
+            let payload = Array("hello through the console\n".utf8)
+            let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+            let frame = [0x81, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $1 ^ mask[$0 % 4] }
+            try connection.send(bytes: Array(handshake.utf8) + frame)
+            let received = connection.wait(atMost: 10) { $0.contains("hello through the console") }
+            #expect(received.hasPrefix("HTTP/1.1 101"), "received: \(received.prefix(200))")
+            #expect(received.contains("hello through the console"), "received: \(received.prefix(400))")
+            #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the console")
+        }
+    }
+
+    @Test("an upgrade request without Connection: Upgrade gets 400 and never reaches the engine, which would switch on it")
+    func upgradeWithoutConnection() throws {
+        try Self.withCat { name, agent, connection in
+            try connection.send(
+                "POST /v1.41/containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))Upgrade: tcp\r\n\r\nhello\n")
+            #expect(connection.closedByServer(within: 5))
+            // Before, the engine answered 101 and the stream ran while the agent read "hello" as HTTP.
+            #expect(connection.received.hasPrefix("HTTP/1.1 400"), "received: \(connection.received.prefix(300))")
+            #expect(connection.received.contains("Upgrade without Connection: Upgrade"))
+        }
+    }
+
+    @Test("a body the engine answered early and hung up on is dropped, and the connection ends, not left paused for ever")
+    func earlyAnswerThenHangUp() throws {
+        let agent = try Self.agent(["DECKHAND_BODY_TIMEOUT": "3"])
         defer { agent.stop() }
         let connection = try RawConnection(port: agent.port)
-        let handshake = "GET /websocket/attach?id=\(name) HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
-            + "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        // A masked text frame (RFC 6455 5.2), with a random mask.
-        let payload = Array("hello through the console\n".utf8)
-        let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
-        let frame = [0x81, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $1 ^ mask[$0 % 4] }
-        try connection.send(bytes: Array(handshake.utf8) + frame)
-        let received = connection.wait(atMost: 10) { $0.contains("hello through the console") }
-        #expect(received.hasPrefix("HTTP/1.1 101"), "received: \(received.prefix(200))")
-        #expect(received.contains("hello through the console"), "received: \(received.prefix(400))")
-        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204, "the agent did not survive the console")
+        // No such container: the engine answers 404 without reading the archive, and
+        // closes its connection, since more than 256 KiB of the body is left unread.
+        let missing = "dh-missing-\(UUID().uuidString.prefix(8).lowercased())"
+        connection.sendWithoutWaiting(
+            "PUT /v1.41/containers/\(missing)/archive?path=/ HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                + "Content-Type: application/x-tar\r\nContent-Length: \(100 << 20)\r\n\r\n")
+        let chunk = String(repeating: "\u{0}", count: 64 * 1024)
+        for _ in 0..<64 { connection.sendWithoutWaiting(chunk) }
+        let received = connection.wait(atMost: 10) { $0.contains("\r\n\r\n") }
+        #expect(received.hasPrefix("HTTP/1.1 404"), "received: \(received.prefix(300))")
+        #expect(received.contains("Connection: close\r\n"), "an early answer says it is the connection's last: \(received.prefix(300))")
+        // The client sends nothing more. Before, the connection stayed open for good.
+        #expect(connection.closedByServer(within: 10))
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+    }
+
+    @Test("an upstream's status under 100 is a 502, not an interim answer with the next one behind it", arguments: ["099", "000"])
+    func statusUnderOneHundred(code: String) throws {
+        let engine = try HostileEngine(reply: Array("HTTP/1.1 \(code) X\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforgd".utf8))
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": engine.socket])
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("GET /hostile/status HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))\r\n")
+        let received = connection.wait(atMost: 10) { $0.contains("}") }
+        #expect(received.hasPrefix("HTTP/1.1 502"), "received: \(received.prefix(300))")
+        #expect(!received.contains("forgd"))
+    }
+
+    @Test("a 101 to a request that asked for no upgrade is a 502: the client's next request never reaches the upstream raw")
+    func switchingUnasked() throws {
+        let engine = try HostileEngine(reply: Array("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".utf8))
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": engine.socket])
+        defer { agent.stop() }
+        let key = SigningKey()
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("GET /hostile/plain HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))\r\n")
+        let received = connection.wait(atMost: 10) { $0.contains("}") }
+        #expect(received.hasPrefix("HTTP/1.1 502"), "received: \(received.prefix(300))")
+        // The next request on the connection, if it still serves one, is HTTP again.
+        try? connection.send("GET /hostile/second-request HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))\r\n")
+        usleep(500_000)
+        agent.stop()
+        usleep(300_000)
+        let raw = Array("second-request".utf8).map { String(format: "%02x", $0) }.joined()
+        // Before, it reached the upstream as bytes on the hijacked connection.
+        #expect(!engine.log.contains { $0.hasPrefix("GET /hostile/plain") && $0.contains(raw) }, "\(engine.log)")
+    }
+
+    @Test("an upstream's answer head padded with whitespace is a 502 once it passes 512 KiB, not read on for ever")
+    func whitespaceInAnAnswerHead() throws {
+        let engine = try HostileEngine(reply: Array("HTTP/1.1 200 OK\r\na:".utf8) + Array(repeating: UInt8(ascii: " "), count: 4 << 20))
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": engine.socket])
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        try connection.send("GET /hostile/head HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))\r\n")
+        // Before, the agent read on: no answer, and its memory grew by what was sent.
+        let received = connection.wait(atMost: 10) { $0.contains("}") }
+        #expect(received.hasPrefix("HTTP/1.1 502"), "received: \(received.prefix(300))")
     }
 
     // MARK: Findings 8 and 9: what follows the engine's 101

@@ -43,6 +43,8 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
     private var responseEnded = false
     /// The response ended before the request did.
     private var answeredEarly = false
+    /// The upstream closed after answering early: the request's body is dropped.
+    private var upstreamGone = false
     /// The upstream's 101, held until its `.end` has passed the HTTP decoder.
     private var upgrade: HTTPResponseHead?
     /// A raw response's head (and as much of its body as fits), written at the end of
@@ -116,6 +118,8 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             held.append(.body(body))
             phase = .connecting(held: held)
         case .relaying(let upstream, _):
+            // The upstream answered early and hung up: the rest of the body can go nowhere.
+            guard !upstreamGone else { return connection.dropBody(body.readableBytes, answered: true) }
             upstream.write(.body(.byteBuffer(body)))
             if !upstream.isWritable { connection.pauseReads() }
         case .upgraded:
@@ -182,6 +186,14 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         case .head(var head):
             // The status line goes on as the upstream wrote it (`101 UPGRADED`).
             head.status = upstream.receivedStatus ?? head.status
+            // llhttp reads 000–099 as statuses, which no upstream may send; and a 101
+            // answers only a request that asked to upgrade (else the client's next
+            // request would go to the upstream raw).
+            if head.status.code < 100 || (head.status.code == 101 && !connection.machine.isUpgradeRequest) {
+                upstream.delegate = nil
+                upstream.close()
+                return connection.fail(AgentError(.badGateway, "The upstream answered with a status it may not send", details: "\(head.status.code)"))
+            }
             if head.status.code == 101 {
                 // The decoder still has this response's `.end` to deliver; switch to
                 // raw bytes only after it, or it would reach the raw relay.
@@ -189,6 +201,8 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
                 return
             }
             if head.status.code >= 200 {
+                // An answer before the request's end is the connection's last (see `finishOrFinishRequest`).
+                if !requestEnded { connection.closeAfterThisResponse() }
                 // The client decodes what the upstream framed only if it is framed the
                 // one way both sides read alike; anything else is the upstream's fault.
                 let relayed: MessageFraming.Relayed
@@ -255,6 +269,8 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         case .head(let head):
             responseStarted = true
             connection.answering(statusCode: head.statusCode)
+            // An answer before the request's end is the connection's last (see `finishOrFinishRequest`).
+            if !requestEnded { connection.closeAfterThisResponse() }
             let closing = connection.machine.closeAfterResponse
             let fields = head.bytes.readableBytes - 2
             var out = context.channel.allocator.buffer(
@@ -312,6 +328,14 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         } else if !responseEnded {
             // Half a response cannot be completed honestly: cut the client off too.
             connection.context?.close(promise: nil)
+        } else if !requestEnded {
+            // Answered early, then gone (an engine does so past 256 KiB of unread body):
+            // writes to it would never drain, and the client would wait paused for
+            // ever. Read on and drop the rest of the body (up to the drop limit), and
+            // end the connection after the linger a refusal gets.
+            upstreamGone = true
+            connection.resumeReads()
+            connection.closeAfterLinger()
         }
     }
 

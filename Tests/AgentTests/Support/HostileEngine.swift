@@ -1,0 +1,74 @@
+import Foundation
+import TestCommands
+
+/// An upstream that breaks HTTP on purpose, on a unix socket the agent takes for its
+/// engine (`DECKHAND_ENGINE_SOCKET`): Python's sockets, not a Docker API. A request
+/// whose target starts with `/hostile` gets `reply`, as bytes, and the connection is
+/// then read until the agent closes it; any other request (the agent's own, at start)
+/// gets `{}`. Each connection's log line: the first request line, then every byte
+/// read after that request's head, in hex (`log`).
+final class HostileEngine {
+    let folder: URL
+    let socket: String
+    private let server: ChildProcess
+
+    init(reply: [UInt8]) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-engine-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        socket = folder.appendingPathComponent("engine.sock").path
+        let replyFile = folder.appendingPathComponent("reply")
+        try Data(reply).write(to: replyFile)
+        server = try Command.spawn("python3", ["-c", """
+            import os, socket, sys, threading
+            path, reply, log = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "a", buffering=1)
+            listener = socket.socket(socket.AF_UNIX)
+            listener.bind(path)
+            listener.listen(64)
+            def serve(connection):
+                data = b""
+                while b"\\r\\n\\r\\n" not in data:
+                    more = connection.recv(65536)
+                    if not more:
+                        return
+                    data += more
+                head, rest = data.split(b"\\r\\n\\r\\n", 1)
+                first = head.split(b"\\r\\n", 1)[0].decode("latin-1")
+                if " /hostile" not in first:
+                    connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+                    connection.close()
+                    return
+                try:
+                    connection.sendall(reply)
+                    while True:
+                        more = connection.recv(65536)
+                        if not more:
+                            break
+                        rest += more
+                except OSError:
+                    pass
+                log.write(first + " " + rest.hex() + "\\n")
+                connection.close()
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=serve, args=(connection,), daemon=True).start()
+            """, socket, replyFile.path, folder.appendingPathComponent("log").path])
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+        guard FileManager.default.fileExists(atPath: socket) else {
+            server.stop()
+            try? FileManager.default.removeItem(at: folder)
+            throw TestSetupError("the hostile engine did not start")
+        }
+    }
+
+    /// One line per connection that asked for `/hostile…` and has ended.
+    var log: [String] {
+        ((try? String(contentsOf: folder.appendingPathComponent("log"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func stop() {
+        server.stop()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    deinit { stop() }
+}
