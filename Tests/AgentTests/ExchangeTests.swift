@@ -190,6 +190,54 @@ struct ExchangeTests {
         #expect(received == bytes)
     }
 
+    @Test("a download's file is closed only after a read already asked of the disk thread has run, not under it")
+    func downloadClosesAfterItsRead() async throws {
+        let root = try TemporaryFolder(volume: "vol")
+        let path = root.data + "/closing.bin"
+        #expect(try Command.run("sh", ["-c", "head -c \(Int(AnswerExchange.fileChunkSize) * 4) /dev/urandom > \(path)"]).status == 0)
+        let disk = NIOThreadPool(numberOfThreads: 1)
+        disk.start()
+        let held = DispatchSemaphore(value: 0)
+        do {
+            let channel = try await Self.connection(try Self.services(threadPool: disk) { $0.volumesRoot = root.path })
+            // As in the test above: the file is opened, one chunk read and written, and no more.
+            let opening = DispatchSemaphore(value: 0)
+            disk.submit { _ in opening.wait() }
+            try await channel.writeInbound(Self.head(.GET, "/browse/get?volumeID=vol&path=/closing.bin", Self.signed(key: SigningKey())))
+            try await channel.writeInbound(HTTPServerRequestPart.end(nil))
+            channel.isWritable = false
+            try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+            opening.signal()
+            _ = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self)
+            _ = try await channel.waitForOutboundWrite(as: HTTPServerResponsePart.self)
+            // The next read is asked for when the client can take more; the disk thread is held, so it waits there.
+            disk.submit { _ in held.wait() }
+            channel.isWritable = true
+            try await channel.testingEventLoop.executeInContext { channel.pipeline.fireChannelWritabilityChanged() }
+            // The client goes while the read waits. Before, the file was closed now, and
+            // the read ran later on its number, by then maybe another request's file.
+            #expect(Self.descriptors(to: path) == 1, "the file is not open while it is sent")
+            try await channel.close()
+            #expect(Self.descriptors(to: path) == 1, "the file was closed under a read still to run")
+            held.signal()
+            let deadline = Date().addingTimeInterval(5)
+            while Self.descriptors(to: path) != 0, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(Self.descriptors(to: path) == 0, "the file was not closed after its read")
+        } catch {
+            held.signal()
+            Issue.record(error)
+        }
+        try await disk.shutdownGracefully()
+    }
+
+    /// How many of this process's descriptors are open on `path`.
+    static func descriptors(to path: String) -> Int {
+        let path = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let folder = "/proc/self/fd"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: folder + "/" + $0)) == path }.count
+    }
+
     // MARK: EventStreamExchange
 
     /// Lines the test hands out as an event stream's source would.

@@ -18,6 +18,10 @@ final class AnswerExchange: ConnectionExchange {
     private var responded = false
     /// The descriptor of a file being streamed, closed once done or on close.
     private var streamingFile: Int32?
+    /// A read of the file is on the thread pool.
+    private var readInFlight = false
+    /// The file to close once that read has run (the exchange ended meanwhile).
+    private var closeAfterRead: Int32?
     /// Continues a file stream once the client can take more.
     private var whenWritable: (() -> Void)?
 
@@ -131,6 +135,7 @@ final class AnswerExchange: ConnectionExchange {
         }
         let size = Int(min(remaining, Self.fileChunkSize))
         let allocator = context.channel.allocator
+        readInFlight = true
         connection.services.routes.threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
             var buffer = allocator.buffer(capacity: size)
             _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
@@ -140,6 +145,11 @@ final class AnswerExchange: ConnectionExchange {
             }
             return buffer
         }.assumeIsolated().whenComplete { result in
+            self.readInFlight = false
+            if let closing = self.closeAfterRead {
+                self.closeAfterRead = nil
+                Glibc.close(closing)
+            }
             guard let context = self.connection.context, self.streamingFile == fd else { return }
             switch result {
             case .success(let buffer):
@@ -157,9 +167,12 @@ final class AnswerExchange: ConnectionExchange {
         }
     }
 
+    /// Closes the file being sent, or, while a read of it is on the thread pool, has
+    /// that read's end close it: a descriptor closed under a read still to run would be
+    /// read by number, by then maybe another request's file.
     private func closeStreamingFile() {
         if let fd = streamingFile {
-            Glibc.close(fd)
+            if readInFlight { closeAfterRead = fd } else { Glibc.close(fd) }
             streamingFile = nil
         }
         whenWritable = nil
