@@ -326,6 +326,40 @@ struct BrowseRouteTests {
         }
     }
 
+    @Test("a target with a fragment, or not a path, is refused (400): Portainer's Go reads a volumeID after '#' that the host browser would never have seen")
+    func fragmentsAndOtherTargets() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hostroot-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("etc"), withIntermediateDirectories: true)
+        let victim = root.appendingPathComponent("etc/victim")
+        try Data("host file\n".utf8).write(to: victim)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await TestAgent.with(hostManagement: true, hostRoot: root.path) { agent async throws in
+            let signature = HostileClientTests.signature(SigningKey())
+            // curl drops a fragment before sending; these go out as written. Go's
+            // url.ParseRequestURI keeps `#&volumeID=myvol` in RawQuery, so Portainer runs
+            // its volume check on myvol; before, the agent read no volumeID and opened the host.
+            for (target, status) in [
+                ("GET /v2/browse/ls?path=/host/etc#&volumeID=myvol", "400"),
+                ("GET /v2/browse/get?path=/host/etc/victim#&volumeID=myvol", "400"),
+                ("DELETE /v2/browse/delete?path=/host/etc/victim#&volumeID=myvol", "400"),
+                ("GET http://evil.example:1/v2/browse/ls?path=/host/etc", "400"),
+                ("GET * ", "400"),
+                ("CONNECT evil.example:443", "405"),
+            ] {
+                let connection = try LimitsTests.RawConnection(port: agent.port)
+                try connection.send("\(target) HTTP/1.1\r\nHost: x\r\n\(signature)\r\n")
+                let received = connection.wait(atMost: 5) { $0.contains("\r\n\r\n") }
+                #expect(received.hasPrefix("HTTP/1.1 \(status)"), "\(target): \(received.prefix(200))")
+                #expect(!received.contains("victim"), "\(target): \(received.prefix(300))")
+            }
+            #expect(FileManager.default.fileExists(atPath: victim.path), "the host file was deleted")
+            // A version with more than one digit before its dot is not stripped: to
+            // Portainer the request is the engine's, and so it is here.
+            let versioned = try agent.request("GET", "/v12.3/browse/ls?path=/host/etc", key: SigningKey())
+            #expect(!versioned.text.contains("victim"), "\(versioned.status): \(versioned.text.prefix(300))")
+        }
+    }
+
     @Test("the host browser needs CAP_HOST_MANAGEMENT and maps /host onto the host root")
     func hostBrowser() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("hostroot-\(UUID().uuidString)")

@@ -48,6 +48,10 @@ struct RouterTests {
         (.GET, "/v1.41/browse/ls", .browse(.ls, volumeID: nil)),
         (.GET, "/vx.41/ping", .engine),
         (.GET, "/v1./ping", .engine),
+        // Portainer and the original agent strip `/v[0-9]\.[0-9]*`: one digit before the dot.
+        (.GET, "/v12.3/browse/ls", .engine),
+        (.GET, "/v01.41/browse/ls", .engine),
+        (.GET, "/v9.0/browse/ls", .browse(.ls, volumeID: nil)),
         (.GET, "", .engine),
         (.GET, "*", .engine),
         (.GET, "/ping/", .engine),

@@ -114,26 +114,26 @@ enum Router {
         method == allowed ? route : .methodNotAllowed(allowed: allowed)
     }
 
-    /// `/v1.41/containers/json` → `/containers/json`. Only the dotted Docker form:
-    /// `/v1/…` and `/v2/…` are the agent's own prefixes.
+    /// `/v1.41/containers/json` → `/containers/json`. Only the dotted Docker form, with
+    /// one digit before its dot as Portainer's and the original agent's `/v[0-9]\.[0-9]*`
+    /// (so `/v12.3/browse/…` is no agent route here either, as it is none to Portainer,
+    /// which checks agent routes only where it strips the same way): `/v1/…` and
+    /// `/v2/…` are the agent's own prefixes.
     static func stripDockerVersion(_ path: Substring) -> Substring {
         let utf8 = path.utf8
-        guard utf8.count > 3, path.hasPrefix("/v") else { return path }
-        var index = path.index(path.startIndex, offsetBy: 2)
-        var sawDigit = false, sawDot = false, digitAfterDot = false
-        while index < path.endIndex, path[index] != "/" {
-            let c = path[index]
-            if c.isASCII, c.isNumber {
-                sawDigit = true
-                if sawDot { digitAfterDot = true }
-            } else if c == ".", sawDigit, !sawDot {
-                sawDot = true
-            } else {
-                return path
-            }
-            index = path.index(after: index)
+        guard utf8.count > 4, path.hasPrefix("/v") else { return path }
+        var index = utf8.index(utf8.startIndex, offsetBy: 2)
+        guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(utf8[index]) else { return path }
+        index = utf8.index(after: index)
+        guard utf8[index] == UInt8(ascii: ".") else { return path }
+        index = utf8.index(after: index)
+        var digitAfterDot = false
+        while index < utf8.endIndex, utf8[index] != UInt8(ascii: "/") {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(utf8[index]) else { return path }
+            digitAfterDot = true
+            index = utf8.index(after: index)
         }
-        guard sawDot, digitAfterDot else { return path }
+        guard digitAfterDot else { return path }
         let rest = path[index...]
         return rest.isEmpty ? "/" : rest
     }

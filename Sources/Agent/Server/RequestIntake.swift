@@ -21,6 +21,9 @@ struct RequestIntake {
     private var authenticated = false
 
     mutating func decide(_ head: HTTPRequestHead, services: AgentServices, channel: Channel) -> Decision {
+        if let refusal = Self.targetRefusal(head) {
+            return Decision(route: .engine, plan: .refuse(refusal), signatureRefused: false)
+        }
         let route = Router.route(method: head.method, uri: head.uri)
         if route.requiresSignature, let refusal = signatures.refusal(
             for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: channel.remoteAddress) {
@@ -35,5 +38,25 @@ struct RequestIntake {
             return Decision(route: route, plan: plan, signatureRefused: false)
         }
         return Decision(route: route, plan: services.routes.plan(for: route), signatureRefused: false)
+    }
+
+    /// A request target the agent does not read the way Portainer and the engine (Go)
+    /// do, refused before anything else reads it:
+    /// - a `#`: Go keeps what follows it as query, the agent would cut it off, so a
+    ///   `volumeID` after it was checked by Portainer (a volume the user owns) and
+    ///   never seen here (the host browser);
+    /// - anything but a path (absolute form, `*`) and `CONNECT`: the agent is not a
+    ///   proxy, and no client of the engine's API sends them.
+    static func targetRefusal(_ head: HTTPRequestHead) -> AgentError? {
+        if head.method == .CONNECT {
+            return AgentError(.methodNotAllowed, "CONNECT is not served", details: "the agent is not a proxy")
+        }
+        guard head.uri.utf8.first == UInt8(ascii: "/") else {
+            return AgentError(.badRequest, "The request target must be a path", details: "absolute-form and asterisk-form targets are not served")
+        }
+        if head.uri.utf8.contains(UInt8(ascii: "#")) {
+            return AgentError(.badRequest, "The request target may not carry a fragment", details: "'#' in the target")
+        }
+        return nil
     }
 }
