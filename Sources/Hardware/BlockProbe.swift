@@ -49,11 +49,17 @@ public struct BlockProbe: Sendable, Hashable {
             partitionTableUUID: value(probe, "PTUUID"),
             filesystem: filesystem(probe)
         )
-        if let list = blkid_probe_get_partitions(probe) {
+        // A table is what the disk says (a USB stick's first sectors): libblkid bounds
+        // neither its entries' count (a GPT can hold millions, each then probed here) nor
+        // their numbers (a Sun label's start is a C int product, negative or past 2⁶³
+        // bytes). The kernel shows at most 256 partitions of a disk; entries past the
+        // device's end, or whose bytes overflow, are not partitions of it.
+        let deviceSize = UInt64(max(blkid_probe_get_size(probe), 0))
+        if let list = blkid_probe_get_partitions(probe), blkid_partlist_numof_partitions(list) <= Self.maximumPartitions {
             for index in 0..<blkid_partlist_numof_partitions(list) {
-                guard let entry = blkid_partlist_get_partition(list, index) else { continue }
-                let start = UInt64(blkid_partition_get_start(entry)) * 512
-                let size = UInt64(blkid_partition_get_size(entry)) * 512
+                guard let entry = blkid_partlist_get_partition(list, index),
+                    let (start, size) = Self.byteRange(start: blkid_partition_get_start(entry), size: blkid_partition_get_size(entry), within: deviceSize)
+                else { continue }
                 result.partitions.append(
                     ProbedPartition(
                         number: Int(blkid_partition_get_partno(entry)),
@@ -67,6 +73,21 @@ public struct BlockProbe: Sendable, Hashable {
         }
         result.partitions.sort { $0.number < $1.number }
         return result
+    }
+
+    /// The most entries of a partition table read: the kernel's own limit per disk.
+    static let maximumPartitions: Int32 = 256
+
+    /// A table entry's byte range from its 512-byte sectors, if it lies within the
+    /// device's `deviceSize` bytes (0: unknown, then only overflow is checked).
+    static func byteRange(start: Int64, size: Int64, within deviceSize: UInt64) -> (start: UInt64, size: UInt64)? {
+        guard start >= 0, size >= 0 else { return nil }
+        let (startBytes, startOverflow) = UInt64(start).multipliedReportingOverflow(by: 512)
+        let (sizeBytes, sizeOverflow) = UInt64(size).multipliedReportingOverflow(by: 512)
+        let (end, endOverflow) = startBytes.addingReportingOverflow(sizeBytes)
+        guard !startOverflow, !sizeOverflow, !endOverflow, end <= UInt64(Int64.max) else { return nil }
+        guard deviceSize == 0 || end <= deviceSize else { return nil }
+        return (startBytes, sizeBytes)
     }
 
     /// Superblock probe of one partition's byte range of the already open device.

@@ -64,7 +64,7 @@ public struct DiskInventory: Sendable {
 
         var result = PhysicalDisk(
             vendor: vendor(disk, parent: parent, properties: properties, names: names),
-            size: sectors(disk) * 512,
+            size: bytes(disk),
             name: disk.sysname,
             // udev's model is the full ATA/NVMe string; SCSI's sysfs `model` is cut at 16 characters.
             model: properties.encoded("ID_MODEL") ?? parent?.attribute("model") ?? parent?.attribute("name"),
@@ -86,7 +86,7 @@ public struct DiskInventory: Sendable {
             return DiskPartition(
                 name: partition.sysname,
                 number: number,
-                size: sectors(partition) * 512,
+                size: bytes(partition),
                 filesystem: probed?.filesystem ?? partitionProperties.filesystem,
                 partitionUUID: probed?.partitionUUID ?? partitionProperties["ID_PART_ENTRY_UUID"],
                 partitionLabel: probed?.partitionLabel ?? partitionProperties["ID_PART_ENTRY_NAME"].map(decodeUdevEscapes)
@@ -96,9 +96,13 @@ public struct DiskInventory: Sendable {
         return result
     }
 
-    private func sectors(_ device: UdevDevice) -> UInt64 {
-        // sysfs `size` is always in 512-byte units, whatever the logical block size.
-        device.attribute("size").flatMap { UInt64($0) } ?? 0
+    /// sysfs `size` is always in 512-byte units, whatever the logical block size. It is
+    /// what the device reported (a USB stick's READ CAPACITY), unchecked by the kernel:
+    /// a size past 2⁶⁴ bytes is unknown (0), as a missing one is, not a trap.
+    private func bytes(_ device: UdevDevice) -> UInt64 {
+        guard let sectors = device.attribute("size").flatMap({ UInt64($0) }) else { return 0 }
+        let (bytes, overflow) = sectors.multipliedReportingOverflow(by: 512)
+        return overflow ? 0 : bytes
     }
 
     /// The device's own vendor string (SCSI, USB), a PCI vendor id named from pci.ids

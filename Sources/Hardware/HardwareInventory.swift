@@ -19,7 +19,10 @@ public final class HardwareInventory: Sendable {
     /// milliseconds), so call it off an event loop, or use `HostInfoCache`.
     public func collect() -> HostInfo {
         let pciDevices = (try? PCIBus(sysfsDirectory: hostRoot.pciSysfsDirectory).devices(names: names)) ?? []
-        let warnings = hostRoot.warnings
+        let mounts = MountTable(hostRoot: hostRoot).filesystems()
+        let warnings = hostRoot.warnings + mounts.unanswered.map {
+            "mount point \($0) did not answer statvfs within \(Int(MountTable.callLimit)) s (a hung NFS or FUSE server?): left out of Filesystems"
+        }
         return HostInfo(
             pciDevices: pciDevices,
             physicalDisks: (try? DiskInventory(hostRoot: hostRoot).disks(names: names)) ?? [],
@@ -28,7 +31,7 @@ public final class HardwareInventory: Sendable {
             networkInterfaces: NetworkInventory(hostRoot: hostRoot).interfaces(),
             processors: ProcessorSummary.read(hostRoot: hostRoot),
             machine: MachineIdentity.read(hostRoot: hostRoot),
-            filesystems: MountTable(hostRoot: hostRoot).filesystems(),
+            filesystems: mounts.filesystems,
             warnings: warnings.isEmpty ? nil : warnings
         )
     }

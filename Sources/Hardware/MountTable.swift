@@ -16,28 +16,36 @@ struct MountTable {
         return SysfsFiles.exists(host) ? host : nil
     }
 
-    func filesystems() -> [MountedFilesystem] {
-        guard let path = mountInfoPath, let text = SysfsFiles.read(path) else { return [] }
+    /// How long one mount point's `statvfs` and `stat` may take (`BoundedCall`).
+    static let callLimit = 2.0
+
+    /// The filesystems, and the mount points left out because they did not answer
+    /// within `callLimit` (a hung NFS or FUSE mount).
+    func filesystems() -> (filesystems: [MountedFilesystem], unanswered: [String]) {
+        guard let path = mountInfoPath, let text = SysfsFiles.read(path) else { return ([], []) }
         var result: [MountedFilesystem] = []
+        var unanswered: [String] = []
         var indexByDevice: [UInt: Int] = [:]
         for line in text.split(separator: "\n") {
             guard let entry = Entry(line) else { continue }
             if Self.isPseudo(type: entry.type, source: entry.source) { continue }
             let target = hostRoot.isSystem ? entry.mountPoint : hostRoot.path + entry.mountPoint
-            var stats = statvfs()
-            var status = stat()
-            guard statvfs(target, &stats) == 0, stats.f_blocks > 0, stat(target, &status) == 0 else { continue }
-            let unit = UInt64(stats.f_frsize)
+            guard let measured = BoundedCall.run("statvfs " + target, within: Self.callLimit, { Measured(target) }) else {
+                unanswered.append(entry.mountPoint)
+                continue
+            }
+            guard let measured, measured.blocks > 0 else { continue }
             let filesystem = MountedFilesystem(
                 source: entry.source, mountPoint: entry.mountPoint, type: entry.type,
-                size: UInt64(stats.f_blocks) * unit,
-                used: UInt64(stats.f_blocks - stats.f_bfree) * unit,
-                available: UInt64(stats.f_bavail) * unit,
+                size: measured.bytes(measured.blocks),
+                // A server may say more blocks are free than there are (df's arithmetic is signed).
+                used: measured.bytes(measured.blocks >= measured.free ? measured.blocks - measured.free : 0),
+                available: measured.bytes(measured.available),
                 blockDevice: SysfsFiles.linkName(hostRoot.sysfsPath("/dev/block/\(entry.device)")))
             // As df, by the device `stat` sees at the mount point: a filesystem mounted
             // twice (bind mounts) is listed once, at its shortest mount point, and one
             // mounted over another at the same place replaces the hidden one.
-            let device = UInt(status.st_dev)
+            let device = measured.device
             if let index = indexByDevice[device] {
                 if filesystem.mountPoint.count <= result[index].mountPoint.count { result[index] = filesystem }
                 continue
@@ -45,7 +53,40 @@ struct MountTable {
             indexByDevice[device] = result.count
             result.append(filesystem)
         }
-        return result
+        return (result, unanswered)
+    }
+
+    /// What `statvfs` and `stat` say of a mount point, as the filesystem's server
+    /// (FUSE, NFS, SMB…) reported it: nothing in it is trusted to be consistent.
+    struct Measured: Sendable {
+        var blocks: UInt64
+        var free: UInt64
+        var available: UInt64
+        var unit: UInt64
+        var device: UInt
+
+        /// Nil when either call fails.
+        init?(_ target: String) {
+            var stats = statvfs()
+            var status = stat()
+            guard statvfs(target, &stats) == 0, stat(target, &status) == 0 else { return nil }
+            self.init(blocks: UInt64(stats.f_blocks), free: UInt64(stats.f_bfree), available: UInt64(stats.f_bavail),
+                      unit: UInt64(stats.f_frsize), device: UInt(status.st_dev))
+        }
+
+        init(blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64, device: UInt) {
+            self.blocks = blocks
+            self.free = free
+            self.available = available
+            self.unit = unit
+            self.device = device
+        }
+
+        /// `count` blocks in bytes, `UInt64.max` past it.
+        func bytes(_ count: UInt64) -> UInt64 {
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: unit)
+            return overflow ? .max : bytes
+        }
     }
 
     /// df's "dummy" filesystems, never listed by default.

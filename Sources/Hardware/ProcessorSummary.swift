@@ -61,7 +61,10 @@ extension ProcessorSummary {
         let cpuinfo = SysfsFiles.read(hostRoot.procPath("/cpuinfo")).map(firstValues) ?? [:]
         let meminfo = SysfsFiles.read(hostRoot.procPath("/meminfo")).map(firstValues) ?? [:]
         // `MemTotal:       24684096 kB`
-        let memory = meminfo["MemTotal"].flatMap { UInt64($0.split(separator: " ").first ?? "") }.map { $0 * 1024 }
+        let memory = meminfo["MemTotal"].flatMap { UInt64($0.split(separator: " ").first ?? "") }.flatMap { kibibytes in
+            let (bytes, overflow) = kibibytes.multipliedReportingOverflow(by: 1024)
+            return overflow ? nil : bytes
+        }
         return ProcessorSummary(
             model: cpuinfo["model name"], vendor: cpuinfo["vendor_id"],
             sockets: packages.isEmpty ? nil : packages.count, cores: cores.isEmpty ? nil : cores.count,
@@ -69,14 +72,23 @@ extension ProcessorSummary {
             numaNodes: nodes.isEmpty ? nil : nodes.count, memory: memory)
     }
 
-    /// `0-3,8,10-11` → [0, 1, 2, 3, 8, 10, 11].
+    /// `0-3,8,10-11` → [0, 1, 2, 3, 8, 10, 11]. CPU numbers stop at `maximumCPU`: a
+    /// list naming more (`0-100000000000`) is not a machine's, and is cut there rather
+    /// than made into an array of that length.
     static func cpuList(_ text: String) -> [Int] {
-        text.split(separator: ",").flatMap { range -> [Int] in
+        var cpus: [Int] = []
+        for range in text.split(separator: ",") {
             let bounds = range.split(separator: "-").compactMap { Int($0) }
-            if bounds.count == 2, bounds[0] <= bounds[1] { return Array(bounds[0]...bounds[1]) }
-            return bounds.count == 1 ? bounds : []
+            guard let first = bounds.first, first >= 0, first <= maximumCPU, bounds.count <= 2 else { continue }
+            let last = bounds.count == 2 ? min(bounds[1], maximumCPU) : first
+            guard first <= last, cpus.count + (last - first + 1) <= maximumCPU + 1 else { continue }
+            cpus += first...last
         }
+        return cpus
     }
+
+    /// The highest CPU number read: Linux's limit (`CONFIG_NR_CPUS`) is 8192.
+    static let maximumCPU = 8191
 
     /// `key : value` lines of a /proc file, the first value of each key.
     static func firstValues(_ text: String) -> [String: String] {

@@ -153,6 +153,97 @@ import Testing
         #expect(probe.filesystem == Filesystem(type: expected["TYPE"] ?? "?", uuid: expected["UUID"], label: expected["LABEL"]))
     }
 
+    /// A 1 MiB image whose first sector is a Sun disk label: heads, sectors per track,
+    /// and the first partition's start cylinder and size (in sectors), as a crafted USB
+    /// stick would carry them. libblkid computes the start as a C int product.
+    static func sunLabel(in directory: URL, heads: Int, sectors: Int, startCylinder: UInt32) throws -> URL {
+        let image = directory.appendingPathComponent("sun-\(heads)-\(sectors)-\(startCylinder).img")
+        let script = """
+            import struct, sys
+            heads, sectors, cylinder, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+            label = bytearray(512)
+            label[0:10] = b"test-label"
+            # struct sun_disklabel: geometry at 420, the first partition's (start cylinder, sectors) at 444.
+            struct.pack_into(">12H", label, 420, 0, 0, 0, 0, 0, 0, 0, 0, heads, sectors, 0, 0)
+            struct.pack_into(">II", label, 444, cylinder, 100)
+            struct.pack_into(">H", label, 508, 0xDABE)
+            checksum = 0
+            for offset in range(0, 510, 2):
+                checksum ^= struct.unpack_from(">H", label, offset)[0]
+            struct.pack_into(">H", label, 510, checksum)
+            open(out, "wb").write(bytes(label) + bytes(1024 * 1024 - 512))
+            """
+        _ = try TestSupport.output(["python3", "-c", script, "\(heads)", "\(sectors)", "\(startCylinder)", image.path])
+        return image
+    }
+
+    @Test func sunLabelReadAsPartxReadsIt() throws {
+        let directory = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let image = try Self.sunLabel(in: directory, heads: 16, sectors: 63, startCylinder: 1)
+        let probe = try BlockProbe.probe(path: image.path)
+        #expect(probe.partitionTable == (try Self.blkid(image))["PTTYPE"])
+        // partx: NR START SECTORS, one line per entry.
+        let partx = try TestSupport.output(["partx", "-g", "-o", "NR,START,SECTORS", image.path])
+            .split(separator: "\n").map { $0.split(separator: " ").compactMap { UInt64($0) } }
+        #expect(probe.partitions.map { [UInt64($0.number), $0.offset / 512, $0.size / 512] } == partx)
+    }
+
+    /// libblkid 2.38 multiplies the start cylinder by heads × sectors in C ints: 65535
+    /// heads and sectors give a negative start, 65535 × 32768 one past 2⁶³ bytes. Before,
+    /// either trapped the agent (`UInt64(negative)`, `* 512`) on a cold /host/info.
+    @Test(arguments: [(65535, 65535), (65535, 32768)])
+    func sunLabelWhoseNumbersOverflowHasNoPartition(geometry: (heads: Int, sectors: Int)) throws {
+        let directory = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let image = try Self.sunLabel(in: directory, heads: geometry.heads, sectors: geometry.sectors, startCylinder: 0xFFFF_FFFF)
+        let probe = try BlockProbe.probe(path: image.path)
+        #expect(probe.partitionTable == "sun")
+        #expect(probe.partitions.isEmpty, "\(probe.partitions)")
+    }
+
+    /// A valid GPT of 20,000 entries (libblkid bounds neither their count nor the
+    /// probes made of each): before, each was probed, 1.7 s and more per cold request,
+    /// minutes for a stick's worth. The kernel shows at most 256 partitions of a disk.
+    @Test func partitionTableOfMoreEntriesThanTheKernelShowsIsNotRead() throws {
+        let directory = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let image = directory.appendingPathComponent("many.img")
+        let script = """
+            import struct, sys, uuid, zlib
+            count, out, total = int(sys.argv[1]), sys.argv[2], 64 * 1024 * 1024 // 512
+            entry_sectors = (count * 128 + 511) // 512
+            first, last = 2 + entry_sectors, total - 2 - entry_sectors
+            image = bytearray(total * 512)
+            image[450] = 0xEE
+            struct.pack_into("<II", image, 454, 1, total - 1)
+            image[510:512] = b"\\x55\\xaa"
+            linux = uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4").bytes_le
+            entries = bytearray(count * 128)
+            for index in range(count):
+                struct.pack_into("<16s16sQQQ", entries, index * 128, linux, uuid.uuid4().bytes_le, first, first + 7, 0)
+            def header(mine, other, entries_at):
+                head = bytearray(92)
+                struct.pack_into("<8sIIIIQQQQ16sQIII", head, 0, b"EFI PART", 0x10000, 92, 0, 0, mine, other, first, last,
+                                 uuid.uuid4().bytes_le, entries_at, count, 128, zlib.crc32(entries))
+                struct.pack_into("<I", head, 16, zlib.crc32(head))
+                return head
+            image[512:604] = header(1, total - 1, 2)
+            image[1024:1024 + len(entries)] = entries
+            backup = (total - 1 - entry_sectors) * 512
+            image[backup:backup + len(entries)] = entries
+            image[(total - 1) * 512:(total - 1) * 512 + 92] = header(total - 1, 1, total - 1 - entry_sectors)
+            open(out, "wb").write(image)
+            """
+        _ = try TestSupport.output(["python3", "-c", script, "20000", image.path])
+        // partx reads the same table: 20,000 entries.
+        let listed = try TestSupport.output(["partx", "-g", "-o", "NR", image.path]).split(separator: "\n").count
+        #expect(listed == 20000)
+        let probe = try BlockProbe.probe(path: image.path)
+        #expect(probe.partitionTable == "gpt")
+        #expect(probe.partitions.isEmpty, "\(probe.partitions.count) entries probed")
+    }
+
     @Test func unopenableDeviceIsAnErrorOfThatDeviceOnly() {
         #expect(throws: HardwareError.cannotOpen(path: "/nonexistent/disk", errno: ENOENT)) {
             try BlockProbe.probe(path: "/nonexistent/disk")

@@ -1,0 +1,175 @@
+import Foundation
+import Hardware
+import Testing
+import TestCommands
+
+/// What a device, a filesystem's server or an odd host tree can report, run through the
+/// real `deckhand host-info`: numbers that overflow, a mount that never answers. Each
+/// trapped (or hung) the inventory, and so a cold `/host/info` of the agent, before.
+@Suite(.serialized) struct HostileInputTests {
+    /// A host root made for one test: the pinned pci.ids, and what `files` hold.
+    static func hostRoot(_ files: [String: String]) throws -> URL {
+        let root = try TestSupport.temporaryDirectory()
+        for (path, text) in files {
+            let file = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: file)
+        }
+        try FileManager.default.createSymbolicLink(
+            at: root.appendingPathComponent("usr"), withDestinationURL: TestSupport.fixtureHostRoot.appendingPathComponent("usr"))
+        return root
+    }
+
+    /// A USB stick whose READ CAPACITY says 2⁵⁵ sectors (2⁶⁴ bytes): the kernel copies
+    /// it into sysfs `size` unchecked. Its size is unknown (0), the rest of it listed.
+    @Test func diskSizePastTwoToTheSixtyFourBytes() throws {
+        let directory = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stick = try String(contentsOf: TestSupport.fixtures.appendingPathComponent("usb-stick.umockdev"), encoding: .utf8)
+        #expect(stick.contains("A: size=60063744\\n"))
+        let tree = directory.appendingPathComponent("huge-stick.umockdev")
+        try stick.replacingOccurrences(of: "A: size=60063744\\n", with: "A: size=36028797018963968\\n").write(to: tree, atomically: true, encoding: .utf8)
+        let result = try TestSupport.run(["umockdev-run", "-d", tree.path, "--", try TestSupport.deckhand, "host-info", "--host-root", TestSupport.fixtureHostRoot.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let host = try JSONDecoder().decode(HostInfo.self, from: Data(result.stdout.utf8))
+        let disk = try #require(host.physicalDisks.first { $0.name == "sdb" })
+        #expect(disk.size == 0)
+        #expect(disk.partitions.map(\.name) == ["sdb1"])
+    }
+
+    /// `MemTotal` past 2⁶⁴ bytes and an online CPU list of 10¹¹ CPUs (a host root that is
+    /// not a Linux host's): before, a trap and an array of that length (an abort).
+    @Test func memoryAndCPUListsPastAnyMachine() throws {
+        let root = try Self.hostRoot([
+            "proc/meminfo": "MemTotal:       18014398509481984 kB\n",
+            "proc/cpuinfo": "processor\t: 0\nmodel name\t: Test CPU\n",
+            "sys/devices/system/cpu/online": "0-100000000000\n",
+            "sys/devices/system/cpu/cpu0/topology/core_id": "0\n",
+        ])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let result = try TestSupport.run([try TestSupport.deckhand, "host-info", "--host-root", root.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let processors = try #require(try JSONDecoder().decode(HostInfo.self, from: Data(result.stdout.utf8)).processors)
+        #expect(processors.memory == nil)
+        #expect(processors.model == "Test CPU")
+    }
+
+    // MARK: Filesystems whose server misbehaves
+
+    /// A FUSE filesystem served by Python over /dev/fuse, mounted at a temporary folder:
+    /// its STATFS answer is `blocks`, `free`, `available` blocks of `unit` bytes, or
+    /// never comes (`hang`). Killing the server aborts the connection, which ends any
+    /// call waiting on it; the folder is then unmounted.
+    final class MisbehavingFilesystem {
+        let mountPoint: URL
+        private let server: ChildProcess
+
+        init(statfs: (blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64)?) throws {
+            mountPoint = try TestSupport.temporaryDirectory()
+            let log = mountPoint.deletingLastPathComponent().appendingPathComponent("\(mountPoint.lastPathComponent).log")
+            let answer = statfs.map { "\($0.blocks) \($0.free) \($0.available) \($0.unit)" } ?? "hang"
+            server = try Command.spawn("python3", ["-c", """
+                import ctypes, os, struct, sys, time
+                mount_point, answer = sys.argv[1], sys.argv[2]
+                fd = os.open("/dev/fuse", os.O_RDWR)
+                libc = ctypes.CDLL(None, use_errno=True)
+                options = f"fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+                if libc.mount(b"deckhand-test", mount_point.encode(), b"fuse.deckhandtest", 0, options) != 0:
+                    sys.exit("mount failed: errno %d" % ctypes.get_errno())
+                def reply(unique, payload=b"", error=0):
+                    os.write(fd, struct.pack("<IiQ", 16 + len(payload), error, unique) + payload)
+                while True:
+                    try:
+                        request = os.read(fd, 1 << 20)
+                    except OSError:
+                        break
+                    length, opcode, unique, node = struct.unpack_from("<IIQQ", request)
+                    if opcode == 26:    # INIT: protocol 7.31
+                        reply(unique, struct.pack("<IIIIHHIIHHI7I", 7, 31, 0, 0, 0, 0, 4096, 1, 0, 0, 0, *([0] * 7)))
+                    elif opcode == 3:   # GETATTR: a directory
+                        attributes = struct.pack("<QQQQQQIIIIIIIIII", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0o40755, 2, 0, 0, 0, 4096, 0)
+                        reply(unique, struct.pack("<QII", 1, 0, 0) + attributes)
+                    elif opcode == 17:  # STATFS
+                        if answer == "hang":
+                            time.sleep(3600)
+                        blocks, free, available, unit = map(int, answer.split())
+                        reply(unique, struct.pack("<QQQQQIII7I", blocks, free, available, 0, 0, 4096, 255, unit, *([0] * 7)))
+                    elif opcode == 38:  # DESTROY
+                        reply(unique)
+                        break
+                    else:
+                        reply(unique, error=-38)
+                """, mountPoint.path, answer], errorLog: log.path)
+            for _ in 0..<250 {
+                if let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8), mounts.contains(" \(mountPoint.path) ") { return }
+                usleep(20_000)
+            }
+            let error = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            stop()
+            throw TestSetupError("the FUSE server did not mount: \(error)")
+        }
+
+        func stop() {
+            server.stop(grace: 1)
+            _ = try? Command.run("umount", ["-l", mountPoint.path])
+            try? FileManager.default.removeItem(at: mountPoint)
+            try? FileManager.default.removeItem(at: mountPoint.deletingLastPathComponent().appendingPathComponent("\(mountPoint.lastPathComponent).log"))
+        }
+
+        deinit { stop() }
+    }
+
+    /// `deckhand host-info` on this machine's own mount table (host root `/`), at most
+    /// `seconds`: its filesystems and warnings.
+    static func inventory(within seconds: Double) throws -> (status: Int32, host: HostInfo?, stderr: String) {
+        let result = try Command.run(try TestSupport.deckhand, ["host-info", "--host-root", "/"], timeout: seconds)
+        return (result.status, try? JSONDecoder().decode(HostInfo.self, from: result.stdout), result.errorOutput)
+    }
+
+    @Test("a filesystem whose server says more blocks are free than it has, or past 2⁶⁴ bytes: listed, never a trap",
+          arguments: [(UInt64(100), UInt64(200), UInt64(50), UInt64(4096)), (UInt64(1) << 60, 1, 1, 4096)])
+    func statfsNumbersThatDoNotAddUp(blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64) throws {
+        let filesystem = try MisbehavingFilesystem(statfs: (blocks, free, available, unit))
+        defer { filesystem.stop() }
+        // What Python's os.statvfs, the same call, reads of it.
+        let python = try Command.run("python3", ["-c", "import os, sys; s = os.statvfs(sys.argv[1]); print(s.f_blocks, s.f_bfree, s.f_bavail, s.f_frsize)", filesystem.mountPoint.path])
+        #expect(python.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(blocks) \(free) \(available) \(unit)")
+        let (status, host, stderr) = try Self.inventory(within: 60)
+        #expect(status == 0, "\(stderr)")
+        let listed = try #require(host?.filesystems.first { $0.mountPoint == filesystem.mountPoint.path })
+        // Bytes as far as they go: past 2⁶⁴ is UInt64.max; more free than there is, none used.
+        func bytes(_ count: UInt64) -> UInt64 {
+            let (product, overflow) = count.multipliedReportingOverflow(by: unit)
+            return overflow ? .max : product
+        }
+        #expect(listed.size == bytes(blocks))
+        #expect(listed.used == bytes(blocks >= free ? blocks - free : 0))
+        #expect(listed.available == bytes(available))
+    }
+
+    @Test("a filesystem whose server never answers is left out, named in Warnings, within seconds; the rest is listed")
+    func statfsThatNeverAnswers() throws {
+        let filesystem = try MisbehavingFilesystem(statfs: nil)
+        defer { filesystem.stop() }
+        let directory = try TestSupport.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("out.json")
+        // The inventory's thread still waiting on the server keeps its process from
+        // ending (a thread in a FUSE or NFS call cannot be killed), so what it printed,
+        // and when, is read from the file it printed to, not from the process's end.
+        let run = try Command.spawn("sh", ["-c", "exec \"$0\" host-info --host-root / > \"$1\"", try TestSupport.deckhand, output.path])
+        defer { run.stop(grace: 1) }
+        let deadline = Date().addingTimeInterval(20)
+        var printed: HostInfo?
+        while printed == nil, Date() < deadline {
+            usleep(100_000)
+            printed = (try? Data(contentsOf: output)).flatMap { try? JSONDecoder().decode(HostInfo.self, from: $0) }
+        }
+        filesystem.stop()
+        // Before, the inventory waited for the server: an hour here, for ever for a dead NFS server.
+        let host = try #require(printed, "no inventory within 20 s of a mount that does not answer")
+        #expect(!host.filesystems.contains { $0.mountPoint == filesystem.mountPoint.path })
+        #expect(host.filesystems.contains { $0.mountPoint == "/" })
+        #expect(host.warnings?.contains { $0.contains(filesystem.mountPoint.path) && $0.contains("statvfs") } == true, "\(host.warnings ?? [])")
+    }
+}
