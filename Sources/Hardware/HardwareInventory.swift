@@ -7,12 +7,31 @@ public final class HardwareInventory: Sendable {
     public let hostRoot: HostRoot
     /// Shared with the disk inventory, which names virtio and NVMe vendors with it.
     public let names: PCINameDatabase
+    /// Why the names are not the host's pci.ids, if they are not.
+    let namesWarning: String?
 
     /// Prepares an inventory of the host at `hostRoot` (`HostRoot.detect()` in the agent).
-    /// Throws only when libpci cannot even be allocated or pci.ids is corrupt.
+    /// A host pci.ids that libpci cannot parse (a broken package, or planted) does not
+    /// stop the agent: names come from this system's own pci.ids, else are numbers (as
+    /// lspci's without one), and `Warnings` say so. Throws only when libpci cannot even
+    /// be allocated.
     public init(hostRoot: HostRoot = .system) throws(HardwareError) {
         self.hostRoot = hostRoot
-        self.names = try PCINameDatabase(idsFile: hostRoot.pciIDsFile)
+        let hostFile = hostRoot.pciIDsFile
+        do {
+            self.names = try PCINameDatabase(idsFile: hostFile)
+            self.namesWarning = nil
+        } catch .pciUnavailable(let problem) {
+            let own = hostRoot.ownPCIIDsFile.flatMap { $0 == hostFile ? nil : $0 }
+            if let own, let names = try? PCINameDatabase(idsFile: own) {
+                self.names = names
+                self.namesWarning = "pci.ids at \(hostFile ?? "libpci's default") cannot be read (\(problem)): PCI names from \(own)"
+            } else {
+                // A file that is not there is no error to libpci: every name is then a number.
+                self.names = try PCINameDatabase(idsFile: "/nonexistent/pci.ids")
+                self.namesWarning = "pci.ids at \(hostFile ?? "libpci's default") cannot be read (\(problem)): PCI names are numbers"
+            }
+        }
     }
 
     /// The host's hardware now. Blocking (sysfs reads, device probes: a few
@@ -20,7 +39,7 @@ public final class HardwareInventory: Sendable {
     public func collect() -> HostInfo {
         let pciDevices = (try? PCIBus(sysfsDirectory: hostRoot.pciSysfsDirectory).devices(names: names)) ?? []
         let mounts = MountTable(hostRoot: hostRoot).filesystems()
-        let warnings = hostRoot.warnings + mounts.unanswered.map {
+        let warnings = hostRoot.warnings + (namesWarning.map { [$0] } ?? []) + mounts.unanswered.map {
             "mount point \($0) did not answer statvfs within \(Int(MountTable.callLimit)) s (a hung NFS or FUSE server?): left out of Filesystems"
         }
         return HostInfo(

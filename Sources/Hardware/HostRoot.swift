@@ -100,6 +100,11 @@ public struct HostRoot: Sendable, Hashable {
         return nil
     }
 
+    /// This system's own pci.ids (the agent image's), whatever the host root.
+    var ownPCIIDsFile: String? {
+        ["/usr/share/misc/pci.ids", "/usr/share/hwdata/pci.ids"].first(where: Self.exists)
+    }
+
     /// The host's udev database directory, when it is not the one libudev reads anyway.
     var foreignUdevDataDirectory: String? {
         isSystem ? nil : hostPath("/run/udev/data")

@@ -44,10 +44,13 @@ struct HostInfoCommand: AsyncParsableCommand {
         guard let address, let key else {
             let root = hostRoot.map { HostRoot(path: $0) } ?? HostRoot.detect()
             let hostInfo = try HardwareInventory(hostRoot: root).collect()
+            // Device strings are the devices' own (a USB descriptor, a filesystem label, a
+            // FUSE source): printed inertly, as an agent's answer is.
             if table {
-                print(HostInfoTable(hostInfo).render(), terminator: "")
+                print(TerminalText.safe(HostInfoTable(hostInfo).render()), terminator: "")
             } else {
-                print(String(decoding: try AgentJSON.encode(hostInfo, pretty: true), as: UTF8.self))
+                let json = try AgentJSON.encode(hostInfo, pretty: true)
+                print(TerminalText.json(json) ?? TerminalText.safe(String(decoding: json, as: UTF8.self)))
             }
             return
         }

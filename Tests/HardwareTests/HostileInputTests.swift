@@ -15,8 +15,10 @@ import TestCommands
             try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(text.utf8).write(to: file)
         }
-        try FileManager.default.createSymbolicLink(
-            at: root.appendingPathComponent("usr"), withDestinationURL: TestSupport.fixtureHostRoot.appendingPathComponent("usr"))
+        if !FileManager.default.fileExists(atPath: root.appendingPathComponent("usr").path) {
+            try FileManager.default.createSymbolicLink(
+                at: root.appendingPathComponent("usr"), withDestinationURL: TestSupport.fixtureHostRoot.appendingPathComponent("usr"))
+        }
         return root
     }
 
@@ -52,6 +54,36 @@ import TestCommands
         let processors = try #require(try JSONDecoder().decode(HostInfo.self, from: Data(result.stdout.utf8)).processors)
         #expect(processors.memory == nil)
         #expect(processors.model == "Test CPU")
+    }
+
+    /// A host pci.ids that libpci cannot parse (lspci refuses it too): before, the agent
+    /// with host management refused to start, and `deckhand host-info` failed.
+    @Test func corruptPCIIDsFallsBackAndSaysSo() throws {
+        let root = try Self.hostRoot(["usr/share/misc/pci.ids": "bogus line\n\tanother\n"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let lspci = try TestSupport.run(["lspci", "-i", root.appendingPathComponent("usr/share/misc/pci.ids").path])
+        #expect(lspci.status != 0 && lspci.stderr.contains("Parse error"), "\(lspci.status): \(lspci.stderr)")
+        let result = try TestSupport.run([try TestSupport.deckhand, "host-info", "--host-root", root.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let host = try JSONDecoder().decode(HostInfo.self, from: Data(result.stdout.utf8))
+        #expect(host.warnings?.contains { $0.contains("pci.ids") && $0.contains("cannot be read") } == true, "\(host.warnings ?? [])")
+    }
+
+    /// Device strings are the devices' (a USB descriptor, a label, here the CPU model):
+    /// the table prints no control byte raw, and the JSON is the same JSON as Python
+    /// reads it, with no raw C1 byte (which terminals take for ESC) either.
+    @Test func terminalEscapesInDeviceStringsPrintInertly() throws {
+        let model = "Evil\u{1B}]0;pwned\u{07}\u{9B}2J CPU"
+        let root = try Self.hostRoot(["proc/cpuinfo": "processor\t: 0\nmodel name\t: \(model)\n", "proc/meminfo": "MemTotal: 1024 kB\n"])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let table = try TestSupport.run([try TestSupport.deckhand, "host-info", "--table", "--host-root", root.path])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("Evil"))
+        #expect(!table.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B }, "\(table.stdout)")
+        let json = try TestSupport.run([try TestSupport.deckhand, "host-info", "--host-root", root.path])
+        #expect(!json.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x9B })
+        let python = try Command.run("python3", ["-c", "import json, sys; print(json.load(sys.stdin)['CPU']['Model'].encode('unicode_escape').decode())"], input: Data(json.stdout.utf8))
+        #expect(python.output.trimmingCharacters(in: .newlines) == "Evil\\x1b]0;pwned\\x07\\x9b2J CPU", "\(python.output) \(python.errorOutput)")
     }
 
     // MARK: Filesystems whose server misbehaves
