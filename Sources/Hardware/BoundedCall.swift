@@ -14,61 +14,85 @@ import Synchronization
 /// returns (the mount is skipped at once), so a hung mount costs one thread, not one
 /// per request.
 enum BoundedCall {
-    private static let running = Mutex<Set<String>>([])
+    /// Calls still running, by key (each a `Call<T>`).
+    private static let running = Mutex<[String: AnyObject]>([:])
 
-    /// `body()`, if it returns within `seconds` and no call under `key` is still
-    /// running; else nil (the call goes on on its own thread until it returns).
+    /// `body()`, if it returns within `seconds`; else nil (the call goes on on its own
+    /// thread until it returns). A caller that finds a call under `key` still running
+    /// waits for that one, until that call's own deadline: so concurrent inventories
+    /// share a mount's call, and a call already past its time (a hung mount) makes
+    /// callers give up at once.
     static func run<T: Sendable>(_ key: String, within seconds: Double, _ body: @escaping @Sendable () -> T) -> T? {
-        guard running.withLock({ $0.insert(key).inserted }) else { return nil }
-        let call = Call(key: key, body: body)
-        guard call.start() else {
-            running.withLock { _ = $0.remove(key) }
+        let (found, isNew) = running.withLock { calls -> (Call<T>?, Bool) in
+            if let existing = calls[key] { return (existing as? Call<T>, false) }
+            let call = Call(key: key, seconds: seconds, body: body)
+            calls[key] = call
+            return (call, true)
+        }
+        guard let call = found else { return nil }
+        if isNew, !call.start() {
+            running.withLock { _ = $0.removeValue(forKey: key) }
             return nil
         }
-        return call.wait(seconds: seconds)
+        return call.wait()
     }
 
-    /// Keys of calls still running (a stuck mount's `statvfs`): for tests and warnings.
-    static var stillRunning: Set<String> { running.withLock { $0 } }
-
     private final class Call<T: Sendable>: @unchecked Sendable {
-        // Safe: `result` is written once by the call's thread before it posts `done`,
-        // and read by the waiter only after `done` was posted.
+        // Safe: `result` and `finished` are read and written under `lock`.
         private let key: String
         private let body: @Sendable () -> T
-        private let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        private let deadline: timespec
+        private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         private var result: T?
+        private var finished = false
 
-        init(key: String, body: @escaping @Sendable () -> T) {
+        init(key: String, seconds: Double, body: @escaping @Sendable () -> T) {
             self.key = key
             self.body = body
-            sem_init(done, 0, 0)
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let nanoseconds = Int(now.tv_nsec) + Int(seconds * 1_000_000_000)
+            now.tv_sec += nanoseconds / 1_000_000_000
+            now.tv_nsec = nanoseconds % 1_000_000_000
+            deadline = now
+            pthread_mutex_init(lock, nil)
+            var attributes = pthread_condattr_t()
+            pthread_condattr_init(&attributes)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+            pthread_cond_init(changed, &attributes)
+            pthread_condattr_destroy(&attributes)
         }
 
         deinit {
-            sem_destroy(done)
-            done.deallocate()
+            pthread_cond_destroy(changed)
+            pthread_mutex_destroy(lock)
+            changed.deallocate()
+            lock.deallocate()
         }
 
-        /// Starts the call's thread, which holds the call until it has posted `done`.
+        /// Starts the call's thread, which holds the call until it has finished.
         func start() -> Bool {
             startThread { [self] in
-                result = body()
-                BoundedCall.running.withLock { _ = $0.remove(key) }
-                sem_post(done)
+                let value = body()
+                BoundedCall.running.withLock { _ = $0.removeValue(forKey: key) }
+                pthread_mutex_lock(lock)
+                result = value
+                finished = true
+                pthread_cond_broadcast(changed)
+                pthread_mutex_unlock(lock)
             }
         }
 
-        func wait(seconds: Double) -> T? {
-            var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
-            let nanoseconds = Int(deadline.tv_nsec) + Int(seconds * 1_000_000_000)
-            deadline.tv_sec += nanoseconds / 1_000_000_000
-            deadline.tv_nsec = nanoseconds % 1_000_000_000
-            while sem_timedwait(done, &deadline) != 0 {
-                guard errno == EINTR else { return nil }
+        /// The result, if the call finishes by its deadline.
+        func wait() -> T? {
+            pthread_mutex_lock(lock)
+            defer { pthread_mutex_unlock(lock) }
+            var limit = deadline
+            while !finished {
+                if pthread_cond_timedwait(changed, lock, &limit) == ETIMEDOUT { break }
             }
-            return result
+            return finished ? result : nil
         }
     }
 }

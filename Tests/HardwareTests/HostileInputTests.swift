@@ -179,6 +179,19 @@ import TestCommands
         #expect(listed.available == bytes(available))
     }
 
+    @Test("inventories collected at once share each mount's call: none is named unanswered for being asked twice")
+    func concurrentInventoriesShareCalls() async throws {
+        let inventory = try HardwareInventory(hostRoot: .system)
+        let collected = await withTaskGroup(of: HostInfo.self) { group in
+            for _ in 0..<8 { group.addTask { inventory.collect() } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for host in collected {
+            #expect(!(host.warnings ?? []).contains { $0.contains("statvfs") }, "\(host.warnings ?? [])")
+            #expect(host.filesystems.map(\.mountPoint) == collected[0].filesystems.map(\.mountPoint))
+        }
+    }
+
     @Test("a filesystem whose server never answers is left out, named in Warnings, within seconds; the rest is listed")
     func statfsThatNeverAnswers() throws {
         let filesystem = try MisbehavingFilesystem(statfs: nil)
