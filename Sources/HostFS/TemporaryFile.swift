@@ -33,14 +33,26 @@ struct TemporaryFile: Sendable {
         if file == nil {
             file = try createNamed(in: folder)
         }
-        _ = fchmod(file!.descriptor, 0o644)
+        // 0600 while it is written (a named one is visible in its folder meanwhile);
+        // its mode for good is given when it is published.
+        _ = fchmod(file!.descriptor, 0o600)
         return file!
+    }
+
+    /// The mode a file published as `finalName` in `destination` gets: a regular file's
+    /// it replaces (less setuid, setgid and sticky: a private key stays private),
+    /// else 0644.
+    static func publishedMode(replacing finalName: String, in destination: Int32) -> mode_t {
+        var existing = stat()
+        guard fstatat(destination, finalName, &existing, AT_SYMLINK_NOFOLLOW) == 0, existing.st_mode & S_IFMT == S_IFREG else { return 0o644 }
+        return existing.st_mode & 0o777
     }
 
     /// Gives the file the name `finalName` in `destination` (replacing what is there, but
     /// never a directory). Throws EXDEV when `destination` is on another filesystem than
     /// `folder`, the folder the file was created in.
     func publish(from folder: Int32, to destination: Int32, as finalName: String) throws(SystemError) {
+        _ = fchmod(descriptor, Self.publishedMode(replacing: finalName, in: destination))
         if let name {
             try retryingInterrupts("rename") { renameat(folder, name, destination, finalName) }
             return

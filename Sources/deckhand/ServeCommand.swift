@@ -15,6 +15,11 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: "Every option can also be set through the environment variable named in its help; a flag wins over the variable."
     )
 
+    /// Shared secrets shorter than this (bytes) are warned about at start: a guessed
+    /// one opens the node to whoever signs with it. Not refused: Portainer's own
+    /// examples use short ones, and a drop-in must start where the original did.
+    static let shortSecret = 16
+
     @Option(name: .customLong("host"), help: "Address to listen on: IPv4, IPv6 (:: for both) or a host name (AGENT_HOST, default :: where the kernel has IPv6, else 0.0.0.0).")
     var host: String?
     @Option(name: .customLong("port"), help: "HTTPS port (AGENT_PORT, default 9001).")
@@ -128,6 +133,9 @@ struct ServeCommand: AsyncParsableCommand {
             "metrics": "\(configuration.metricsAddress.map { ListenAddress(host: $0.host, port: server.metricsPort ?? $0.port).description + "/metrics" } ?? "off")",
             "version": "\(AgentVersion.deckhand)",
         ])
+        if let short = configuration.secrets.first(where: { $0.utf8.count < Self.shortSecret }) {
+            logger.warning("a shared secret of \(short.utf8.count) bytes can be guessed: use a random one of \(Self.shortSecret) or more (README, Trust between peers)")
+        }
         // Not fatal: the agent still answers /ping, and the health check says unhealthy.
         if let refusal = EngineSocketAccess.refusal(engine: configuration.engine) {
             logger.error("cannot use the engine socket: \(refusal)")

@@ -127,6 +127,43 @@ struct SecretFileTests {
         #expect(!result.errorOutput.contains("file-secret") && !result.errorOutput.contains("env-secret"))
     }
 
+    @Test("a line of spaces or tabs in the file is no secret: a request signed with it is refused")
+    func blankLinesAreNoSecrets() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let secret = "real-\(UUID().uuidString)"
+        try Data("\(secret)\n \n\t\n".utf8).write(to: file)
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_FILE": file.path])
+        defer { agent.stop() }
+        let key = SigningKey()
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(secret: secret)).status == 200)
+        // Before, each blank line was a secret too: anyone signing with " " got in.
+        for blank in [" ", "\t"] {
+            #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(secret: blank)).status == 403, "signed with \(Array(blank.utf8))")
+        }
+    }
+
+    @Test("an empty or blank --secret or AGENT_SECRET stops start-up with one line",
+          arguments: [(["--secret", ""], [String: String]()), (["--secret", " \t"], [:]), ([], ["AGENT_SECRET": "   "])])
+    func blankSecretRefused(arguments: [String], environment: [String: String]) throws {
+        // Before, `--secret ""` started in shared-secret mode on the empty secret.
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve"] + arguments, environment: environment, timeout: 20)
+        #expect(result.status == 2, "\(result.errorOutput)")
+        let lines = result.errorOutput.split(separator: "\n")
+        #expect(lines.count == 1 && lines.first?.contains("AGENT_SECRET") == true, "\(result.errorOutput)")
+    }
+
+    @Test("a short secret starts, with a warning that names its length and not its value")
+    func shortSecretWarned() throws {
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET": "short-one", "LOG_LEVEL": "INFO"])
+        defer { agent.stop() }
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: SigningKey().headers(secret: "short-one")).status == 200)
+        let log = agent.logLines().joined(separator: "\n")
+        #expect(log.contains("9 bytes can be guessed"), "\(log)")
+        #expect(!log.contains("short-one"))
+    }
+
     @Test("peers during a rotation: old+new and old trust each other both ways, new and old do not")
     func peersDuringRotation() {
         let now: Int64 = 1_800_000_000

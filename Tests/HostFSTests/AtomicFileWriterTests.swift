@@ -36,6 +36,28 @@ import Testing
         #expect(tree.names(in: tree.rootPath + "/dir") == ["file.txt", "sub"])
     }
 
+    /// A replaced regular file's mode carries over (less setuid, setgid and sticky), as
+    /// the kernel's stat reads it: a private file stays private. Before, every upload
+    /// was 0644, so replacing a 0600 key made it world-readable. A named temporary file
+    /// is 0600 while it is written.
+    @Test(arguments: cases)
+    func replacingKeepsTheReplacedFilesMode(resolution: PathResolution, temporary: TemporaryFile.Kind) throws {
+        let tree = try HostileTree()
+        for (mode, expected) in [(mode_t(0o600), mode_t(0o600)), (0o4755, 0o755), (0o640, 0o640)] {
+            #expect(chmod(tree.rootPath + "/dir/file.txt", mode) == 0)
+            let writer = try tree.root(resolution).makeAtomicWriter(in: path("dir"), named: FileName("file.txt"), kind: temporary)
+            try writer.write(Array("private".utf8))
+            for name in tree.names(in: tree.rootPath + "/dir") where name.hasPrefix(".deckhand") {
+                var status = stat()
+                #expect(stat(tree.rootPath + "/dir/" + name, &status) == 0 && status.st_mode & 0o7777 == 0o600, "\(name) while written")
+            }
+            try writer.commit()
+            var status = stat()
+            #expect(stat(tree.rootPath + "/dir/file.txt", &status) == 0)
+            #expect(status.st_mode & 0o7777 == expected, "replacing \(String(mode, radix: 8)): \(String(status.st_mode & 0o7777, radix: 8))")
+        }
+    }
+
     @Test(arguments: cases)
     func abortLeavesNoTemporaryFileAndTheOldFileIntact(resolution: PathResolution, temporary: TemporaryFile.Kind) throws {
         let tree = try HostileTree()

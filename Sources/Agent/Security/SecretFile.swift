@@ -29,8 +29,10 @@ enum SecretFile {
 
     static let maxSize = 64 * 1024
 
-    /// The secrets in `path`: its lines, each without its line ending; empty lines
-    /// are not secrets (a trailing newline, a blank line between old and new).
+    /// The secrets in `path`: its lines, each without its line ending; blank lines
+    /// (empty, or only spaces and tabs) are not secrets (a trailing newline, a blank
+    /// line between old and new): a line of one space would otherwise be a secret
+    /// anyone could guess.
     static func read(_ path: String) throws(Problem) -> [String] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(errno: errno) }
@@ -52,7 +54,7 @@ enum SecretFile {
         }
         let secrets = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
             .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }
-            .filter { !$0.isEmpty }
+            .filter { line in line.contains { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") } }
             .map { String(decoding: $0, as: UTF8.self) }
         guard !secrets.isEmpty else { throw .empty }
         guard secrets.count <= PeerKey.maxSecrets else { throw .tooMany(secrets.count) }
