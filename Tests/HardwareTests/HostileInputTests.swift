@@ -86,28 +86,53 @@ import TestCommands
         #expect(python.output.trimmingCharacters(in: .newlines) == "Evil\\x1b]0;pwned\\x07\\x9b2J CPU", "\(python.output) \(python.errorOutput)")
     }
 
+    @Test("inventories collected at once share each mount's call: none is named unanswered for being asked twice")
+    func concurrentInventoriesShareCalls() async throws {
+        let inventory = try HardwareInventory(hostRoot: .system)
+        let collected = await withTaskGroup(of: HostInfo.self) { group in
+            for _ in 0..<8 { group.addTask { inventory.collect() } }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for host in collected {
+            #expect(!(host.warnings ?? []).contains { $0.contains("statvfs") }, "\(host.warnings ?? [])")
+            #expect(host.filesystems.map(\.mountPoint) == collected[0].filesystems.map(\.mountPoint))
+        }
+    }
+
     // MARK: Filesystems whose server misbehaves
 
-    /// A FUSE filesystem served by Python over /dev/fuse, mounted at a temporary folder:
-    /// its STATFS answer is `blocks`, `free`, `available` blocks of `unit` bytes, or
-    /// never comes (`hang`). Killing the server aborts the connection, which ends any
-    /// call waiting on it; the folder is then unmounted.
+    /// A FUSE filesystem served by Python over /dev/fuse, in a mount namespace of its
+    /// own (so no other test, and no `df` on this machine, ever sees it): its STATFS
+    /// answer is `blocks`, `free`, `available` blocks of `unit` bytes, or never comes
+    /// (`hang`). Inside that namespace, once mounted, Python's `os.statvfs` of it and
+    /// `deckhand host-info --host-root /` run, their outputs in `statvfs` and
+    /// `inventory.json`. Killing the server aborts the connection (ending any call
+    /// waiting on it) and, with the namespace, the mount.
     final class MisbehavingFilesystem {
+        let folder: URL
         let mountPoint: URL
         private let server: ChildProcess
 
         init(statfs: (blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64)?) throws {
-            mountPoint = try TestSupport.temporaryDirectory()
-            let log = mountPoint.deletingLastPathComponent().appendingPathComponent("\(mountPoint.lastPathComponent).log")
+            folder = try TestSupport.temporaryDirectory()
+            mountPoint = folder.appendingPathComponent("mount")
+            try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
             let answer = statfs.map { "\($0.blocks) \($0.free) \($0.available) \($0.unit)" } ?? "hang"
             server = try Command.spawn("python3", ["-c", """
-                import ctypes, os, struct, sys, time
-                mount_point, answer = sys.argv[1], sys.argv[2]
-                fd = os.open("/dev/fuse", os.O_RDWR)
+                import ctypes, os, struct, subprocess, sys, time
+                mount_point, answer, folder, deckhand = sys.argv[1:5]
                 libc = ctypes.CDLL(None, use_errno=True)
+                if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+                    sys.exit("unshare failed: errno %d" % ctypes.get_errno())
+                if libc.mount(None, b"/", None, ctypes.c_ulong(16384 | (1 << 18)), None) != 0:  # MS_REC | MS_PRIVATE
+                    sys.exit("private mounts failed: errno %d" % ctypes.get_errno())
+                fd = os.open("/dev/fuse", os.O_RDWR)
                 options = f"fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
-                if libc.mount(b"deckhand-test", mount_point.encode(), b"fuse.deckhandtest", 0, options) != 0:
+                if libc.mount(b"deckhand-test", mount_point.encode(), b"fuse.deckhandtest", ctypes.c_ulong(0), options) != 0:
                     sys.exit("mount failed: errno %d" % ctypes.get_errno())
+                probe = "import os, sys; s = os.statvfs(sys.argv[1]); print(s.f_blocks, s.f_bfree, s.f_bavail, s.f_frsize)"
+                subprocess.Popen([sys.executable, "-c", probe, mount_point], stdout=open(folder + "/statvfs", "w"), pass_fds=())
+                subprocess.Popen([deckhand, "host-info", "--host-root", "/"], stdout=open(folder + "/inventory.json", "w"))
                 def reply(unique, payload=b"", error=0):
                     os.write(fd, struct.pack("<IiQ", 16 + len(payload), error, unique) + payload)
                 while True:
@@ -131,31 +156,33 @@ import TestCommands
                         break
                     else:
                         reply(unique, error=-38)
-                """, mountPoint.path, answer], errorLog: log.path)
-            for _ in 0..<250 {
-                if let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8), mounts.contains(" \(mountPoint.path) ") { return }
-                usleep(20_000)
-            }
-            let error = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            stop()
-            throw TestSetupError("the FUSE server did not mount: \(error)")
+                """, mountPoint.path, answer, folder.path, try TestSupport.deckhand], errorLog: folder.appendingPathComponent("server.log").path)
         }
+
+        /// What `file` (of the two outputs) holds once `done` accepts it, within `seconds`.
+        func output(_ file: String, within seconds: Double, until done: (Data) -> Bool) -> Data? {
+            let deadline = Date().addingTimeInterval(seconds)
+            repeat {
+                if let data = try? Data(contentsOf: folder.appendingPathComponent(file)), done(data) { return data }
+                usleep(50_000)
+            } while Date() < deadline
+            return nil
+        }
+
+        /// The inventory `deckhand host-info` printed inside the namespace, once whole.
+        func inventory(within seconds: Double) -> HostInfo? {
+            output("inventory.json", within: seconds) { (try? JSONDecoder().decode(HostInfo.self, from: $0)) != nil }
+                .flatMap { try? JSONDecoder().decode(HostInfo.self, from: $0) }
+        }
+
+        var serverLog: String { (try? String(contentsOf: folder.appendingPathComponent("server.log"), encoding: .utf8)) ?? "" }
 
         func stop() {
             server.stop(grace: 1)
-            _ = try? Command.run("umount", ["-l", mountPoint.path])
-            try? FileManager.default.removeItem(at: mountPoint)
-            try? FileManager.default.removeItem(at: mountPoint.deletingLastPathComponent().appendingPathComponent("\(mountPoint.lastPathComponent).log"))
+            try? FileManager.default.removeItem(at: folder)
         }
 
         deinit { stop() }
-    }
-
-    /// `deckhand host-info` on this machine's own mount table (host root `/`), at most
-    /// `seconds`: its filesystems and warnings.
-    static func inventory(within seconds: Double) throws -> (status: Int32, host: HostInfo?, stderr: String) {
-        let result = try Command.run(try TestSupport.deckhand, ["host-info", "--host-root", "/"], timeout: seconds)
-        return (result.status, try? JSONDecoder().decode(HostInfo.self, from: result.stdout), result.errorOutput)
     }
 
     @Test("a filesystem whose server says more blocks are free than it has, or past 2⁶⁴ bytes: listed, never a trap",
@@ -164,11 +191,10 @@ import TestCommands
         let filesystem = try MisbehavingFilesystem(statfs: (blocks, free, available, unit))
         defer { filesystem.stop() }
         // What Python's os.statvfs, the same call, reads of it.
-        let python = try Command.run("python3", ["-c", "import os, sys; s = os.statvfs(sys.argv[1]); print(s.f_blocks, s.f_bfree, s.f_bavail, s.f_frsize)", filesystem.mountPoint.path])
-        #expect(python.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(blocks) \(free) \(available) \(unit)")
-        let (status, host, stderr) = try Self.inventory(within: 60)
-        #expect(status == 0, "\(stderr)")
-        let listed = try #require(host?.filesystems.first { $0.mountPoint == filesystem.mountPoint.path })
+        let python = filesystem.output("statvfs", within: 30) { $0.last == UInt8(ascii: "\n") }.map { String(decoding: $0, as: UTF8.self) }
+        #expect(python?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(blocks) \(free) \(available) \(unit)", "\(filesystem.serverLog)")
+        let host = try #require(filesystem.inventory(within: 60), "no inventory: \(filesystem.serverLog)")
+        let listed = try #require(host.filesystems.first { $0.mountPoint == filesystem.mountPoint.path })
         // Bytes as far as they go: past 2⁶⁴ is UInt64.max; more free than there is, none used.
         func bytes(_ count: UInt64) -> UInt64 {
             let (product, overflow) = count.multipliedReportingOverflow(by: unit)
@@ -179,39 +205,16 @@ import TestCommands
         #expect(listed.available == bytes(available))
     }
 
-    @Test("inventories collected at once share each mount's call: none is named unanswered for being asked twice")
-    func concurrentInventoriesShareCalls() async throws {
-        let inventory = try HardwareInventory(hostRoot: .system)
-        let collected = await withTaskGroup(of: HostInfo.self) { group in
-            for _ in 0..<8 { group.addTask { inventory.collect() } }
-            return await group.reduce(into: []) { $0.append($1) }
-        }
-        for host in collected {
-            #expect(!(host.warnings ?? []).contains { $0.contains("statvfs") }, "\(host.warnings ?? [])")
-            #expect(host.filesystems.map(\.mountPoint) == collected[0].filesystems.map(\.mountPoint))
-        }
-    }
-
     @Test("a filesystem whose server never answers is left out, named in Warnings, within seconds; the rest is listed")
     func statfsThatNeverAnswers() throws {
         let filesystem = try MisbehavingFilesystem(statfs: nil)
         defer { filesystem.stop() }
-        let directory = try TestSupport.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let output = directory.appendingPathComponent("out.json")
         // The inventory's thread still waiting on the server keeps its process from
         // ending (a thread in a FUSE or NFS call cannot be killed), so what it printed,
         // and when, is read from the file it printed to, not from the process's end.
-        let run = try Command.spawn("sh", ["-c", "exec \"$0\" host-info --host-root / > \"$1\"", try TestSupport.deckhand, output.path])
-        defer { run.stop(grace: 1) }
-        let deadline = Date().addingTimeInterval(20)
-        var printed: HostInfo?
-        while printed == nil, Date() < deadline {
-            usleep(100_000)
-            printed = (try? Data(contentsOf: output)).flatMap { try? JSONDecoder().decode(HostInfo.self, from: $0) }
-        }
-        filesystem.stop()
         // Before, the inventory waited for the server: an hour here, for ever for a dead NFS server.
+        let printed = filesystem.inventory(within: 20)
+        filesystem.stop()
         let host = try #require(printed, "no inventory within 20 s of a mount that does not answer")
         #expect(!host.filesystems.contains { $0.mountPoint == filesystem.mountPoint.path })
         #expect(host.filesystems.contains { $0.mountPoint == "/" })

@@ -42,6 +42,22 @@ final class WebSocketClient: Sendable {
         let closeCode = NIOLockedValueBox<UInt16?>(nil)
         let frames = NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>([])
         let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Int.self)
+        // A promise dropped unfulfilled traps NIO's debug build, taking the whole test
+        // run with it: one that fails to connect or write fails the handshake instead.
+        do {
+            return try connect(host: host, port: port, path: path, headers: headers, hostHeader: hostHeader, context: context,
+                               received: received, closeCode: closeCode, frames: frames, handshake: handshake)
+        } catch {
+            handshake.fail(error)
+            throw error
+        }
+    }
+
+    private static func connect(
+        host: String, port: Int, path: String, headers: [String: String], hostHeader: String?, context: NIOSSLContext,
+        received: NIOLockedValueBox<(data: [UInt8], closed: Bool)>, closeCode: NIOLockedValueBox<UInt16?>,
+        frames: NIOLockedValueBox<[(opcode: WebSocketOpcode, payload: [UInt8])]>, handshake: EventLoopPromise<Int>
+    ) throws -> (status: Int, client: WebSocketClient?) {
         let channel = try ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
