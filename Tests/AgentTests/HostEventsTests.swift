@@ -144,6 +144,9 @@ struct HostEventsTests {
             let stamped = try #require(formatter.date(from: String(time.prefix(23)) + "Z"))
             #expect(abs(stamped.timeIntervalSince(sent)) < 1, "\(time) vs \(sent)")
         }
+        // The fleet's stream is read apart from the node's: wait for its last event too
+        // (the node's stream is the one timed above), then compare them all.
+        _ = fleet.line(after: 0, timeout: 3) { $0["Action"] as? String == "bind" }
         #expect(fleet.lines.compactMap { $0?["Action"] as? String } == cases.map(\.action), "\(fleet.lines)")
         #expect(fleet.lines.allSatisfy { $0?["NodeName"] as? String == "fixture-node" })
         let usb = try #require(stream.line(timeout: 0) { $0["Subsystem"] as? String == "usb" })
