@@ -73,9 +73,10 @@ struct PodmanTests {
                 let window = ["events", "--since", "\(since)", "--until", "\(until)", "--filter", "type=volume",
                               "--format", "{{.Action}} {{.Actor.Attributes.name}}"]
                 // Podman writes its event file a moment after the fact: under load the same
-                // window is asked again (the events' own times put them in it) for up to 10 s.
+                // window is asked again (the events' own times put them in it) for up to 30 s
+                // (10 s was once not enough on a loaded CI machine: no event at all).
                 var events = try docker.run(window, timeout: 30)
-                for _ in 0..<10 where events.status == 0 && !events.output.contains("remove \(volume)\n") {
+                for _ in 0..<30 where events.status == 0 && !events.output.contains("remove \(volume)\n") {
                     usleep(1_000_000)
                     events = try docker.run(window, timeout: 30)
                 }
