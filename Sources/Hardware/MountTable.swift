@@ -70,16 +70,11 @@ struct MountTable {
             var stats = statvfs()
             var status = stat()
             guard statvfs(target, &stats) == 0, stat(target, &status) == 0 else { return nil }
-            self.init(blocks: UInt64(stats.f_blocks), free: UInt64(stats.f_bfree), available: UInt64(stats.f_bavail),
-                      unit: UInt64(stats.f_frsize), device: UInt(status.st_dev))
-        }
-
-        init(blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64, device: UInt) {
-            self.blocks = blocks
-            self.free = free
-            self.available = available
-            self.unit = unit
-            self.device = device
+            blocks = UInt64(stats.f_blocks)
+            free = UInt64(stats.f_bfree)
+            available = UInt64(stats.f_bavail)
+            unit = UInt64(stats.f_frsize)
+            device = UInt(status.st_dev)
         }
 
         /// `count` blocks in bytes, `UInt64.max` past it.
