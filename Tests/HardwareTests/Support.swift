@@ -78,9 +78,29 @@ enum TestSupport {
 
     /// Runs `arguments` (the program looked up on PATH, with the sbin folders added for
     /// udevadm and friends) through the suites' one runner, and returns its status and output.
+    ///
+    /// Under `umockdev-run`, the command's own exit status is what counts: umockdev-run
+    /// 0.17 was seen (in CI, and in this machine's kernel log) to die of SIGSEGV in one of
+    /// its threads on its way out, after its command had finished and printed everything.
+    /// So the command runs in a shell that writes its status to a file, and when
+    /// umockdev-run dies of a signal, that status (and the output, already whole) is the
+    /// result. A command that itself dies of a signal still reports it (128 + signal).
     static func run(_ arguments: [String]) throws -> Output {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin") + ":/usr/sbin:/sbin"
-        let result = try Command.run("/usr/bin/env", arguments, environment: ["PATH": path], timeout: 300)
+        guard arguments.first == "umockdev-run", let separator = arguments.firstIndex(of: "--") else {
+            let result = try Command.run("/usr/bin/env", arguments, environment: ["PATH": path], timeout: 300)
+            return Output(status: result.status, stdout: result.output, stderr: result.errorOutput)
+        }
+        let statusFile = FileManager.default.temporaryDirectory.appendingPathComponent("umockdev-status-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: statusFile) }
+        let recorded = Array(arguments[...separator]) + ["/bin/sh", "-c", #""$@"; s=$?; echo $s > "$0"; exit $s"#, statusFile] + arguments[(separator + 1)...]
+        let result = try Command.run("/usr/bin/env", recorded, environment: ["PATH": path], timeout: 300)
+        if result.status > 128,
+           let text = try? String(contentsOfFile: statusFile, encoding: .utf8),
+           let own = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if own != result.status { FileHandle.standardError.write(Data("umockdev-run died with status \(result.status) after its command exited \(own): \(arguments.joined(separator: " "))\n".utf8)) }
+            return Output(status: own, stdout: result.output, stderr: result.errorOutput)
+        }
         return Output(status: result.status, stdout: result.output, stderr: result.errorOutput)
     }
 
