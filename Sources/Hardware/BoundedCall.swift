@@ -11,8 +11,8 @@ import Synchronization
 /// (NIO's pool, which also serves the file browser), so one such mount must not take
 /// them: each call runs on a thread of its own, and the caller waits for it at most
 /// `seconds`. A call still running is not made again under the same key until it
-/// returns (the mount is skipped at once), so a hung mount costs one thread, not one
-/// per request.
+/// returns (the mount or disk is skipped at once), so a hung one costs one thread, not
+/// one per request.
 enum BoundedCall {
     /// Calls still running, by key (each a `Call<T>`).
     private static let running = Mutex<[String: AnyObject]>([:])
@@ -109,8 +109,9 @@ private func startThread(_ work: @escaping @Sendable () -> Void) -> Bool {
     pthread_attr_init(&attributes)
     defer { pthread_attr_destroy(&attributes) }
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    // A statvfs or a probe needs little stack.
-    pthread_attr_setstacksize(&attributes, 256 * 1024)
+    // A statvfs needs little stack, a libblkid probe (its probers' locals) more: 1 MiB
+    // is reserved, not committed, so only the pages a call touches cost memory.
+    pthread_attr_setstacksize(&attributes, 1024 * 1024)
     let retained = Unmanaged.passRetained(ThreadWork(work)).toOpaque()
     var thread = pthread_t()
     let created = pthread_create(&thread, &attributes, { argument in

@@ -11,9 +11,14 @@ public struct DiskInventory: Sendable {
         self.hostRoot = hostRoot
     }
 
-    /// The physical disks, ordered by kernel name; `names` turns PCI vendor ids
-    /// (virtio, NVMe) into vendor names.
-    public func disks(names: PCINameDatabase) throws(HardwareError) -> [PhysicalDisk] {
+    /// How long one disk's probe may take (`BoundedCall`): a disk in error recovery, or
+    /// one whose server is gone (NBD, iSCSI), blocks its reads for minutes or for good.
+    static let probeLimit = 2.0
+
+    /// The physical disks, ordered by kernel name (`names` turns PCI vendor ids of virtio
+    /// and NVMe into vendor names), and the device nodes whose probe did not end within
+    /// `probeLimit`: those disks are listed with what udev recorded.
+    public func disks(names: PCINameDatabase) throws(HardwareError) -> (disks: [PhysicalDisk], unprobed: [String]) {
         guard let udev = udev_new() else { throw .udevUnavailable }
         defer { udev_unref(udev) }
         guard let enumerate = udev_enumerate_new(udev) else { throw .udevUnavailable }
@@ -42,11 +47,20 @@ public struct DiskInventory: Sendable {
             }
         }
         let foreignDatabase = hostRoot.foreignUdevDataDirectory.map(UdevDatabase.init(directory:))
-        return disks.map { disk in
-            describe(
-                disk, partitions: partitionsByDisk[disk.syspath] ?? [], names: names, foreignDatabase: foreignDatabase)
+        var unprobed: [String] = []
+        let described = disks.map { disk in
+            let probe = disk.devnode.flatMap { node -> BlockProbe? in
+                let path = hostRoot.deviceNode(node)
+                guard let probed = BoundedCall.run("probe " + path, within: Self.probeLimit, { try? BlockProbe.probe(path: path) }) else {
+                    unprobed.append(node)
+                    return nil
+                }
+                return probed
+            }
+            return describe(
+                disk, probe: probe, partitions: partitionsByDisk[disk.syspath] ?? [], names: names, foreignDatabase: foreignDatabase)
         }
-        .sorted { $0.name < $1.name }
+        return (described.sorted { $0.name < $1.name }, unprobed.sorted())
     }
 
     /// Virtual block devices (loop, ram, zram, dm, md, nbd...) live under
@@ -56,11 +70,10 @@ public struct DiskInventory: Sendable {
     }
 
     private func describe(
-        _ disk: UdevDevice, partitions: [UdevDevice], names: PCINameDatabase, foreignDatabase: UdevDatabase?
+        _ disk: UdevDevice, probe: BlockProbe?, partitions: [UdevDevice], names: PCINameDatabase, foreignDatabase: UdevDatabase?
     ) -> PhysicalDisk {
         let properties = DeviceProperties(device: disk, foreignDatabase: foreignDatabase)
         let parent = disk.parent
-        let probe = disk.devnode.flatMap { try? BlockProbe.probe(path: hostRoot.deviceNode($0)) }
 
         var result = PhysicalDisk(
             vendor: vendor(disk, parent: parent, properties: properties, names: names),

@@ -39,12 +39,17 @@ public final class HardwareInventory: Sendable {
     public func collect() -> HostInfo {
         let pciDevices = (try? PCIBus(sysfsDirectory: hostRoot.pciSysfsDirectory).devices(names: names)) ?? []
         let mounts = MountTable(hostRoot: hostRoot).filesystems()
-        let warnings = hostRoot.warnings + (namesWarning.map { [$0] } ?? []) + mounts.unanswered.map {
+        let disks = (try? DiskInventory(hostRoot: hostRoot).disks(names: names)) ?? (disks: [], unprobed: [])
+        var warnings = hostRoot.warnings + (namesWarning.map { [$0] } ?? [])
+        warnings += mounts.unanswered.map {
             "mount point \($0) did not answer statvfs within \(Int(MountTable.callLimit)) s (a hung NFS or FUSE server?): left out of Filesystems"
+        }
+        warnings += disks.unprobed.map {
+            "disk \($0) did not answer its probe within \(Int(DiskInventory.probeLimit)) s (a disk in error recovery, or whose server is gone?): listed with what udev recorded"
         }
         return HostInfo(
             pciDevices: pciDevices,
-            physicalDisks: (try? DiskInventory(hostRoot: hostRoot).disks(names: names)) ?? [],
+            physicalDisks: disks.disks,
             gpus: pciDevices.filter(\.isDisplayController),
             usbDevices: USBInventory(hostRoot: hostRoot).devices(),
             networkInterfaces: NetworkInventory(hostRoot: hostRoot).interfaces(),

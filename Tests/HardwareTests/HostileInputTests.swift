@@ -104,8 +104,10 @@ import TestCommands
     /// A FUSE filesystem served by Python over /dev/fuse, in a mount namespace of its
     /// own (so no other test, and no `df` on this machine, ever sees it): its STATFS
     /// answer is `blocks`, `free`, `available` blocks of `unit` bytes, or never comes
-    /// (`hang`). Inside that namespace, once mounted, Python's `os.statvfs` of it and
-    /// `deckhand host-info --host-root /` run, their outputs in `statvfs` and
+    /// (`hang`). It holds one file, `sda` (1 GiB), whose reads never get an answer: a
+    /// disk in error recovery, or whose NBD or iSCSI server is gone. Inside that
+    /// namespace, once mounted, Python's `os.statvfs` of it and `inventory` (by default
+    /// `deckhand host-info --host-root /`) run, their outputs in `statvfs` and
     /// `inventory.json`. Killing the server aborts the connection (ending any call
     /// waiting on it) and, with the namespace, the mount.
     final class MisbehavingFilesystem {
@@ -113,14 +115,23 @@ import TestCommands
         let mountPoint: URL
         private let server: ChildProcess
 
-        init(statfs: (blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64)?) throws {
+        /// `mountPoint` is `mount` in a new temporary folder, or `mountPath` (relative)
+        /// there; `inventory` may name the folder as `{folder}`.
+        init(
+            statfs: (blocks: UInt64, free: UInt64, available: UInt64, unit: UInt64)?,
+            mountPath: String = "mount", inventory: [String]? = nil
+        ) throws {
             folder = try TestSupport.temporaryDirectory()
-            mountPoint = folder.appendingPathComponent("mount")
+            mountPoint = folder.appendingPathComponent(mountPath)
             try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
             let answer = statfs.map { "\($0.blocks) \($0.free) \($0.available) \($0.unit)" } ?? "hang"
+            let folderPath = folder.path
+            let command = try (inventory ?? [TestSupport.deckhand, "host-info", "--host-root", "/"])
+                .map { $0.replacingOccurrences(of: "{folder}", with: folderPath) }
+            let commandJSON = String(decoding: try JSONEncoder().encode(command), as: UTF8.self)
             server = try Command.spawn("python3", ["-c", """
-                import ctypes, os, struct, subprocess, sys, time
-                mount_point, answer, folder, deckhand = sys.argv[1:5]
+                import ctypes, json, os, struct, subprocess, sys, time
+                mount_point, answer, folder, inventory = sys.argv[1:5]
                 libc = ctypes.CDLL(None, use_errno=True)
                 if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
                     sys.exit("unshare failed: errno %d" % ctypes.get_errno())
@@ -132,9 +143,13 @@ import TestCommands
                     sys.exit("mount failed: errno %d" % ctypes.get_errno())
                 probe = "import os, sys; s = os.statvfs(sys.argv[1]); print(s.f_blocks, s.f_bfree, s.f_bavail, s.f_frsize)"
                 subprocess.Popen([sys.executable, "-c", probe, mount_point], stdout=open(folder + "/statvfs", "w"), pass_fds=())
-                subprocess.Popen([deckhand, "host-info", "--host-root", "/"], stdout=open(folder + "/inventory.json", "w"))
+                subprocess.Popen(json.loads(inventory), stdout=open(folder + "/inventory.json", "w"))
                 def reply(unique, payload=b"", error=0):
                     os.write(fd, struct.pack("<IiQ", 16 + len(payload), error, unique) + payload)
+                def attributes(node):  # the root folder (node 1), or the file sda (node 2)
+                    if node == 1:
+                        return struct.pack("<QQQQQQIIIIIIIIII", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0o40755, 2, 0, 0, 0, 4096, 0)
+                    return struct.pack("<QQQQQQIIIIIIIIII", 2, 1 << 30, 1 << 21, 0, 0, 0, 0, 0, 0, 0o100644, 1, 0, 0, 0, 4096, 0)
                 while True:
                     try:
                         request = os.read(fd, 1 << 20)
@@ -143,9 +158,16 @@ import TestCommands
                     length, opcode, unique, node = struct.unpack_from("<IIQQ", request)
                     if opcode == 26:    # INIT: protocol 7.31
                         reply(unique, struct.pack("<IIIIHHIIHHI7I", 7, 31, 0, 0, 0, 0, 4096, 1, 0, 0, 0, *([0] * 7)))
-                    elif opcode == 3:   # GETATTR: a directory
-                        attributes = struct.pack("<QQQQQQIIIIIIIIII", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0o40755, 2, 0, 0, 0, 4096, 0)
-                        reply(unique, struct.pack("<QII", 1, 0, 0) + attributes)
+                    elif opcode == 1 and node == 1 and request[40:length].rstrip(b"\\0") == b"sda":  # LOOKUP
+                        reply(unique, struct.pack("<QQQQII", 2, 0, 60, 60, 0, 0) + attributes(2))
+                    elif opcode == 1:
+                        reply(unique, error=-2)
+                    elif opcode == 3:   # GETATTR
+                        reply(unique, struct.pack("<QII", 60, 0, 0) + attributes(node))
+                    elif opcode == 14:  # OPEN
+                        reply(unique, struct.pack("<QII", 1, 0, 0))
+                    elif opcode == 15:  # READ: never answered
+                        time.sleep(3600)
                     elif opcode == 17:  # STATFS
                         if answer == "hang":
                             time.sleep(3600)
@@ -156,7 +178,7 @@ import TestCommands
                         break
                     else:
                         reply(unique, error=-38)
-                """, mountPoint.path, answer, folder.path, try TestSupport.deckhand], errorLog: folder.appendingPathComponent("server.log").path)
+                """, mountPoint.path, answer, folder.path, commandJSON], errorLog: folder.appendingPathComponent("server.log").path)
         }
 
         /// What `file` (of the two outputs) holds once `done` accepts it, within `seconds`.
@@ -219,5 +241,25 @@ import TestCommands
         #expect(!host.filesystems.contains { $0.mountPoint == filesystem.mountPoint.path })
         #expect(host.filesystems.contains { $0.mountPoint == "/" })
         #expect(host.warnings?.contains { $0.contains(filesystem.mountPoint.path) && $0.contains("statvfs") } == true, "\(host.warnings ?? [])")
+    }
+
+    @Test("a disk whose reads never answer is listed with what udev recorded, named in Warnings, within seconds")
+    func diskProbeThatNeverAnswers() throws {
+        // The sata-hdd tree's disk is /dev/sda; through the host root, its node is the
+        // FUSE file whose reads hang (umockdev serves /dev and /sys, not the host root).
+        let filesystem = try MisbehavingFilesystem(
+            statfs: (1, 1, 1, 4096), mountPath: "root/dev",
+            inventory: TestSupport.umockdevRun("sata-hdd") + [TestSupport.deckhand, "host-info", "--host-root", "{folder}/root"])
+        defer { filesystem.stop() }
+        // Before, the inventory waited on the read: an hour here, for ever for a dead disk.
+        let printed = filesystem.inventory(within: 20)
+        filesystem.stop()
+        let host = try #require(printed, "no inventory within 20 s of a disk that does not answer: \(filesystem.serverLog)")
+        let disk = try #require(host.physicalDisks.first { $0.name == "sda" })
+        // What udev recorded of it, as lsblk reads the same tree.
+        let lsblk = try LsblkView.underFixture("sata-hdd")
+        #expect(disk.partitions.map(\.name) == lsblk.disks.first { $0.name == "sda" }?.children?.map(\.name))
+        #expect(disk.partitionTable == lsblk.disks.first { $0.name == "sda" }?.pttype)
+        #expect(host.warnings?.contains { $0.contains("/dev/sda") && $0.contains("probe") } == true, "\(host.warnings ?? [])")
     }
 }
