@@ -132,6 +132,40 @@ struct JSONListMergerTests {
         #expect(String(buffer: merged.body) == #"[1]"#)
     }
 
+    /// Python's json reads what the part holds: one more element than the limit.
+    @Test("a part of more than maximumItems elements is left out and named; the other parts are merged")
+    func tooManyItems() throws {
+        let body = "[" + String(repeating: "1,", count: JSONListMerger.maximumItems) + "1]"
+        let python = try Command.run("python3", ["-c", "import json, sys; print(len(json.load(sys.stdin)))"], input: Data(body.utf8))
+        #expect(Int(python.output.trimmingCharacters(in: .whitespacesAndNewlines)) == JSONListMerger.maximumItems + 1)
+        let merged = JSONListMerger.mergeArrays([Part(nodeName: "many", body: Array(body.utf8)), Part(nodeName: "n", body: Array("[{}]".utf8))])
+        #expect(merged.refused == [0])
+        #expect(String(buffer: merged.body) == #"[{"Portainer":{"Agent":{"NodeName":"n"}}}]"#)
+    }
+
+    /// A million `{}` (3 MB) under a 253-byte node name would merge into 290 MB of tags:
+    /// past the budget, so left out, while the same list under a short name fits. The
+    /// budget is checked with the tag's real length, for arrays and volumes alike.
+    @Test("parts are merged while the answer stays within maximumMergedBytes; one that would pass it is left out and named")
+    func mergedBudget() throws {
+        let long = String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 63) + "." + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 61)
+        let count = 1_000_000
+        let objects = "[" + String(repeating: "{},", count: count - 1) + "{}]"
+        let arrays = JSONListMerger.mergeArrays([Part(nodeName: "short", body: Array(objects.utf8)), Part(nodeName: long, body: Array(objects.utf8))])
+        #expect(arrays.refused == [1])
+        #expect(arrays.body.readableBytes <= JSONListMerger.maximumMergedBytes)
+        // Python's json counts the items (Foundation's parser takes a minute on this in a debug build).
+        func python(_ expression: String, _ body: ByteBuffer) throws -> Int? {
+            let result = try Command.run("python3", ["-c", "import json, sys; d = json.load(sys.stdin); print(\(expression))"], input: Data(body.readableBytesView))
+            return Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(try python("len(d)", arrays.body) == count)
+        let volumes = #"{"Volumes":\#(objects),"Warnings":null}"#
+        let merged = JSONListMerger.mergeVolumes([Part(nodeName: long, body: Array(volumes.utf8)), Part(nodeName: "short", body: Array(volumes.utf8))])
+        #expect(merged.refused == [0])
+        #expect(try python("len(d['Volumes'])", merged.body) == count)
+    }
+
     @Test("deep nesting is scanned without recursion")
     func deep() throws {
         let body = "[" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "]"

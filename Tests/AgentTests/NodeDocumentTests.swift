@@ -18,7 +18,7 @@ struct NodeDocumentTests {
             JSONListMerger.NodePart(nodeName: "node1", role: "manager", body: ByteBuffer(string: #" {"PCIDevices":[{"Vendor":"Intel \"8086\""}],"N":1.50e3} "#)),
             JSONListMerger.NodePart(nodeName: "nöde\"2", role: "worker", body: ByteBuffer(string: "{}")),
         ]
-        let document = try Self.parse(JSONListMerger.nodeDocument(parts, field: "HostInfo", unreachable: ["node3", "node4"]))
+        let document = try Self.parse(JSONListMerger.nodeDocument(parts, field: "HostInfo", unreachable: ["node3", "node4"]).body)
         let nodes = document["Nodes"] as? [[String: Any]] ?? []
         #expect(nodes.map { $0["NodeName"] as? String } == ["node1", "nöde\"2"])
         #expect(nodes.map { $0["Role"] as? String } == ["manager", "worker"])
@@ -27,12 +27,25 @@ struct NodeDocumentTests {
         #expect(first?["N"] as? Double == 1500)
         #expect(document["UnreachableNodes"] as? [String] == ["node3", "node4"])
         // The node's bytes are copied exactly (number spelling included).
-        let text = String(buffer: try JSONListMerger.nodeDocument(Array(parts.prefix(1)), field: "HostInfo", unreachable: []))
+        let text = String(buffer: try JSONListMerger.nodeDocument(Array(parts.prefix(1)), field: "HostInfo", unreachable: []).body)
         #expect(text.contains(#""N":1.50e3"#))
     }
 
+    /// Three nodes' 100 MiB answers: two fit the budget, the third is named unreachable
+    /// (before, parts past 4 GiB in all were a trap sizing the buffer).
+    @Test func partsPastTheBudgetAreNamedUnreachable() throws {
+        let answer = ByteBuffer(string: #"{"a":""# + String(repeating: "x", count: 100 << 20) + #""}"#)
+        let parts = ["n1", "n2", "n3"].map { JSONListMerger.NodePart(nodeName: $0, role: "worker", body: answer) }
+        let (body, unreachable) = try JSONListMerger.nodeDocument(parts, field: "HostInfo", unreachable: ["gone"])
+        #expect(unreachable == ["gone", "n3"])
+        #expect(body.readableBytes <= JSONListMerger.maximumMergedBytes)
+        let document = try Self.parse(body)
+        #expect((document["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String } == ["n1", "n2"])
+        #expect(document["UnreachableNodes"] as? [String] == ["gone", "n3"])
+    }
+
     @Test func anEmptyFleet() throws {
-        let document = try Self.parse(JSONListMerger.nodeDocument([], field: "HostInfo", unreachable: ["a"]))
+        let document = try Self.parse(JSONListMerger.nodeDocument([], field: "HostInfo", unreachable: ["a"]).body)
         #expect((document["Nodes"] as? [Any])?.isEmpty == true)
         #expect(document["UnreachableNodes"] as? [String] == ["a"])
     }
@@ -53,8 +66,8 @@ struct NodeDocumentTests {
             try #require(JSONListMerger.NodePart(nodeName: "node\($0.offset)", role: "worker", checking: ByteBuffer(string: $0.element)))
         }
         let plain = answers.enumerated().map { JSONListMerger.NodePart(nodeName: "node\($0.offset)", role: "worker", body: ByteBuffer(string: $0.element)) }
-        let document = try JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["x"])
-        #expect(document == (try JSONListMerger.nodeDocument(plain, field: "HostInfo", unreachable: ["x"])))
+        let document = try JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["x"]).body
+        #expect(document == (try JSONListMerger.nodeDocument(plain, field: "HostInfo", unreachable: ["x"]).body))
         #expect(try Self.parse(document)["Nodes"] as? [Any] != nil)
         for body in ["[]", "\"x\"", "{", "{}{}", "{} x", "", "null", "{\"a\":}", "{\"a\":[1,]}"] {
             #expect(JSONListMerger.NodePart(nodeName: "n", role: "worker", checking: ByteBuffer(string: body)) == nil, "\(body)")

@@ -16,7 +16,20 @@ public enum JSONListMerger {
         case notAnArray
         case notAnObject
         case malformed(offset: Int)
+        /// More elements than `maximumItems`.
+        case tooManyItems
     }
+
+    /// The most elements one part's list may hold. An engine's lists hold thousands;
+    /// a member's 64 MiB of `{},` would be 22 million (each range kept costs 16 bytes).
+    public static let maximumItems = 1 << 20
+
+    /// The most bytes a merged answer may take. Tagging adds ~40 bytes and the node's
+    /// name to each object, so a member's 64 MiB of `{},` would be a gigabyte of answer
+    /// (and past 4 GiB, more than a `ByteBuffer` can hold: a trap). Parts are taken in
+    /// node order while they fit; one that does not is left out and named, as a
+    /// malformed one is.
+    public static let maximumMergedBytes = 256 << 20
 
     /// A merged list, and the parts left out because they were not one (their indices).
     public struct Merged: Sendable {
@@ -90,12 +103,31 @@ public enum JSONListMerger {
     /// `{"Nodes":[{"NodeName":…,"Role":…,"<field>":<the node's object>},…],"UnreachableNodes":[…]}`:
     /// each node's answer must be one valid JSON object (`StrictJSON`), and is copied
     /// through unchanged.
+    ///
+    /// Parts are taken in order while the document stays within `maximumMergedBytes`;
+    /// a node whose part does not fit is named among the unreachable instead. Returns
+    /// the document and the unreachable nodes it names, sorted.
     public static func nodeDocument(
         _ parts: [NodePart], field: String, unreachable: [String], allocator: ByteBufferAllocator = ByteBufferAllocator()
-    ) throws(Failure) -> ByteBuffer {
-        var out = allocator.buffer(capacity: parts.reduce(64) { $0 + $1.body.readableBytes + 64 })
+    ) throws(Failure) -> (body: ByteBuffer, unreachable: [String]) {
+        var unreachable = unreachable
+        var fitting: [NodePart] = []
+        var size = 64 + unreachable.reduce(0) { $0 + $1.utf8.count * 6 + 3 }
+        for part in parts {
+            // The part's bytes, its names escaped (at most 6 bytes each) and the keys around them.
+            let partSize = part.body.readableBytes + (part.nodeName.utf8.count + part.role.utf8.count + field.utf8.count) * 6 + 64
+            guard partSize <= maximumMergedBytes - size else {
+                unreachable.append(part.nodeName)
+                size += part.nodeName.utf8.count * 6 + 3
+                continue
+            }
+            size += partSize
+            fitting.append(part)
+        }
+        unreachable.sort()
+        var out = allocator.buffer(capacity: size)
         out.writeString("{\"Nodes\":[")
-        for (index, part) in parts.enumerated() {
+        for (index, part) in fitting.enumerated() {
             let object: Range<Int>
             if let checked = part.checkedObject {
                 object = checked
@@ -126,23 +158,20 @@ public enum JSONListMerger {
         }
         tail += Array("]}".utf8)
         out.writeBytes(tail)
-        return out
+        return (out, unreachable)
     }
 
     public static func mergeArrays(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Merged {
-        let scanned = parts.map { part in
+        var scanned = parts.map { part in
             try? part.body.scan { bytes throws(Failure) in
                 return try elements(ofArrayIn: bytes, 0..<bytes.count)
             }
         }
+        let size = fitToBudget(parts, &scanned, base: 2) { part, ranges in taggedSize(part, ranges) }
         let refused = scanned.indices.filter { scanned[$0] == nil }
         let parts = parts.indices.filter { scanned[$0] != nil }.map { parts[$0] }
         let found = scanned.compactMap { $0 }
         let tags = parts.map(\.tag)
-        var size = 2
-        for (part, (ranges, tag)) in zip(parts, zip(found, tags)) {
-            size += part.body.readableBytes + ranges.count * (tag.count + 2)
-        }
         var out = allocator.buffer(capacity: size)
         out.writeInteger(UInt8(ascii: "["))
         var first = true
@@ -164,7 +193,7 @@ public enum JSONListMerger {
     /// concatenated (`null` from a node counts as empty, as does a missing key).
     public static func mergeVolumes(_ parts: [Part], allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Merged {
         typealias Found = (volumes: [Range<Int>], warnings: [Range<Int>])
-        let scanned = parts.map { part -> Found? in
+        var scanned = parts.map { part -> Found? in
             try? part.body.scan { bytes throws(Failure) -> Found in
                 let whole = 0..<bytes.count
                 var result: Found = ([], [])
@@ -177,14 +206,16 @@ public enum JSONListMerger {
                 return result
             }
         }
+        let size = fitToBudget(parts, &scanned, base: 64) { part, lists in
+            // Warnings are copied as they are, each with a comma.
+            let volumes = taggedSize(part, lists.volumes)
+            guard !volumes.overflow else { return volumes }
+            return volumes.partialValue.addingReportingOverflow(lists.warnings.count)
+        }
         let refused = scanned.indices.filter { scanned[$0] == nil }
         let parts = parts.indices.filter { scanned[$0] != nil }.map { parts[$0] }
         let found = scanned.compactMap { $0 }
         let tags = parts.map(\.tag)
-        var size = 64
-        for (part, (lists, tag)) in zip(parts, zip(found, tags)) {
-            size += part.body.readableBytes + lists.volumes.count * (tag.count + 2) + lists.warnings.count
-        }
         var out = allocator.buffer(capacity: size)
         out.writeString(#"{"Volumes":["#)
         var first = true
@@ -217,6 +248,37 @@ public enum JSONListMerger {
         }
         out.writeInteger(UInt8(ascii: "}"))
         return Merged(body: out, refused: refused)
+    }
+
+    /// What `part`'s elements at `ranges` take in the answer: its bytes (an upper bound
+    /// on theirs), a comma each, and a tag for each object.
+    static func taggedSize(_ part: Part, _ ranges: [Range<Int>]) -> (partialValue: Int, overflow: Bool) {
+        let objects = part.body.withUnsafeReadableBytes { raw in
+            ranges.reduce(0) { $0 + (raw[$1.lowerBound] == UInt8(ascii: "{") ? 1 : 0) }
+        }
+        let (tags, overflow) = objects.multipliedReportingOverflow(by: part.tag.count + 1)
+        guard !overflow else { return (0, true) }
+        let (withBody, overflowed) = tags.addingReportingOverflow(part.body.readableBytes)
+        guard !overflowed else { return (0, true) }
+        return withBody.addingReportingOverflow(ranges.count)
+    }
+
+    /// The answer's size once the scanned parts that fit `maximumMergedBytes` (in node
+    /// order) are in; the others' scans become nil, so they are refused.
+    static func fitToBudget<Found>(
+        _ parts: [Part], _ scanned: inout [Found?], base: Int, size: (Part, Found) -> (partialValue: Int, overflow: Bool)
+    ) -> Int {
+        var total = base
+        for index in scanned.indices {
+            guard let found = scanned[index] else { continue }
+            let (partSize, overflow) = size(parts[index], found)
+            guard !overflow, partSize <= maximumMergedBytes - total else {
+                scanned[index] = nil
+                continue
+            }
+            total += partSize
+        }
+        return total
     }
 
     /// An object gets the node's tag as its last member; anything else (engines only
@@ -272,6 +334,7 @@ public enum JSONListMerger {
         while true {
             let start = index
             let valueEnd = try skipValue(bytes, from: index, to: end)
+            guard ranges.count < maximumItems else { throw .tooManyItems }
             ranges.append(start..<valueEnd)
             index = skipWhitespace(bytes, from: valueEnd, to: end)
             guard index < end else { throw .malformed(offset: index) }

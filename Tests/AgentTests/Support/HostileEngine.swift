@@ -4,23 +4,30 @@ import TestCommands
 /// An upstream that breaks HTTP on purpose, on a unix socket the agent takes for its
 /// engine (`DECKHAND_ENGINE_SOCKET`): Python's sockets, not a Docker API. A request
 /// whose target starts with `/hostile` gets `reply`, as bytes, and the connection is
-/// then read until the agent closes it; any other request (the agent's own, at start)
-/// gets `{}`. Each connection's log line: the first request line, then every byte
+/// then read until the agent closes it; a request whose first line contains a key of
+/// `answers` gets a 200 with that JSON; any other (the agent's own, at start) gets `{}`.
+/// Each `/hostile` connection's log line: the first request line, then every byte
 /// read after that request's head, in hex (`log`).
 final class HostileEngine {
     let folder: URL
     let socket: String
     private let server: ChildProcess
 
-    init(reply: [UInt8]) throws {
+    /// What a Swarm manager's engine says of itself, for an agent to take itself for one.
+    static let swarmManagerInfo = #"{"Name":"stand-in","Swarm":{"LocalNodeState":"active","ControlAvailable":true}}"#
+
+    init(reply: [UInt8] = [], answers: [String: String] = [:]) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         socket = folder.appendingPathComponent("engine.sock").path
         let replyFile = folder.appendingPathComponent("reply")
         try Data(reply).write(to: replyFile)
+        let answersFile = folder.appendingPathComponent("answers.json")
+        try JSONEncoder().encode(answers).write(to: answersFile)
         server = try Command.spawn("python3", ["-c", """
-            import os, socket, sys, threading
+            import json, os, socket, sys, threading
             path, reply, log = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "a", buffering=1)
+            answers = json.load(open(sys.argv[4]))
             listener = socket.socket(socket.AF_UNIX)
             listener.bind(path)
             listener.listen(64)
@@ -34,7 +41,8 @@ final class HostileEngine {
                 head, rest = data.split(b"\\r\\n\\r\\n", 1)
                 first = head.split(b"\\r\\n", 1)[0].decode("latin-1")
                 if " /hostile" not in first:
-                    connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}")
+                    body = next((answer for key, answer in answers.items() if key in first), "{}").encode()
+                    connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % len(body) + body)
                     connection.close()
                     return
                 try:
@@ -51,7 +59,7 @@ final class HostileEngine {
             while True:
                 connection, _ = listener.accept()
                 threading.Thread(target=serve, args=(connection,), daemon=True).start()
-            """, socket, replyFile.path, folder.appendingPathComponent("log").path])
+            """, socket, replyFile.path, folder.appendingPathComponent("log").path, answersFile.path])
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
         guard FileManager.default.fileExists(atPath: socket) else {
             server.stop()

@@ -26,6 +26,8 @@ final class ImpostorAgent: Sendable {
         var claim: String?
         var delay: TimeAmount = .zero
         var received: [Received] = []
+        /// 200 answers for requests whose target contains the key.
+        var answers: [String: ByteBuffer] = [:]
     }
 
     /// Listens on `host` (an ephemeral port). Other requests are answered 500, so that
@@ -58,6 +60,11 @@ final class ImpostorAgent: Sendable {
         }
     }
 
+    /// From now on, answers a request whose target contains `target` with a 200 and `body`.
+    func answer(_ target: String, with body: ByteBuffer) {
+        state.withLockedValue { $0.answers[target] = body }
+    }
+
     var received: [Received] { state.withLockedValue { $0.received } }
 
     /// Every request but the membership probe: what an adopted impostor is sent.
@@ -76,20 +83,20 @@ final class ImpostorAgent: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
-            let (claim, delay) = state.withLockedValue { state -> (String?, TimeAmount) in
+            let (claim, delay, answer) = state.withLockedValue { state -> (String?, TimeAmount, ByteBuffer?) in
                 state.received.append(Received(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }))
-                return (state.claim, state.delay)
+                return (state.claim, state.delay, state.answers.first { head.uri.contains($0.key) }?.value)
             }
             let isProbe = head.uri == "/v2/cluster/member"
-            let status: HTTPResponseStatus = isProbe ? (claim == nil ? .serviceUnavailable : .ok) : .internalServerError
-            let body = isProbe ? (claim ?? "") : #"{"message":"impostor"}"#
+            let status: HTTPResponseStatus = isProbe ? (claim == nil ? .serviceUnavailable : .ok) : answer == nil ? .internalServerError : .ok
+            let body = isProbe ? ByteBuffer(string: claim ?? "") : answer ?? ByteBuffer(string: #"{"message":"impostor"}"#)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: isProbe ? delay : .zero) {
                 let (handler, context) = loopBound.value
-                var headers: HTTPHeaders = ["Content-Type": "application/json", "Content-Length": String(body.utf8.count)]
+                var headers: HTTPHeaders = ["Content-Type": "application/json", "Content-Length": String(body.readableBytes)]
                 headers.add(name: "Connection", value: "keep-alive")
                 context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-                context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+                context.write(handler.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
                 context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
             }
         }

@@ -68,20 +68,24 @@ struct GetClusterHostInfo: AgentHandler {
             if case .success(let response) = part.result, response.head.status == .ok,
                 let node = JSONListMerger.NodePart(nodeName: part.name, role: part.role, answer: response) {
                 answered.append(node)
-            } else if case .success(let response) = part.result, parts.count == 1 {
-                // A node asked alone says why it could not answer (e.g. host management off).
+            } else if case .success(let response) = part.result, parts.count == 1, (400..<600).contains(response.head.status.code),
+                StrictJSON.objectRange(response.body) != nil {
+                // A node asked alone says why it could not answer (e.g. host management
+                // off): an error status and a JSON object, as agents answer errors.
+                // Anything else from it (a 200 that is not one object, a redirect) is
+                // no answer, as with several nodes.
                 failure = AgentResponse(status: response.head.status, headers: ["Content-Type": "application/json"], buffer: response.body)
             } else {
                 unreachable.append(part.name)
             }
         }
         if let failure { return failure }
-        guard let body = try? JSONListMerger.nodeDocument(answered, field: "HostInfo", unreachable: unreachable.sorted()) else {
+        guard let document = try? JSONListMerger.nodeDocument(answered, field: "HostInfo", unreachable: unreachable) else {
             return .error(AgentError(.badGateway, "A node answered with something that is not a JSON object"))
         }
-        var response = AgentResponse(status: .ok, headers: ["Content-Type": "application/json"], buffer: body)
-        if !unreachable.isEmpty {
-            response.headers.add(name: AgentHeaderName.unreachableNodes, value: unreachable.sorted().joined(separator: ","))
+        var response = AgentResponse(status: .ok, headers: ["Content-Type": "application/json"], buffer: document.body)
+        if !document.unreachable.isEmpty {
+            response.headers.add(name: AgentHeaderName.unreachableNodes, value: document.unreachable.joined(separator: ","))
         }
         return response
     }

@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+import Testing
+import TestCommands
+
+/// A member that answers what no agent would (a compromised or broken peer), against
+/// the real agent binary: the agent names it and goes on serving the others.
+@Suite("Members that answer what no agent would")
+struct HostileMemberTests {
+    /// An agent whose engine is a stand-in Swarm manager with no containers (a Python
+    /// socket server, `HostileEngine`), and whose cluster is itself and `impostor`, once
+    /// the impostor (claiming `name`) is among its members; `key` is the one it trusts.
+    static func agent(
+        with impostor: ImpostorAgent, named name: String, engine: HostileEngine, key: SigningKey, hostManagement: Bool = false
+    ) throws -> AgentProcess {
+        impostor.claim(#"{"NodeName":"\#(name)","NodeRole":"worker","Version":"1.0"}"#)
+        let port = try AgentProcess.freePort()
+        let agent = try AgentProcess(port: port, environment: [
+            "DECKHAND_ENGINE_SOCKET": engine.socket,
+            "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port),\(impostor.seed)",
+            "DECKHAND_PROBE_INTERVAL": "0.3",
+            "DECKHAND_MEMBER_TIMEOUT": "30",
+            "CAP_HOST_MANAGEMENT": hostManagement ? "1" : "0",
+        ])
+        let deadline = Date().addingTimeInterval(15)
+        var status = ""
+        while Date() < deadline {
+            status = try Curl.request("GET", agent.baseURL + "/v2/cluster/status", headers: key.headers()).text
+            let cluster = (try? JSONSerialization.jsonObject(with: Data(status.utf8)) as? [String: Any])?["Cluster"] as? [String: Any]
+            let members = cluster?["Members"] as? [[String: Any]] ?? []
+            if members.contains(where: { $0["NodeName"] as? String == name && $0["Member"] as? Bool == true }) { return agent }
+            usleep(200_000)
+        }
+        agent.stop()
+        throw TestSetupError("the impostor never became a member: \(status)")
+    }
+
+    /// A list within the member body limit (64 MiB) whose merge would be far larger:
+    /// 33 million scalars under a 100-byte node name (the merged answer's size was
+    /// computed past 4 GiB, which a ByteBuffer traps on), or 22 million `{}` (a gigabyte
+    /// of tags). Before, the first killed the agent and the second took over 1 GB.
+    @Test("a member's list that would merge into gigabytes is left out and named; the agent stays up and small",
+          arguments: [("0", String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 36)), ("{}", "huge-member")])
+    func listThatWouldMergeIntoGigabytes(item: String, name: String) throws {
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        let count = ((64 << 20) - 1) / (item.utf8.count + 1)
+        let list = "[" + String(repeating: item + ",", count: count - 1) + item + "]"
+        #expect(list.utf8.count <= 64 << 20)
+        impostor.answer("/containers/json", with: ByteBuffer(string: list))
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo, "/containers/json": #"[{"Id":"local"}]"#])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try Self.agent(with: impostor, named: name, engine: engine, key: key)
+        defer { agent.stop() }
+
+        let reply = try Curl.request("GET", agent.baseURL + "/v1.41/containers/json?all=1", headers: key.headers())
+        #expect(reply.status == 200, "\(reply.text.prefix(300))")
+        #expect(reply.headers["x-portaineragent-unreachable-nodes"]?.contains(name) == true, "\(reply.headers) \(impostor.forwarded.map(\.uri))")
+        // The agent's own engine's list is all there is.
+        let merged = try #require(try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [[String: Any]])
+        #expect(merged.map { $0["Id"] as? String } == ["local"])
+        #expect((merged.first?["Portainer"] as? [String: [String: String]])?["Agent"]?["NodeName"] == "stand-in")
+        #expect(try Curl.request("GET", agent.baseURL + "/ping").status == 204)
+        let peak = try agent.memory().peak
+        #expect(peak < 512 * 1024, "peak RSS \(peak / 1024) MiB")
+    }
+
+    /// The fleet's host info asked of the impostor alone: before, its answer went to the
+    /// client as it came (any status, any body, called JSON); now only an error that is
+    /// a JSON object is, as agents answer errors, and anything else names it unreachable.
+    @Test("a member asked alone for its host info: a 200 that is not JSON is no answer, and is named")
+    func hostInfoThatIsNotJSON() throws {
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        impostor.answer("/host/info", with: ByteBuffer(string: "not json"))
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try Self.agent(with: impostor, named: "plain-member", engine: engine, key: key, hostManagement: true)
+        defer { agent.stop() }
+        let filters = #"{"node":["plain-member"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        let reply = try Curl.request("GET", agent.baseURL + "/v2/cluster/host/info?filters=\(filters)", headers: key.headers())
+        #expect(impostor.forwarded.contains { $0.uri.contains("/host/info") }, "the impostor was not asked")
+        #expect(reply.status == 200, "\(reply.text)")
+        let document = try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [String: Any]
+        #expect((document?["Nodes"] as? [Any])?.isEmpty == true, "\(reply.text)")
+        #expect(document?["UnreachableNodes"] as? [String] == ["plain-member"], "\(reply.text)")
+        #expect(reply.headers["x-portaineragent-unreachable-nodes"] == "plain-member")
+    }
+}
