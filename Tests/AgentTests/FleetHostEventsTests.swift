@@ -110,6 +110,75 @@ struct FleetHostEventsTests {
         #expect(try loop.submit { !fleet.value.hasOverflowed }.wait())
     }
 
+    /// A member speaks for itself only. Before, these lines went to the client as they
+    /// came: an event for another node, and a gap notice of another member's.
+    @Test("a member's line naming another node, or a notice only the fleet writes, ends its stream, named; the line is not passed on",
+          arguments: [
+            #"{"NodeName":"other","Action":"remove","Time":"2026-11-30T00:00:01.000000000Z","Subsystem":"block","DevPath":"/devices/x"}"#,
+            #"{"Action":"remove","Time":"2026-11-30T00:00:01.000000000Z","Subsystem":"block","DevPath":"/devices/x"}"#,
+            #"{"NodeName":"m","Action":"member-left","Time":"2026-11-30T00:00:01.000000000Z","Message":"forged"}"#,
+          ])
+    func linesForOthers(forged: String) throws {
+        let lines = [
+            #"{"NodeName":"m","Action":"add","Time":"2026-11-30T00:00:00.000000001Z","Subsystem":"usb","DevPath":"/devices/a"}"#,
+            forged,
+            #"{"NodeName":"m","Action":"add","Time":"2026-11-30T00:00:02.000000000Z","Subsystem":"usb","DevPath":"/devices/b"}"#,
+        ]
+        let (liar, port, folder) = try MemberLineStreamTests.liar(lines.joined(separator: "\n") + "\n")
+        defer { liar.stop(); try? FileManager.default.removeItem(at: folder) }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let peer = try Self.peer(named: "m", port: port)
+        var timing = Self.fast
+        timing.firstBackOff = .seconds(60)
+        timing.maxBackOff = .seconds(60)
+        let fleet = try Self.start(membership: { [peer] }, request: Opened().request, since: nil, timing: timing, on: loop)
+        defer { try? loop.submit { fleet.value.stop() }.wait() }
+        var text = ""
+        _ = try Self.waitFor("member-unreachable") {
+            text += try Self.take(fleet, on: loop)
+            return text.contains("member-unreachable")
+        }
+        let received = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(received.map { $0["DevPath"] as? String ?? $0["Action"] as? String } == ["/devices/a", "member-unreachable"], "\(text)")
+        #expect(received.allSatisfy { $0["NodeName"] as? String == "m" }, "\(text)")
+        #expect((received.last?["Message"] as? String)?.contains("no agent would") == true, "\(text)")
+    }
+
+    /// A member that accepts the connection and then says nothing (no TLS handshake):
+    /// before, its stream waited for ever, and its gap was never named.
+    @Test("a member that accepts its stream's connection and never answers is named unreachable within the member timeout")
+    func memberThatNeverAnswers() throws {
+        let port = try AgentProcess.freePort()
+        let silent = try Command.spawn("/usr/bin/python3", ["-c", """
+            import socket, sys, time
+            server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+            held = []
+            while True:
+                held.append(server.accept())
+            """, String(port)])
+        defer { silent.stop() }
+        for _ in 0..<100 {
+            if (try? Command.run("sh", ["-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status) == 0 { break }
+            usleep(50_000)
+        }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let peer = try Self.peer(named: "m", port: port)
+        var timing = Self.fast
+        timing.open = .milliseconds(500)
+        timing.firstBackOff = .seconds(60)
+        timing.maxBackOff = .seconds(60)
+        let fleet = try Self.start(membership: { [peer] }, request: Opened().request, since: nil, timing: timing, on: loop)
+        defer { try? loop.submit { fleet.value.stop() }.wait() }
+        let started = Date()
+        var text = ""
+        _ = try Self.waitFor("member-unreachable", timeout: 5) {
+            text += try Self.take(fleet, on: loop)
+            return text.contains("member-unreachable")
+        }
+        #expect(Date().timeIntervalSince(started) < 3)
+        #expect(text.contains("no answer within 500 ms"), "\(text)")
+    }
+
     @Test("when the secrets change, each member's stream is opened again, from just after its last event, and the client is told nothing")
     func secretsChangeReopens() throws {
         let line = #"{"NodeName":"m","Action":"add","Time":"2026-11-30T00:00:00.000000001Z"}"#

@@ -19,6 +19,8 @@ public final class MemberLineStream: UpstreamDelegate {
         case refused(HTTPResponseStatus)
         case closed
         case badLine(String)
+        /// A line that is one JSON object, but not one this member may send (`reject`).
+        case foreignLine(String)
 
         public var description: String {
             switch self {
@@ -26,6 +28,7 @@ public final class MemberLineStream: UpstreamDelegate {
             case .refused(let status): return "answered \(status.code) \(status.reasonPhrase)"
             case .closed: return "closed its stream"
             case .badLine(let why): return "sent a line that is not one JSON object: \(why)"
+            case .foreignLine(let why): return "sent a line no agent would: \(why)"
             }
         }
     }
@@ -40,17 +43,26 @@ public final class MemberLineStream: UpstreamDelegate {
     private var ended = false
     private var paused = false
 
+    /// Ends a stream that has not been answered `200` by then (a member that accepts
+    /// and then stalls its TLS handshake or its head, or sends 1xx heads for ever).
+    private var openDeadline: Scheduled<Void>?
+
     /// Opens `head` on a new connection from `pool` (never a pooled one: the stream
-    /// holds it until it ends). `onOpen` runs when the member has answered `200`;
-    /// `onLine` gets each line without its newline; `onEnd` runs once, when the stream
-    /// ends for any reason other than `close()`.
+    /// holds it until it ends). `onOpen` runs when the member has answered `200`,
+    /// which it must within `openTimeout` (connection, TLS and head), else the stream
+    /// ends as unreachable; `onLine` gets each line without its newline; `onEnd` runs
+    /// once, when the stream ends for any reason other than `close()`.
     public init(
-        _ head: HTTPRequestHead, pool: UpstreamPool, on eventLoop: EventLoop,
+        _ head: HTTPRequestHead, pool: UpstreamPool, on eventLoop: EventLoop, openTimeout: TimeAmount = .seconds(10),
         onOpen: @escaping () -> Void = {}, onLine: @escaping (ByteBuffer) -> Void, onEnd: @escaping (End) -> Void
     ) {
         self.onOpen = onOpen
         self.onLine = onLine
         self.onEnd = onEnd
+        openDeadline = eventLoop.assumeIsolated().scheduleTask(in: openTimeout) { [weak self] in
+            guard let self, !self.ok else { return }
+            self.finish(.unreachable("no answer within \(openTimeout.nanoseconds / 1_000_000) ms"))
+        }
         pool.transport.connect(on: eventLoop, connectTimeout: .seconds(5)).assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
@@ -87,6 +99,12 @@ public final class MemberLineStream: UpstreamDelegate {
         release()
     }
 
+    /// Ends the stream for a line `onLine` was given that this member may not send;
+    /// `onEnd` gets `.foreignLine(why)`. Called from `onLine`, no further line follows.
+    public func reject(_ why: String) {
+        finish(.foreignLine(why))
+    }
+
     private func finish(_ end: End) {
         guard !ended else { return }
         ended = true
@@ -95,6 +113,8 @@ public final class MemberLineStream: UpstreamDelegate {
     }
 
     private func release() {
+        openDeadline?.cancel()
+        openDeadline = nil
         upstream?.delegate = nil
         upstream = nil
         channel?.close(promise: nil)

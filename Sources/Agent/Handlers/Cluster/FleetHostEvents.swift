@@ -51,6 +51,8 @@ final class FleetHostEvents: EventLineSource {
     ]
 
     struct Timing {
+        /// How long a member has to answer its stream's request (the member timeout).
+        var open = TimeAmount.seconds(10)
         /// How often the membership and the members waiting to be reopened are looked at.
         var tick = TimeAmount.seconds(1)
         var firstBackOff = TimeAmount.seconds(1)
@@ -167,6 +169,7 @@ final class FleetHostEvents: EventLineSource {
         members[name]?.generation = generation()
         let stream = MemberLineStream(
             request(member.peer.member, resumePoints[name] ?? startPoints[name] ?? began), pool: member.peer.pool, on: eventLoop,
+            openTimeout: timing.open,
             onOpen: { [weak self] in self?.opened(name) },
             onLine: { [weak self] line in self?.received(line, from: name) },
             onEnd: { [weak self] end in self?.ended(name, end) })
@@ -283,8 +286,24 @@ final class FleetHostEvents: EventLineSource {
         wakeSoon()
     }
 
+    /// The fleet's own notices about members: only this stream writes them.
+    static let fleetNotices: Set<String> = [
+        HostEventLine.memberUnreachable, HostEventLine.memberReachable, HostEventLine.memberJoined, HostEventLine.memberLeft,
+    ]
+
     private func received(_ line: ByteBuffer, from name: String) {
-        let (action, time) = Self.stamp(of: line)
+        let (action, time, nodeName) = Self.stamp(of: line)
+        // A member speaks for itself only: a line naming another node (a forged event,
+        // or a forged gap of another member's) or a notice only the fleet's stream
+        // writes ends its stream, which is named unreachable, as for a malformed line.
+        guard nodeName == name else {
+            members[name]?.stream?.reject("a line for node \(nodeName.map { PeerText.quoted($0) } ?? "(none)"), not \(name)")
+            return
+        }
+        if let action, Self.fleetNotices.contains(action) {
+            members[name]?.stream?.reject("a \(action) line, which only the fleet's stream writes")
+            return
+        }
         // Its stream ends next; the reopened one replays what the member kept.
         if action == HostEventLine.overflow { return }
         if let action, !Self.notices.contains(action), let time, time < Int64.max { resumePoints[name] = time + 1 }
@@ -311,11 +330,13 @@ final class FleetHostEvents: EventLineSource {
     private struct Stamp: Decodable {
         var Action: String?
         var Time: String?
+        var NodeName: String?
     }
 
-    /// A member line's `Action`, and its `Time` (its clock) in nanoseconds when it reads as one.
-    private static func stamp(of line: ByteBuffer) -> (action: String?, time: Int64?) {
-        guard let stamp = try? AgentJSON.decode(Stamp.self, from: line.readableBytesView) else { return (nil, nil) }
-        return (stamp.Action, stamp.Time.flatMap(HardwareEvent.nanoseconds(rfc3339:)))
+    /// A member line's `Action`, its `Time` (its clock) in nanoseconds when it reads as
+    /// one, and the node it names.
+    private static func stamp(of line: ByteBuffer) -> (action: String?, time: Int64?, nodeName: String?) {
+        guard let stamp = try? AgentJSON.decode(Stamp.self, from: line.readableBytesView) else { return (nil, nil, nil) }
+        return (stamp.Action, stamp.Time.flatMap(HardwareEvent.nanoseconds(rfc3339:)), stamp.NodeName)
     }
 }

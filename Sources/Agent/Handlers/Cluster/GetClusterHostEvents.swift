@@ -40,6 +40,10 @@ struct GetClusterHostEvents: EventStreamHandler {
             onward.headers.replaceOrAdd(name: AgentHeaderName.target, value: member.nodeName)
             return onward
         }
-        return .success(FleetHostEvents(local: source, membership: membership, request: request, since: since, generation: { cluster.peerKey?.generation ?? 0 }, on: eventLoop))
+        var timing = FleetHostEvents.Timing()
+        timing.open = cluster.settings.memberTimeout
+        return .success(FleetHostEvents(
+            local: source, membership: membership, request: request, since: since, generation: { cluster.peerKey?.generation ?? 0 },
+            timing: timing, on: eventLoop))
     }
 }
