@@ -11,7 +11,8 @@ struct HostileMemberTests {
     /// socket server, `HostileEngine`), and whose cluster is itself and `impostor`, once
     /// the impostor (claiming `name`) is among its members; `key` is the one it trusts.
     static func agent(
-        with impostor: ImpostorAgent, named name: String, engine: HostileEngine, key: SigningKey, hostManagement: Bool = false
+        with impostor: ImpostorAgent, named name: String, engine: HostileEngine, key: SigningKey, hostManagement: Bool = false,
+        memberTimeout: String = "30"
     ) throws -> AgentProcess {
         impostor.claim(#"{"NodeName":"\#(name)","NodeRole":"worker","Version":"1.0"}"#)
         let port = try AgentProcess.freePort()
@@ -19,7 +20,7 @@ struct HostileMemberTests {
             "DECKHAND_ENGINE_SOCKET": engine.socket,
             "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port),\(impostor.seed)",
             "DECKHAND_PROBE_INTERVAL": "0.3",
-            "DECKHAND_MEMBER_TIMEOUT": "30",
+            "DECKHAND_MEMBER_TIMEOUT": memberTimeout,
             "CAP_HOST_MANAGEMENT": hostManagement ? "1" : "0",
         ])
         let deadline = Date().addingTimeInterval(15)
@@ -87,5 +88,28 @@ struct HostileMemberTests {
         #expect((document?["Nodes"] as? [Any])?.isEmpty == true, "\(reply.text)")
         #expect(document?["UnreachableNodes"] as? [String] == ["plain-member"], "\(reply.text)")
         #expect(reply.headers["x-portaineragent-unreachable-nodes"] == "plain-member")
+    }
+
+    /// A GET list with a body (curl -d with -X GET): the fan-out sends each node the
+    /// head alone, so it must not announce a body. Before, the engine (which, as Go's
+    /// server, reads a request's body before answering) waited for it until the member
+    /// timeout, and the list was a 502 naming this node.
+    @Test("a list asked for with a body: every node is asked without it, and answers")
+    func listAskedWithABody() throws {
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        impostor.answer("/containers/json", with: ByteBuffer(string: #"[{"Id":"remote"}]"#))
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo, "/containers/json": #"[{"Id":"local"}]"#])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try Self.agent(with: impostor, named: "member", engine: engine, key: key, memberTimeout: "3")
+        defer { agent.stop() }
+        let reply = try Curl.request("GET", agent.baseURL + "/v1.41/containers/json", headers: key.headers(), body: Data(#"{"x":1}"#.utf8))
+        #expect(reply.status == 200, "\(reply.text)")
+        let merged = try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [[String: Any]]
+        #expect(Set(merged?.compactMap { $0["Id"] as? String } ?? []) == ["local", "remote"], "\(reply.text)")
+        #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+        let asked = impostor.forwarded.first { $0.uri.contains("/containers/json") }
+        #expect(asked != nil && !asked!.headers.contains { ["content-length", "transfer-encoding"].contains($0.0.lowercased()) }, "\(asked?.headers ?? [])")
     }
 }

@@ -48,9 +48,9 @@ public struct Aggregator: Sendable {
         eventLoop.assertInEventLoop()
         let (parts, localIndex) = participants()
         // The heads are built once per request; each peer's differs only by its target.
-        var localHead = ForwardedHeaders.engineRequest(from: head)
+        var localHead = Self.bodiless(ForwardedHeaders.engineRequest(from: head))
         localHead.headers.remove(name: "Connection")
-        var peerHead = head
+        var peerHead = Self.bodiless(head)
         peerHead.headers.remove(name: "Connection")
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.hop, value: Self.listPartHop)
         peerHead.headers.replaceOrAdd(name: AgentHeaderName.target, value: "")
@@ -81,7 +81,7 @@ public struct Aggregator: Sendable {
         let localNode = everyonesLocal.map { everyone[$0].node }
         let parts = everyone.filter { including($0.node) }
         let localIndex = parts.firstIndex { $0.node == localNode }
-        var head = peerHead
+        var head = Self.bodiless(peerHead)
         head.headers.remove(name: "Connection")
         let fanOut = FanOut(
             members: MemberCalls(
@@ -91,6 +91,15 @@ public struct Aggregator: Sendable {
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             zip(parts, results).map { (node: $0.node, result: $1) }
         }
+    }
+
+    /// `head` as a fan-out sends it: alone, so without the fields that announce a
+    /// body (a client's GET may carry one; an engine, as Go's server, would wait for it
+    /// before answering, until the member timeout).
+    static func bodiless(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var head = head
+        for name in ["Content-Length", "Transfer-Encoding", "Expect"] { head.headers.remove(name: name) }
+        return head
     }
 
     /// The loops a fan-out to `count` members is spread over: the client's, `eventLoop`,

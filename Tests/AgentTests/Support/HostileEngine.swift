@@ -5,7 +5,8 @@ import TestCommands
 /// engine (`DECKHAND_ENGINE_SOCKET`): Python's sockets, not a Docker API. A request
 /// whose target starts with `/hostile` gets `reply`, as bytes, and the connection is
 /// then read until the agent closes it; a request whose first line contains a key of
-/// `answers` gets a 200 with that JSON; any other (the agent's own, at start) gets `{}`.
+/// `answers` gets a 200 with that JSON; any other (the agent's own, at start) gets `{}`;
+/// either once its body (`Content-Length`) has come, as from Go's server.
 /// Each `/hostile` connection's log line: the first request line, then every byte
 /// read after that request's head, in hex (`log`).
 final class HostileEngine {
@@ -41,6 +42,13 @@ final class HostileEngine {
                 head, rest = data.split(b"\\r\\n\\r\\n", 1)
                 first = head.split(b"\\r\\n", 1)[0].decode("latin-1")
                 if " /hostile" not in first:
+                    # As Go's server does, the request's body is read before the answer goes out.
+                    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\\r\\n")[1:] if line.lower().startswith(b"content-length:")), 0)
+                    while len(rest) < length:
+                        more = connection.recv(65536)
+                        if not more:
+                            return
+                        rest += more
                     body = next((answer for key, answer in answers.items() if key in first), "{}").encode()
                     connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n" % len(body) + body)
                     connection.close()
