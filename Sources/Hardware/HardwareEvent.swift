@@ -40,6 +40,10 @@ public struct HardwareEvent: Sendable, Equatable {
         self.modelID = modelID
     }
 
+    /// Not udev's: the monitor's socket overran and the kernel dropped events, which
+    /// ones unknown (`HardwareEventMonitor`). Its other fields are empty.
+    public static let eventsLost = "events-lost"
+
     /// The realtime clock, in nanoseconds since the Unix epoch.
     public static var now: Int64 {
         var spec = timespec()

@@ -12,9 +12,26 @@ import Synchronization
 /// their interfaces, `net`, `drm`), actions `add`, `remove`, `change`, `bind` and
 /// `unbind` (a driver attached or detached changes the inventory's `Driver`). Events
 /// come from udevd when it runs (its database is then up to date), else from the kernel.
+///
+/// The monitor's socket holds `receiveBufferSize` bytes of events not yet read (udevadm
+/// asks for 128 MiB; the kernel's default is about 200 KiB, a few hundred events, which
+/// a `udevadm trigger` or a SAN rescan passes at once). When it overruns all the same,
+/// the kernel drops events and says so (`ENOBUFS`): every subscriber is then given one
+/// `HardwareEvent.eventsLost` event, and the kept history counts as incomplete from then.
 public final class HardwareEventMonitor: Sendable {
     /// The process's monitor.
     public static let shared = HardwareEventMonitor()
+
+    /// Where events come from.
+    public enum Source: Sendable {
+        /// udevd's, when it runs (`/run/udev/control`), else the kernel's.
+        case automatic
+        /// The kernel's (tests: a private network namespace has no udevd).
+        case kernel
+    }
+
+    private let source: Source
+    private let receiveBufferSize: Int32
 
     public static let subsystems: [(subsystem: String, devType: String?)] = [
         ("block", nil), ("pci", nil), ("usb", "usb_device"), ("net", nil), ("drm", nil),
@@ -35,7 +52,10 @@ public final class HardwareEventMonitor: Sendable {
     private let state = Mutex(State())
 
     /// Tests may make their own; the agent uses `shared`.
-    public init() {}
+    public init(source: Source = .automatic, receiveBufferSize: Int32 = 16 << 20) {
+        self.source = source
+        self.receiveBufferSize = receiveBufferSize
+    }
 
     /// How many subscribers are registered (the agent logs it as streams come and go).
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
@@ -59,7 +79,9 @@ public final class HardwareEventMonitor: Sendable {
     ) throws(HardwareError) -> (subscription: HardwareEventSubscription, earlier: [HardwareEvent], complete: Bool) {
         try state.withLock { state throws(HardwareError) in
             if state.running == nil {
-                state.running = try RunningMonitor.start(deliver: { [weak self] in self?.deliver($0) })
+                state.running = try RunningMonitor.start(
+                    source: source, receiveBufferSize: receiveBufferSize,
+                    deliver: { [weak self] in self?.deliver($0) }, lost: { [weak self] in self?.lost() })
                 state.history.recording(from: HardwareEvent.now)
             }
             let id = state.nextID
@@ -83,6 +105,17 @@ public final class HardwareEventMonitor: Sendable {
     private func deliver(_ event: HardwareEvent) {
         let subscribers = state.withLock { state in
             state.history.append(event)
+            return Array(state.subscribers.values)
+        }
+        for deliver in subscribers { deliver(event) }
+    }
+
+    /// The socket overran: events were dropped by the kernel, which ones is unknown.
+    private func lost() {
+        let event = HardwareEvent(action: HardwareEvent.eventsLost, subsystem: "", devPath: "")
+        let subscribers = state.withLock { state in
+            // Kept events from before are still true, but some since are missing.
+            state.history.recording(from: event.time)
             return Array(state.subscribers.values)
         }
         for deliver in subscribers { deliver(event) }
@@ -125,12 +158,17 @@ private final class RunningMonitor: Sendable {
         let monitor: OpaquePointer
         let stopReader: Int32
         let deliver: @Sendable (HardwareEvent) -> Void
+        let lost: @Sendable () -> Void
 
-        init(udev: OpaquePointer, monitor: OpaquePointer, stopReader: Int32, deliver: @escaping @Sendable (HardwareEvent) -> Void) {
+        init(
+            udev: OpaquePointer, monitor: OpaquePointer, stopReader: Int32,
+            deliver: @escaping @Sendable (HardwareEvent) -> Void, lost: @escaping @Sendable () -> Void
+        ) {
             self.udev = udev
             self.monitor = monitor
             self.stopReader = stopReader
             self.deliver = deliver
+            self.lost = lost
         }
 
         deinit {
@@ -140,16 +178,21 @@ private final class RunningMonitor: Sendable {
         }
     }
 
-    static func start(deliver: @escaping @Sendable (HardwareEvent) -> Void) throws(HardwareError) -> RunningMonitor {
+    static func start(
+        source: HardwareEventMonitor.Source, receiveBufferSize: Int32,
+        deliver: @escaping @Sendable (HardwareEvent) -> Void, lost: @escaping @Sendable () -> Void
+    ) throws(HardwareError) -> RunningMonitor {
         guard let udev = udev_new() else { throw .udevUnavailable }
-        let source = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel"
-        guard let monitor = udev_monitor_new_from_netlink(udev, source) else {
+        let name = source == .automatic && access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel"
+        guard let monitor = udev_monitor_new_from_netlink(udev, name) else {
             udev_unref(udev)
             throw .udevUnavailable
         }
         for (subsystem, devType) in HardwareEventMonitor.subsystems {
             udev_monitor_filter_add_match_subsystem_devtype(monitor, subsystem, devType)
         }
+        // Best effort: without CAP_NET_ADMIN the kernel caps it at net.core.rmem_max.
+        _ = udev_monitor_set_receive_buffer_size(monitor, receiveBufferSize)
         var fds: [Int32] = [0, 0]
         guard udev_monitor_enable_receiving(monitor) == 0, pipe(&fds) == 0 else {
             udev_monitor_unref(monitor)
@@ -161,7 +204,7 @@ private final class RunningMonitor: Sendable {
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         // Receiving is enabled: events from here on are queued in the socket, even
         // before the thread polls it.
-        let work = Work(udev: udev, monitor: monitor, stopReader: fds[0], deliver: deliver)
+        let work = Work(udev: udev, monitor: monitor, stopReader: fds[0], deliver: deliver, lost: lost)
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { argument in
             let work = Unmanaged<Work>.fromOpaque(argument!).takeRetainedValue()
@@ -194,7 +237,11 @@ private final class RunningMonitor: Sendable {
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0, fds[1].revents == 0 else { return }
             guard fds[0].revents & Int16(POLLIN) != 0 else { continue }
-            guard let device = udev_monitor_receive_device(work.monitor) else { continue }
+            guard let device = udev_monitor_receive_device(work.monitor) else {
+                // The kernel dropped events the socket had no room for; the socket goes on.
+                if errno == ENOBUFS { work.lost() }
+                continue
+            }
             defer { udev_device_unref(device) }
             if let event = event(from: device) { work.deliver(event) }
         }

@@ -46,8 +46,8 @@ final class FleetHostEvents: EventLineSource {
     static let rememberedDepartures = 256
     /// A member's lines that are about its stream, not events: they do not move where it resumes.
     static let notices: Set<String> = [
-        HostEventLine.overflow, HostEventLine.historyIncomplete, HostEventLine.memberUnreachable, HostEventLine.memberReachable,
-        HostEventLine.memberJoined, HostEventLine.memberLeft,
+        HostEventLine.overflow, HostEventLine.historyIncomplete, HostEventLine.eventsLost, HostEventLine.memberUnreachable,
+        HostEventLine.memberReachable, HostEventLine.memberJoined, HostEventLine.memberLeft,
     ]
 
     struct Timing {

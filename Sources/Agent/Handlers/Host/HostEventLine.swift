@@ -33,6 +33,7 @@ struct HostEventLine: Encodable {
     static let memberJoined = "member-joined"
     static let memberLeft = "member-left"
     static let historyIncomplete = "history-incomplete"
+    static let eventsLost = HardwareEvent.eventsLost
 
     init(_ event: HardwareEvent, nodeName: String) {
         self.nodeName = nodeName

@@ -56,7 +56,14 @@ final class LocalHostEvents: EventLineSource {
             for event in earlier.events { HostEventLine(event, nodeName: nodeName).write(to: &buffer) }
         }
         let batch = queue.take()
-        for event in batch.events { HostEventLine(event, nodeName: nodeName).write(to: &buffer) }
+        for event in batch.events {
+            if event.action == HardwareEvent.eventsLost {
+                let message = "this node's udev monitor overran and the kernel dropped hardware events: re-read this node's /host/info"
+                HostEventLine(notice: HostEventLine.eventsLost, nodeName: nodeName, message: message).write(to: &buffer)
+            } else {
+                HostEventLine(event, nodeName: nodeName).write(to: &buffer)
+            }
+        }
         guard batch.overflowed else { return false }
         HostEventLine(notice: HostEventLine.overflow, nodeName: nodeName, message: "the client did not read \(queue.capacity) events in time; events were lost, reconnect").write(to: &buffer)
         stop()
