@@ -12,7 +12,7 @@ struct HostileMemberTests {
     /// the impostor (claiming `name`) is among its members; `key` is the one it trusts.
     static func agent(
         with impostor: ImpostorAgent, named name: String, engine: HostileEngine, key: SigningKey, hostManagement: Bool = false,
-        memberTimeout: String = "30"
+        memberTimeout: String = "30", environment: [String: String] = [:]
     ) throws -> AgentProcess {
         impostor.claim(#"{"NodeName":"\#(name)","NodeRole":"worker","Version":"1.0"}"#)
         let port = try AgentProcess.freePort()
@@ -22,7 +22,7 @@ struct HostileMemberTests {
             "DECKHAND_PROBE_INTERVAL": "0.3",
             "DECKHAND_MEMBER_TIMEOUT": memberTimeout,
             "CAP_HOST_MANAGEMENT": hostManagement ? "1" : "0",
-        ])
+        ].merging(environment) { $1 })
         let deadline = Date().addingTimeInterval(15)
         var status = ""
         while Date() < deadline {

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 import TestCommands
 @testable import Agent
@@ -295,19 +297,20 @@ struct MetricsTests {
         #expect(plainPorts == [plain.port], "listening: \(plainPorts)")
     }
 
-    @Test("an unauthenticated client costs the metrics endpoint little: one answer per connection, idle ones closed, 64 at once")
+    @Test("an unauthenticated client costs the metrics endpoint little: one answer per connection, idle and trickling ones closed, 8 per address, 64 at once")
     func endpointBounds() throws {
         let metricsPort = try AgentProcess.freePort()
         let agent = try AgentProcess(environment: [
-            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_METRICS_ADDR": "127.0.0.1:\(metricsPort)",
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "DECKHAND_METRICS_ADDR": "0.0.0.0:\(metricsPort)",
         ])
         defer { agent.stop() }
-        // Python's sockets are the client: what it reads is what the endpoint sent.
+        // Python's sockets are the client: what it reads is what the endpoint sent. Its
+        // connections come from several loopback addresses (127.0.0.0/8 is all local).
         let script = """
             import json, socket, sys, time
             port = int(sys.argv[1])
-            def connect():
-                return socket.create_connection(("127.0.0.1", port), timeout=15)
+            def connect(source="127.0.0.1"):
+                return socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0))
             def read_all(sock):
                 data = b""
                 while True:
@@ -315,43 +318,97 @@ struct MetricsTests {
                     if not chunk:
                         return data
                     data += chunk
+            def closed_now(socks):
+                time.sleep(2)
+                count = 0
+                for one in socks:
+                    one.settimeout(0.2)
+                    try:
+                        if one.recv(1) == b"":
+                            count += 1
+                    except socket.timeout:
+                        pass
+                return count
             # 1000 pipelined scrapes on one connection.
             sock = connect()
             sock.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" * 1000)
             answers = read_all(sock).count(b"HTTP/1.1 200")
             sock.close()
-            # 65 silent connections: one is closed on arrival (which one depends on the
-            # order the agent accepts them in), the others are held.
-            held = [connect() for _ in range(65)]
-            time.sleep(2)
-            closed_at_once = 0
-            for one in held:
-                one.settimeout(0.2)
-                try:
-                    if one.recv(1) == b"":
-                        closed_at_once += 1
-                except socket.timeout:
-                    pass
-            # The silent ones are closed after the idle timeout.
+            # 9 silent connections from one address: one is closed on arrival.
+            same = [connect("127.0.0.2") for _ in range(9)]
+            same_closed = closed_now(same)
+            for one in same:
+                one.close()
+            time.sleep(0.5)
+            # 65 silent connections from 9 addresses (8 each at most): at least one is
+            # closed on arrival, the others are held, until the idle timeout.
+            held = [connect("127.0.0.%d" % (3 + i // 8)) for i in range(65)]
+            closed_at_once = closed_now(held)
             started = time.time()
             for one in held:
                 one.settimeout(20)
                 read_all(one)
             idle_closed_after = time.time() - started
+            # A head trickled a byte every 2 s is never silent: it is closed at the lifetime.
+            trickle = connect("127.0.0.20")
+            trickle.sendall(b"GET /metrics HTTP/1.1\\r\\nX-Slow: ")
+            started = time.time()
+            trickle_closed_after = None
+            while time.time() - started < 40:
+                try:
+                    trickle.sendall(b"a")
+                except OSError:
+                    trickle_closed_after = time.time() - started
+                    break
+                trickle.settimeout(2)
+                try:
+                    if trickle.recv(65536) == b"":
+                        trickle_closed_after = time.time() - started
+                        break
+                except socket.timeout:
+                    pass
             scrape = connect()
             scrape.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
             after = read_all(scrape).startswith(b"HTTP/1.1 200")
-            print(json.dumps({"answers": answers, "closed_at_once": closed_at_once, "idle_closed_after": idle_closed_after, "after": after}))
+            print(json.dumps({"answers": answers, "same_closed": same_closed, "closed_at_once": closed_at_once,
+                              "idle_closed_after": idle_closed_after, "trickle_closed_after": trickle_closed_after, "after": after}))
             """
-        let result = try Command.run("python3", ["-c", script, String(metricsPort)], timeout: 90)
+        let result = try Command.run("python3", ["-c", script, String(metricsPort)], timeout: 120)
         #expect(result.status == 0, "\(result.errorOutput)")
         let found = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
         #expect(found["answers"] as? Int == 1, "\(found)")
+        #expect(found["same_closed"] as? Int == 1, "\(found)")
         // At most 64 held: at least one of 65 closed on arrival (two if the scrape's
         // connection was not yet counted out).
         #expect((found["closed_at_once"] as? Int ?? 0) >= 1, "\(found)")
         #expect((found["idle_closed_after"] as? Double ?? 99) < 15, "\(found)")
+        let trickled = found["trickle_closed_after"] as? Double ?? 99
+        #expect(trickled > 15 && trickled < 25, "\(found)")
         #expect(found["after"] as? Bool == true, "\(found)")
+    }
+
+    /// A member answering forwarded requests with statuses HTTP does not define: before,
+    /// each made a series of its own (llhttp reads 100 to 999).
+    @Test("statuses HTTP does not define are counted as other, so a peer cannot make series")
+    func undefinedStatusesMakeNoSeries() throws {
+        let metricsPort = try AgentProcess.freePort()
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        impostor.answer("/deckhand-699", with: ByteBuffer(string: "{}"), status: HTTPResponseStatus(statusCode: 699))
+        impostor.answer("/deckhand-799", with: ByteBuffer(string: "{}"), status: HTTPResponseStatus(statusCode: 799))
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try HostileMemberTests.agent(
+            with: impostor, named: "member", engine: engine, key: key, environment: ["DECKHAND_METRICS_ADDR": "127.0.0.1:\(metricsPort)"])
+        defer { agent.stop() }
+        for path in ["/deckhand-699", "/deckhand-799"] {
+            let reply = try Curl.request("GET", agent.baseURL + path, headers: key.headers().merging(["X-PortainerAgent-Target": "member"]) { $1 })
+            #expect([699, 799].contains(reply.status), "\(reply.status) \(reply.text)")
+        }
+        let series = try Self.scrape("http://127.0.0.1:\(metricsPort)/metrics").filter { $0.hasPrefix("deckhand_requests_total") }
+        #expect(series.contains { $0.contains(#"family="forward""#) && $0.contains(#"status="other""#) && $0.hasSuffix(" 2") }, "\(series)")
+        #expect(!series.contains { $0.contains(#"status="699""#) || $0.contains(#"status="799""#) }, "\(series)")
     }
 
     @Test("the metrics address may not be the agent's own: one line, exit 2", arguments: [

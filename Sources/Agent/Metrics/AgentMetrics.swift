@@ -103,15 +103,20 @@ final class AgentMetrics: Sendable {
     // MARK: Recording
 
     /// One answered request: its head went out `nanoseconds` after the request's.
+    ///
+    /// A status HTTP does not define (a peer's answer may say any of 100 to 999) is
+    /// counted as `other`, so no peer can make new series.
     func answered(_ family: RouteFamily, status code: Int, partial: @autoclosure () -> Bool, nanoseconds: Int64) {
-        let key = family.rawValue << 10 | (code & 0x3FF)
+        let known: Bool
+        if case .custom = HTTPResponseStatus(statusCode: code) { known = false } else { known = (100...599).contains(code) }
+        let key = family.rawValue << 10 | (known ? code & 0x3FF : 0)
         let counter = requests.withLockedValue { table in
             if let counter = table[key] { return counter }
             let counter = registry.makeCounter(
                 descriptor: MetricNameDescriptor(
                     namespace: "deckhand", metricName: "requests", unitName: "total",
                     helpText: "Requests answered, by route family and status"),
-                labels: [("family", family.label), ("status", String(code))])
+                labels: [("family", family.label), ("status", known ? String(code) : "other")])
             table[key] = counter
             return counter
         }

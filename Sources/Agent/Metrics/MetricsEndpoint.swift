@@ -10,11 +10,15 @@ import Synchronization
 ///
 /// Whoever can reach it is unauthenticated, so what one can hold is small: every
 /// answer ends its connection (a scrape is one request; pipelined requests cannot
-/// each queue an exposition), a connection silent for `idleTimeout` is closed, and
-/// past `maximumConnections` open at once a new one is closed on arrival.
+/// each queue an exposition), a connection silent for `idleTimeout` is closed, as is
+/// one still open `lifetime` after it came (a client trickling a byte at a time is
+/// never silent), and past `maximumConnections` open at once, or `maximumPerAddress`
+/// from one address, a new one is closed on arrival: one host cannot take every slot.
 final class MetricsEndpoint: Sendable {
     static let idleTimeout = TimeAmount.seconds(10)
+    static let lifetime = TimeAmount.seconds(20)
     static let maximumConnections = 64
+    static let maximumPerAddress = 8
 
     private let listener: Channel
 
@@ -26,15 +30,26 @@ final class MetricsEndpoint: Sendable {
     }
 
     static func start(at address: ListenAddress, metrics: AgentMetrics, group: EventLoopGroup) async throws -> MetricsEndpoint {
-        let open = Atomic<Int>(0)
+        // Connections open now, by the client's address (without its port).
+        let open = Mutex<[String: Int]>([:])
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                guard open.add(1, ordering: .relaxed).newValue <= maximumConnections else {
-                    open.subtract(1, ordering: .relaxed)
-                    return channel.close()
+                let address = channel.remoteAddress?.ipAddress ?? ""
+                let admitted = open.withLock { open in
+                    guard open.values.reduce(0, +) < maximumConnections, open[address, default: 0] < maximumPerAddress else { return false }
+                    open[address, default: 0] += 1
+                    return true
                 }
-                channel.closeFuture.whenComplete { _ in open.subtract(1, ordering: .relaxed) }
+                guard admitted else { return channel.close() }
+                let ending = channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) }
+                channel.closeFuture.whenComplete { _ in
+                    ending.cancel()
+                    open.withLock { open in
+                        open[address, default: 1] -= 1
+                        if open[address] == 0 { open[address] = nil }
+                    }
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))

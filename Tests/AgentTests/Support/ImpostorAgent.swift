@@ -26,8 +26,8 @@ final class ImpostorAgent: Sendable {
         var claim: String?
         var delay: TimeAmount = .zero
         var received: [Received] = []
-        /// 200 answers for requests whose target contains the key.
-        var answers: [String: ByteBuffer] = [:]
+        /// Answers for requests whose target contains the key.
+        var answers: [String: (status: HTTPResponseStatus, body: ByteBuffer)] = [:]
     }
 
     /// Listens on `host` (an ephemeral port). Other requests are answered 500, so that
@@ -60,9 +60,9 @@ final class ImpostorAgent: Sendable {
         }
     }
 
-    /// From now on, answers a request whose target contains `target` with a 200 and `body`.
-    func answer(_ target: String, with body: ByteBuffer) {
-        state.withLockedValue { $0.answers[target] = body }
+    /// From now on, answers a request whose target contains `target` with `status` and `body`.
+    func answer(_ target: String, with body: ByteBuffer, status: HTTPResponseStatus = .ok) {
+        state.withLockedValue { $0.answers[target] = (status, body) }
     }
 
     var received: [Received] { state.withLockedValue { $0.received } }
@@ -83,13 +83,13 @@ final class ImpostorAgent: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
-            let (claim, delay, answer) = state.withLockedValue { state -> (String?, TimeAmount, ByteBuffer?) in
+            let (claim, delay, answer) = state.withLockedValue { state -> (String?, TimeAmount, (status: HTTPResponseStatus, body: ByteBuffer)?) in
                 state.received.append(Received(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }))
                 return (state.claim, state.delay, state.answers.first { head.uri.contains($0.key) }?.value)
             }
             let isProbe = head.uri == "/v2/cluster/member"
-            let status: HTTPResponseStatus = isProbe ? (claim == nil ? .serviceUnavailable : .ok) : answer == nil ? .internalServerError : .ok
-            let body = isProbe ? ByteBuffer(string: claim ?? "") : answer ?? ByteBuffer(string: #"{"message":"impostor"}"#)
+            let status: HTTPResponseStatus = isProbe ? (claim == nil ? .serviceUnavailable : .ok) : answer?.status ?? .internalServerError
+            let body = isProbe ? ByteBuffer(string: claim ?? "") : answer?.body ?? ByteBuffer(string: #"{"message":"impostor"}"#)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: isProbe ? delay : .zero) {
                 let (handler, context) = loopBound.value
