@@ -25,16 +25,15 @@ struct HostInfoCommand: AsyncParsableCommand {
     var address: String?
     @Option(name: .long, help: "With --address: the private key (PEM) to sign with, as Portainer does.")
     var key: String?
-    @Option(name: .long, help: "With --address: the agent's AGENT_SECRET, when it has one: the agent must prove it holds it too before anything is sent.")
-    var secret: String?
+    @OptionGroup var secrets: ClientSecret
     @Option(name: .long, help: "With --address: this node only.")
     var node: String?
     @Option(name: .long, help: "With --address: Docker-style filters, a JSON object of string lists, applied on each node.")
     var filters: String?
 
     func validate() throws {
-        if address == nil, key != nil || secret != nil || node != nil || filters != nil {
-            throw ValidationError("--key, --secret, --node and --filters ask a running agent: give its --address")
+        if address == nil, key != nil || secrets.isGiven || node != nil || filters != nil {
+            throw ValidationError("--key, --secret, --secret-file, --node and --filters ask a running agent: give its --address")
         }
         if address != nil, key == nil { throw ValidationError("--address needs --key, the private key to sign with") }
         if address != nil, hostRoot != nil { throw ValidationError("--host-root reads this host; --address asks an agent: not both") }
@@ -56,6 +55,7 @@ struct HostInfoCommand: AsyncParsableCommand {
         }
         var path = "/v2/cluster/host/info"
         if let filters { path += "?filters=" + Self.percentEncoded(filters) }
+        let secret = try secrets.resolved()
         let body: [UInt8]
         do {
             body = try await SignedClient(address: address, keyPath: key, secret: secret).get(path, node: node)

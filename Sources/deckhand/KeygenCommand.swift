@@ -46,8 +46,7 @@ struct SignCommand: ParsableCommand {
 
     @Option(name: .long, help: "The private key (PEM).")
     var key: String
-    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one.")
-    var secret: String?
+    @OptionGroup var secrets: ClientSecret
     @Option(name: .long, help: "headers, docker-config (a config.json with HttpHeaders) or curl.")
     var format: Format = .headers
 
@@ -64,7 +63,7 @@ struct SignCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(key) is not a P-256 private key in PEM")
         }
-        let headers = PortainerSignature.headers(signingWith: privateKey, secret: secret)
+        let headers = PortainerSignature.headers(signingWith: privateKey, secret: try secrets.resolved())
         switch format {
         case .headers:
             for (name, value) in headers { print("\(name): \(value)") }

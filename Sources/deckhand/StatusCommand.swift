@@ -21,14 +21,14 @@ struct StatusCommand: AsyncParsableCommand {
     var address = "127.0.0.1:9001"
     @Option(name: .long, help: "The private key (PEM) to sign with.")
     var key: String
-    @Option(name: .long, help: "The agent's AGENT_SECRET, when it has one: the agent must prove it holds it too before anything is sent.")
-    var secret: String?
+    @OptionGroup var secrets: ClientSecret
     @Option(name: .long, help: "Ask the agent of this node, through the one at --address.")
     var node: String?
     @Flag(name: .long, help: "Print the agent's JSON answer as it is.")
     var json = false
 
     func run() async throws {
+        let secret = try secrets.resolved()
         let body: [UInt8]
         do {
             body = try await SignedClient(address: address, keyPath: key, secret: secret).get("/v2/cluster/status", node: node, limit: 4 << 20)

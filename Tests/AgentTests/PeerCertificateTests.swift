@@ -196,6 +196,42 @@ struct PeerCertificateTests {
         #expect(impostor.read.isEmpty, "the impostor read: \(String(decoding: impostor.read.prefix(300), as: UTF8.self))")
     }
 
+    /// The secret need not be on the command line (every user's `ps` shows it there):
+    /// a file, or the agent's own environment, as in `docker exec` into its container.
+    @Test("deckhand status takes the secret from --secret-file, AGENT_SECRET or AGENT_SECRET_FILE; a blank one is refused naming where it came from")
+    func commandLineSecretSources() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("status-secret-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("client.pem").path
+        #expect(try Command.run(try BuiltProducts.deckhand, ["keygen", "--out", key]).status == 0)
+        // A rotation's file: a blank line, the agent's secret, an old one.
+        let file = folder.appendingPathComponent("secret").path
+        try Data(" \n\(Self.secret)\nold-secret-of-the-rotation\n".utf8).write(to: URL(fileURLWithPath: file))
+        let blank = folder.appendingPathComponent("blank").path
+        try Data(" \n\t\n".utf8).write(to: URL(fileURLWithPath: blank))
+        let agent = try Self.agent(standalone: true)
+        defer { agent.stop() }
+        func status(_ arguments: [String], _ environment: [String: String]) throws -> CommandResult {
+            try Command.run(try BuiltProducts.deckhand, ["status", "--address", "127.0.0.1:\(agent.port)", "--key", key, "--json"] + arguments,
+                            environment: environment, timeout: 40)
+        }
+        for (arguments, environment) in [(["--secret-file", file], [String: String]()), ([], ["AGENT_SECRET": Self.secret]), ([], ["AGENT_SECRET_FILE": file])] {
+            let answered = try status(arguments, environment)
+            #expect(answered.status == 0, "\(arguments) \(environment): \(answered.output) \(answered.errorOutput)")
+            let answer = try? JSONSerialization.jsonObject(with: Data(answered.output.utf8)) as? [String: Any]
+            #expect((answer?["Engine"] as? [String: Any])?["Answers"] as? Bool == true, "\(answered.output)")
+        }
+        // Without any, the agent is not checked and refuses the unsigned-for-secret key.
+        let without = try status([], [:])
+        #expect(without.status != 0, "\(without.output)")
+        let refused = try status(["--secret-file", blank], [:])
+        #expect(refused.status == 64, "\(refused.output) \(refused.errorOutput)")
+        #expect(refused.errorOutput.contains("--secret-file"), "\(refused.errorOutput)")
+        let blankVariable = try status([], ["AGENT_SECRET": " \t"])
+        #expect(blankVariable.status == 64 && blankVariable.errorOutput.contains("AGENT_SECRET"), "\(blankVariable.errorOutput)")
+    }
+
     @Test("during a rotation a certificate made under old+new passes peers holding either; once the old secret is dropped, it is made again and an old-only peer refuses it")
     func rotation() throws {
         let both = PeerKey(secrets: ["new secret", "old secret"])

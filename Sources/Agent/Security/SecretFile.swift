@@ -7,16 +7,16 @@ import Proxy
 /// `AGENT_SECRET_FILE`: the shared secrets, one per line (a Docker secret at
 /// `/run/secrets/…`). Several lines are several valid secrets, so that a Swarm can
 /// rotate: the new one beside the old, then Portainer moves, then the old one goes.
-enum SecretFile {
+package enum SecretFile {
     /// Why a file cannot be used; the description completes "expected …".
-    enum Problem: Error, Equatable, CustomStringConvertible {
+    package enum Problem: Error, Equatable, CustomStringConvertible {
         case unreadable(errno: Int32)
         case notAFile
         case empty
         case tooLarge
         case tooMany(Int)
 
-        var description: String {
+        package var description: String {
             switch self {
             case .unreadable(let code): return "a readable file (\(String(cString: strerror(code))))"
             case .notAFile: return "a regular file"
@@ -33,7 +33,7 @@ enum SecretFile {
     /// (empty, or only spaces and tabs) are not secrets (a trailing newline, a blank
     /// line between old and new): a line of one space would otherwise be a secret
     /// anyone could guess.
-    static func read(_ path: String) throws(Problem) -> [String] {
+    package static func read(_ path: String) throws(Problem) -> [String] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(errno: errno) }
         defer { close(fd) }
