@@ -102,8 +102,11 @@ struct CommandLineTests {
             return try Command.run(try BuiltProducts.deckhand, arguments + ["--address", "127.0.0.1:\(port)", "--key", key], timeout: 40)
         }
         let hostile = "\u{1B}]52;c;ZXZpbA==\u{07}\u{1B}[2J\u{9B}31m\u{7F}"
+        // Controls, and format characters (bidi overrides, zero widths) that reorder or hide what a line shows.
         func inert(_ result: CommandResult) -> Bool {
-            !result.output.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" || (0x7F...0x9F).contains($0.value) }
+            !result.output.unicodeScalars.contains {
+                $0.value < 0x20 && $0 != "\n" && $0 != "\t" || (0x7F...0x9F).contains($0.value) || $0.properties.generalCategory == .format
+            }
         }
         // A refusal whose body is escape sequences.
         let refused = try answer(hostile, status: "500 Internal Server Error", ["status"])
@@ -123,6 +126,17 @@ struct CommandLineTests {
         let same = try Command.run("python3", ["-c", "import json, sys; a, b = sys.argv[1], sys.stdin.read(); sys.exit(0 if json.loads(a) == json.loads(b) else 1)", raw],
                                    input: Data(json.output.utf8))
         #expect(same.status == 0, "\(json.output.debugDescription)")
+        // A carriage return is JSON whitespace, and U+202E (right-to-left override) may
+        // be raw in a string: neither reaches the terminal, and the JSON is the same.
+        let rewriting = "{\"Engine\":{\"Answers\":false},\r" + String(repeating: " ", count: 40) + "\"NodeName\":\"\u{202E}evil\u{E0001}\",\"Version\":\"x\"}"
+        let rewritten = try answer(rewriting, ["status", "--json"])
+        #expect(rewritten.status == 0)
+        #expect(inert(rewritten), "\(rewritten.output.debugDescription)")
+        let unchanged = try Command.run("python3", ["-c", "import json, sys; a, b = sys.argv[1], sys.stdin.read(); sys.exit(0 if json.loads(a) == json.loads(b) else 1)", rewriting],
+                                        input: Data(rewritten.output.utf8))
+        #expect(unchanged.status == 0, "\(rewritten.output.debugDescription)")
+        let reordered = try answer(#"{"NodeName":"\u202enode","Version":"x","Engine":{"Answers":true}}"#, ["status"])
+        #expect(inert(reordered) && reordered.output.contains("node"), "\(reordered.output.debugDescription)")
         // Not JSON at all: said so, not printed.
         let notJSON = try answer(hostile, ["host-info"])
         #expect(notJSON.status == 1)
