@@ -53,11 +53,18 @@ public struct VolumeRoot: Sendable, Hashable {
     /// elsewhere than Docker, and either may be configured to). The path is resolved
     /// beneath `hostRoot` when given (the host's `/` as the agent sees it, with host
     /// management), else as the agent sees it; either way confined, and the volume's
-    /// root is that folder. Throws `notFound` when the folder is not there.
+    /// root is that folder. Throws `notFound` when the folder is not there, or when the
+    /// path is not `…/<name>/_data`: Docker's and Podman's local volumes all are, and
+    /// anything else (a volume plugin's mount point, or an engine that is not one) could
+    /// name any folder, `/` or the agent's own secrets, to a client allowed that volume.
     public static func open(
         volume name: String, mountpoint: String, hostRoot: String?, resolution: PathResolution = .automatic
     ) throws(HostFSError) -> ConfinedRoot {
         guard mountpoint.hasPrefix("/") else { throw .notFound(path: "volume \(name)") }
+        let named = mountpoint.split(separator: "/", omittingEmptySubsequences: true).suffix(2)
+        guard named.count == 2, named.first.map(String.init) == name, named.last == "_data" else {
+            throw .notFound(path: "volume \(name)")
+        }
         let base: ConfinedRoot
         do {
             base = try ConfinedRoot(path: hostRoot ?? "/", resolution: resolution)

@@ -384,4 +384,37 @@ struct BrowseRouteTests {
             #expect(try agent.request("GET", "/browse/get?path=/host/../../etc/passwd", key: key).status == 404)
         }
     }
+
+    /// An engine's volume inspect names where the volume is (`Mountpoint`); a plugin's,
+    /// or an engine's that is not one, may name any folder. The stand-in engine (Python,
+    /// `HostileEngine`) names a folder outside any volume for `evil`, and a local
+    /// volume's shape for `fine`. Before, `evil` listed that folder, and its file was served.
+    @Test("a volume whose engine names a folder not of the shape …/<name>/_data is not opened there")
+    func mountpointsOfAnotherShape() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("mountpoints-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outside = folder.appendingPathComponent("outside")
+        let fine = folder.appendingPathComponent("volumes/fine/_data")
+        for made in [outside, fine, folder.appendingPathComponent("fallback")] {
+            try FileManager.default.createDirectory(at: made, withIntermediateDirectories: true)
+        }
+        try Data("secret\n".utf8).write(to: outside.appendingPathComponent("secret.txt"))
+        try Data("in the volume\n".utf8).write(to: fine.appendingPathComponent("f.txt"))
+        let engine = try HostileEngine(answers: [
+            "/volumes/evil": #"{"Name":"evil","Mountpoint":"\#(outside.path)"}"#,
+            "/volumes/fine": #"{"Name":"fine","Mountpoint":"\#(fine.path)"}"#,
+        ])
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": engine.socket, "DECKHAND_VOLUMES_ROOT": folder.appendingPathComponent("fallback").path,
+        ])
+        defer { agent.stop() }
+        let key = SigningKey()
+        let listed = try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=fine&path=/", headers: key.headers())
+        #expect(listed.status == 200 && listed.text.contains("f.txt"), "\(listed.status) \(listed.text)")
+        let refused = try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=evil&path=/", headers: key.headers())
+        #expect(refused.status == 404, "\(refused.status) \(refused.text)")
+        let read = try Curl.request("GET", agent.baseURL + "/browse/get?volumeID=evil&path=/secret.txt", headers: key.headers())
+        #expect(read.status == 404 && !read.text.contains("secret"), "\(read.status) \(read.text)")
+    }
 }

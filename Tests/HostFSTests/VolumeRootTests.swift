@@ -53,6 +53,19 @@ import Testing
         #expect(failure { try VolumeRoot.open(volume: "rel", mountpoint: "relative/_data", hostRoot: nil) } == .notFound)
     }
 
+    /// A mount point an engine may name that is not a local volume's folder: another
+    /// volume's, one with `..` to it, the volumes folder itself, `/`. Before, each
+    /// opened what it named (the whole file system for `/`).
+    @Test("a mount point not of the shape …/<name>/_data is not opened, whatever it names",
+          arguments: ["/", "/etc", "{root}", "{root}/other/_data", "{root}/my_vol-1.0", "{root}/my_vol-1.0/_data/..", "{root}/my_vol-1.0/_data/sub"])
+    func mountpointsOfAnotherShape(_ mountpoint: String) throws {
+        let tree = try HostileTree()
+        _ = try volumes(tree)
+        try FileManager.default.createDirectory(atPath: tree.rootPath + "/other/_data", withIntermediateDirectories: true)
+        let named = mountpoint.replacingOccurrences(of: "{root}", with: tree.rootPath)
+        #expect(failure { try VolumeRoot.open(volume: "my_vol-1.0", mountpoint: named, hostRoot: nil) } == .notFound, "\(named)")
+    }
+
     @Test func missingVolumesAreNotFound() throws {
         let tree = try HostileTree()
         let volumes = try volumes(tree)
