@@ -218,6 +218,44 @@ struct HostileClientTests {
         #expect(warnings.first?.contains("\"setting\":\"DECKHAND_MAX_CONNECTIONS\"") == true)
     }
 
+    /// The agent under an open-file limit of 400 (`prlimit`, soft and hard), flooded with
+    /// 420 silent TCP connections. Before, `accept` ran out of descriptors first: no
+    /// connection was ever evicted, Portainer's waited in the backlog, and the
+    /// listener's loop spun on the one it could not accept.
+    @Test("an open-file limit below the connection limit: a flood of silent connections is evicted, not let exhaust the descriptors")
+    func descriptorLimitBoundsConnections() throws {
+        let agent = try AgentProcess(
+            environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "LOG_LEVEL": "WARN", "LOG_MODE": "JSON"],
+            launcher: ["prlimit", "--nofile=400:400", "--"])
+        defer { agent.stop() }
+        usleep(300_000)
+        let flood = try Command.spawn("python3", ["-c", """
+            import socket, sys, time
+            held = []
+            for _ in range(420):
+                try:
+                    held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5))
+                except OSError:
+                    pass
+            time.sleep(60)
+            """, String(agent.port)])
+        defer { flood.stop() }
+        // Past the 2 s every new connection has to sign on, the flood's are the oldest.
+        usleep(3_500_000)
+        func cpuTicks() throws -> Int {
+            let fields = try String(contentsOfFile: "/proc/\(agent.pid)/stat", encoding: .utf8).split(separator: ")").last!.split(separator: " ")
+            return Int(fields[11])! + Int(fields[12])!
+        }
+        let before = try cpuTicks()
+        usleep(2_000_000)
+        let spent = try cpuTicks() - before
+        #expect(spent < 50, "the agent spent \(spent) ticks of CPU in 2 s while idle under the flood")
+        let key = SigningKey()
+        let reply = try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(), extra: ["--max-time", "10"])
+        #expect(reply.status == 200)
+        #expect(agent.logLines().contains { $0.contains("open-file limit") && $0.contains("\"admitted\":\"72\"") }, "\(agent.logLines().suffix(5))")
+    }
+
     @Test("a flood of one silent connection per source cannot take Portainer's new connections, which have time to sign on")
     func manySourcesCannotEvictPortainer() throws {
         let agent = try Self.agent(["DECKHAND_MAX_CONNECTIONS": "16", "LOG_LEVEL": "WARN", "LOG_MODE": "JSON"])

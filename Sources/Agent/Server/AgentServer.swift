@@ -109,7 +109,17 @@ package final class AgentServer: Sendable {
                 nodeName: configuration.nodeName, secrets: configuration.secrets)
             cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
         }
-        let limit = ConnectionLimit(maximum: configuration.maxConnections, logger: logger)
+        // Connections the open-file limit has room for, so that the oldest unsigned
+        // one is evicted before `accept` runs out of descriptors (`DescriptorLimit`).
+        let descriptors = DescriptorLimit.raise()
+        var maximumConnections = configuration.maxConnections
+        if DescriptorLimit.connections(for: descriptors) < maximumConnections {
+            maximumConnections = DescriptorLimit.connections(for: descriptors)
+            logger.warning("the open-file limit has room for fewer connections than the connection limit: fewer are admitted", metadata: [
+                "open_files": "\(descriptors)", "max_connections": "\(configuration.maxConnections)", "admitted": "\(maximumConnections)",
+            ])
+        }
+        let limit = ConnectionLimit(maximum: maximumConnections, logger: logger)
         // A large fan-out's member exchanges are spread over every loop (`Aggregator`).
         let aggregator = cluster.map { Aggregator(membership: $0, engine: engine, memberLoops: Array(group.makeIterator())) }
         let services = AgentServices(
@@ -135,6 +145,10 @@ package final class AgentServer: Sendable {
             let server = ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A failed accept (no descriptor left) waits a little before the
+                        // next, instead of spinning on the connection still queued.
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) })
                         try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                     }
                 }
