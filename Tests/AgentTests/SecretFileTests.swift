@@ -154,6 +154,16 @@ struct SecretFileTests {
         #expect(lines.count == 1 && lines.first?.contains("AGENT_SECRET") == true, "\(result.errorOutput)")
     }
 
+    /// Before, each started the agent with the door open: trust on first use, or any client.
+    @Test("AGENT_SECRET_FILE or DECKHAND_ALLOWED_CLIENTS set to nothing stops start-up with one line naming it",
+          arguments: ["AGENT_SECRET_FILE", "DECKHAND_ALLOWED_CLIENTS"])
+    func emptySecurityVariablesRefused(variable: String) throws {
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: [variable: ""], timeout: 20)
+        #expect(result.status == 2, "\(result.errorOutput)")
+        let lines = result.errorOutput.split(separator: "\n")
+        #expect(lines.count == 1 && lines.first?.contains(variable) == true, "\(result.errorOutput)")
+    }
+
     @Test("a short secret starts, with a warning that names its length and not its value")
     func shortSecretWarned() throws {
         let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET": "short-one", "LOG_LEVEL": "INFO"])

@@ -244,6 +244,15 @@ extension AgentConfiguration {
             }
             return nil
         }
+        /// A variable set to nothing where nothing means the open door: a stack file's
+        /// `${UNSET}` for a secret file or an allowlist must not start the agent without
+        /// either (an empty `AGENT_SECRET` stays trust on first use, as in the original).
+        func refuseEmptyVariable(_ setting: Setting, accepted: String) throws(ConfigurationError) {
+            guard flags[setting] == nil, environment[setting.environmentName]?.isEmpty == true else { return }
+            throw ConfigurationError(setting: setting, value: "", accepted: accepted)
+        }
+        try refuseEmptyVariable(.secretFile, accepted: "the path of a file of secrets (leave the variable unset for trust on first use)")
+        try refuseEmptyVariable(.allowedClients, accepted: "addresses or CIDR ranges, comma-separated (leave the variable unset to allow any client)")
         var configuration = AgentConfiguration()
 
         if let host = value(.host) {
