@@ -34,23 +34,15 @@ package enum SecretFile {
     /// line between old and new): a line of one space would otherwise be a secret
     /// anyone could guess.
     package static func read(_ path: String) throws(Problem) -> [String] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw .unreadable(errno: errno) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .unreadable(errno: errno) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw .notAFile }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = Glibc.read(fd, &buffer, buffer.count)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .unreadable(errno: errno)
+        let bytes: [UInt8]
+        do {
+            bytes = try ConfigurationFile.read(path, limit: maxSize)
+        } catch {
+            switch error {
+            case .unreadable(let code): throw .unreadable(errno: code)
+            case .notAFile: throw .notAFile
+            case .tooLarge: throw .tooLarge
             }
-            if count == 0 { break }
-            bytes += buffer[..<count]
-            guard bytes.count <= maxSize else { throw .tooLarge }
         }
         let secrets = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
             .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }

@@ -18,15 +18,41 @@ package struct TLSIdentity {
         )
     }
 
+    /// The certificate chain and key in these PEM files (regular files of at most
+    /// `maxFileSize`), checked to be a pair: a key that is not the certificate's is
+    /// said so here, at start, not found when the listener is made.
     package static func load(certificatePath: String, keyPath: String) throws -> TLSIdentity {
-        TLSIdentity(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath),
-            privateKey: try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        func contents(_ path: String) throws -> [UInt8] {
+            do {
+                return try ConfigurationFile.read(path, limit: maxFileSize)
+            } catch {
+                throw TLSIdentityError(path: path, problem: "expected \(error)")
+            }
+        }
+        let identity = TLSIdentity(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(try contents(certificatePath)),
+            privateKey: try NIOSSLPrivateKey(bytes: try contents(keyPath), format: .pem)
         )
+        do {
+            _ = try identity.serverContext()
+        } catch {
+            throw TLSIdentityError(path: keyPath, problem: "the key of the certificate in \(certificatePath) (\(error))")
+        }
+        return identity
     }
+
+    /// A certificate chain or key file is larger than any PEM chain needs.
+    static let maxFileSize = 1 << 20
 
     /// In secret mode, peers that ask for it are served `peerCertificate` instead.
     func serverContext(peerCertificate: PeerCertificate? = nil) throws -> NIOSSLContext {
         try NIOSSLContext(configuration: TLSConfigurations.server(certificateChain: certificateChain, privateKey: privateKey, peerCertificate: peerCertificate))
     }
+}
+
+/// A TLS file that cannot be used, and why.
+struct TLSIdentityError: Error, CustomStringConvertible {
+    var path: String
+    var problem: String
+    var description: String { "\(path): \(problem)" }
 }
