@@ -37,14 +37,14 @@ func checkNodeDocument(_ parts: [JSONListMerger.Part]) {
         require(Proxy.StrictJSON.isObject(part.body) == isObject, "StrictJSON.isObject disagrees on \(text(body))")
     }
     let nodes = parts.map { JSONListMerger.NodePart(nodeName: $0.nodeName, role: "worker", body: $0.body) }
-    guard let document = (try? JSONListMerger.nodeDocument(nodes, field: "HostInfo", unreachable: ["gone"])).map { bytes($0.body) } else {
+    guard let document = (try? JSONListMerger.nodeDocument(nodes, field: "HostInfo", unreachable: ["gone"])).map({ bytes($0.body) }) else {
         return require(!nodes.allSatisfy { Proxy.StrictJSON.isObject($0.body) }, "valid objects were refused")
     }
     require(StrictJSON.isValid(document), "the fleet document is not JSON: \(text(document))")
     // Parts checked once on arrival (the fleet route's way) make the same document.
     let checked = parts.compactMap { JSONListMerger.NodePart(nodeName: $0.nodeName, role: "worker", checking: $0.body) }
     require(checked.count == parts.count, "a part checked on arrival was refused, yet the document was made")
-    let fromChecked = (try? JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["gone"])).map { bytes($0.body) }
+    let fromChecked = (try? JSONListMerger.nodeDocument(checked, field: "HostInfo", unreachable: ["gone"])).map({ bytes($0.body) })
     require(fromChecked == document, "parts checked on arrival made another document")
 }
 
