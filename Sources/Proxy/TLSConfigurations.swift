@@ -55,6 +55,9 @@ public enum TLSConfigurations {
         return configuration
     }
 
+    /// The most a PEM file of certificates or a key may hold.
+    public static let pemFileLimit = 1 << 20
+
     /// A client of a Docker engine's TLS port, as the docker CLI makes it from
     /// `DOCKER_CERT_PATH`: trust roots from `ca.pem` (the system's without one), the
     /// client certificate `cert.pem` with `key.pem` when there is one, and the
@@ -64,21 +67,24 @@ public enum TLSConfigurations {
         configuration.minimumTLSVersion = .tlsv12
         configuration.shutdownTimeout = shutdownTimeout
         configuration.certificateVerification = tls.verify ? .fullVerification : .none
+        // Read as any configuration file (a FIFO or a device named by mistake would
+        // block start-up for good, or be read without end), then parsed.
         if let ca = tls.caFile {
             do {
-                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(try ConfigurationFile.read(ca, limit: pemFileLimit)))
             } catch {
                 throw EngineTLSError(.unreadableCA(ca, "\(error)"))
             }
         }
         if let (certificate, key) = tls.clientCertificate {
             do {
-                configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+                configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(try ConfigurationFile.read(certificate, limit: pemFileLimit))
+                    .map { .certificate($0) }
             } catch {
                 throw EngineTLSError(.unreadableCertificate(certificate, "\(error)"))
             }
             do {
-                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: try ConfigurationFile.read(key, limit: pemFileLimit), format: .pem))
             } catch {
                 throw EngineTLSError(.unreadableKey(key, "\(error)"))
             }

@@ -61,4 +61,21 @@ struct TLSIdentityTests {
         #expect(result.status == 2, "exit \(result.status): \(result.errorOutput)")
         #expect(result.errorOutput.contains("other.key") && result.errorOutput.contains("one.pem"), "\(result.errorOutput)")
     }
+
+    /// DOCKER_CERT_PATH's files are read as the agent's own: before, a FIFO `ca.pem`
+    /// blocked start-up for good (the engine address need not answer: the files are
+    /// read first).
+    @Test("an engine TLS file that is a FIFO stops start-up at once, naming it")
+    func fifoEngineCA() throws {
+        let folder = try Self.pairs(["cert"])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.moveItem(at: folder.appendingPathComponent("cert.key"), to: folder.appendingPathComponent("key.pem"))
+        #expect(mkfifo(folder.appendingPathComponent("ca.pem").path, 0o600) == 0)
+        let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: [
+            "DOCKER_HOST": "tcp://127.0.0.1:\(try AgentProcess.freePort())", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": folder.path,
+            "AGENT_PORT": String(try AgentProcess.freePort()),
+        ], timeout: 20)
+        #expect(result.status == 2, "exit \(result.status): \(result.errorOutput)")
+        #expect(result.errorOutput.contains("ca.pem") && result.errorOutput.contains("a regular file"), "\(result.errorOutput)")
+    }
 }

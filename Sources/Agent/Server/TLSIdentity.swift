@@ -19,12 +19,12 @@ package struct TLSIdentity {
     }
 
     /// The certificate chain and key in these PEM files (regular files of at most
-    /// `maxFileSize`), checked to be a pair: a key that is not the certificate's is
+    /// `TLSConfigurations.pemFileLimit`), checked to be a pair: a key that is not the certificate's is
     /// said so here, at start, not found when the listener is made.
     package static func load(certificatePath: String, keyPath: String) throws -> TLSIdentity {
         func contents(_ path: String) throws -> [UInt8] {
             do {
-                return try ConfigurationFile.read(path, limit: maxFileSize)
+                return try ConfigurationFile.read(path, limit: TLSConfigurations.pemFileLimit)
             } catch {
                 throw TLSIdentityError(path: path, problem: "expected \(error)")
             }
@@ -41,8 +41,6 @@ package struct TLSIdentity {
         return identity
     }
 
-    /// A certificate chain or key file is larger than any PEM chain needs.
-    static let maxFileSize = 1 << 20
 
     /// In secret mode, peers that ask for it are served `peerCertificate` instead.
     func serverContext(peerCertificate: PeerCertificate? = nil) throws -> NIOSSLContext {

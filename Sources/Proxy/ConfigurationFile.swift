@@ -1,17 +1,17 @@
 import Glibc
 
 /// A file an operator names in the configuration (secrets, the TLS certificate and
-/// key), read whole at start: only a regular file, of at most `limit` bytes, opened
+/// key, the engine's TLS files), read whole at start: only a regular file, of at most `limit` bytes, opened
 /// without waiting. A FIFO or a device named by mistake would otherwise block
 /// start-up for good with nothing logged, or be read without end (`/dev/zero`).
-enum ConfigurationFile {
+public enum ConfigurationFile {
     /// Why a file cannot be used; the description completes "expected …".
-    enum Problem: Error, Equatable, CustomStringConvertible {
+    public enum Problem: Error, Equatable, CustomStringConvertible {
         case unreadable(errno: Int32)
         case notAFile
         case tooLarge(limit: Int)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .unreadable(let code): return "a readable file (\(String(cString: strerror(code))))"
             case .notAFile: return "a regular file"
@@ -20,7 +20,7 @@ enum ConfigurationFile {
         }
     }
 
-    static func read(_ path: String, limit: Int) throws(Problem) -> [UInt8] {
+    public static func read(_ path: String, limit: Int) throws(Problem) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .unreadable(errno: errno) }
         defer { close(fd) }
