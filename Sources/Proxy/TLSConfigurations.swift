@@ -47,12 +47,25 @@ public enum TLSConfigurations {
     }
 
     /// A client of a public HTTPS service (Docker Hub): the certificate is checked
-    /// against `trustRootsFile` (PEM), or the system's trust roots when nil.
-    public static func verifiedClient(trustRootsFile: String?) -> TLSConfiguration {
+    /// against `trustRootsFile` (PEM, read as any configuration file: a FIFO there
+    /// must not block start-up), or the system's trust roots when nil. Throws when the
+    /// file cannot be read or holds no certificate.
+    public static func verifiedClient(trustRootsFile: String?) throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
-        if let trustRootsFile { configuration.trustRoots = .file(trustRootsFile) }
+        if let trustRootsFile {
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(try ConfigurationFile.read(trustRootsFile, limit: pemFileLimit)))
+            } catch let problem as ConfigurationFile.Problem {
+                throw TrustRootsError(description: "expected \(problem)")
+            }
+        }
         return configuration
+    }
+
+    /// Trust roots that cannot be used, and why.
+    public struct TrustRootsError: Error, CustomStringConvertible {
+        public var description: String
     }
 
     /// The most a PEM file of certificates or a key may hold.

@@ -141,5 +141,14 @@ struct DockerHubTests {
         #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key).status == 200)
         let reply = try Curl.request("POST", agent.baseURL + "/v2/dockerhub", headers: key, body: Self.registryObject(authentication: false))
         #expect(reply.status == 502 && reply.text.contains("trust roots"), "\(reply.text)")
+
+        // A FIFO named as the trust roots: before, start-up blocked on it for good.
+        let fifo = hub.folder.appendingPathComponent("fifo-ca.pem").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let blocked = try Self.agent(auth: base + "/token", registry: base, ca: fifo)
+        defer { blocked.stop() }
+        #expect(try Curl.request("GET", blocked.baseURL + "/_ping", headers: key).status == 200)
+        let refused = try Curl.request("POST", blocked.baseURL + "/v2/dockerhub", headers: key, body: Self.registryObject(authentication: false))
+        #expect(refused.status == 502 && refused.text.contains("a regular file"), "\(refused.text)")
     }
 }

@@ -65,8 +65,8 @@ struct RouteTable: Sendable {
         self.aggregator = aggregator
         self.threadPool = threadPool
         self.browser = FileBrowser(configuration: configuration)
-        let tls = TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
         do {
+            let tls = try TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
             self.dockerHub = .success(DockerHubRateLimit(
                 authService: configuration.dockerHubAuthURL, registry: configuration.dockerHubRegistryURL,
                 tls: try NIOSSLContext(configuration: tls), timeout: .seconds(3)))
