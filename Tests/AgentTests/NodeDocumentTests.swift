@@ -31,17 +31,23 @@ struct NodeDocumentTests {
         #expect(text.contains(#""N":1.50e3"#))
     }
 
-    /// Three nodes' 100 MiB answers: two fit the budget, the third is named unreachable
-    /// (before, parts past 4 GiB in all were a trap sizing the buffer).
+    /// Answers of 128 MiB, 127.9 MiB and 256 KiB: all three pass the 256 MiB budget.
+    /// The smallest go first, so the largest is named unreachable and the others keep
+    /// their order; taken in node order, the 256 KiB one would have been left out.
+    /// (Before the budget, parts past 4 GiB in all were a trap sizing the buffer.)
     @Test func partsPastTheBudgetAreNamedUnreachable() throws {
-        let answer = ByteBuffer(string: #"{"a":""# + String(repeating: "x", count: 100 << 20) + #""}"#)
-        let parts = ["n1", "n2", "n3"].map { JSONListMerger.NodePart(nodeName: $0, role: "worker", body: answer) }
+        func answer(_ bytes: Int) -> ByteBuffer { ByteBuffer(string: #"{"a":""# + String(repeating: "x", count: bytes) + #""}"#) }
+        let parts = [
+            JSONListMerger.NodePart(nodeName: "n1", role: "worker", body: answer(128 << 20)),
+            JSONListMerger.NodePart(nodeName: "n2", role: "worker", body: answer((128 << 20) - (100 << 10))),
+            JSONListMerger.NodePart(nodeName: "small", role: "manager", body: answer(256 << 10)),
+        ]
         let (body, unreachable) = try JSONListMerger.nodeDocument(parts, field: "HostInfo", unreachable: ["gone"])
-        #expect(unreachable == ["gone", "n3"])
+        #expect(unreachable == ["gone", "n1"])
         #expect(body.readableBytes <= JSONListMerger.maximumMergedBytes)
         let document = try Self.parse(body)
-        #expect((document["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String } == ["n1", "n2"])
-        #expect(document["UnreachableNodes"] as? [String] == ["gone", "n3"])
+        #expect((document["Nodes"] as? [[String: Any]])?.map { $0["NodeName"] as? String } == ["n2", "small"])
+        #expect(document["UnreachableNodes"] as? [String] == ["gone", "n1"])
     }
 
     @Test func anEmptyFleet() throws {

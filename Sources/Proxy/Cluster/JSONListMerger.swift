@@ -104,26 +104,28 @@ public enum JSONListMerger {
     /// each node's answer must be one valid JSON object (`StrictJSON`), and is copied
     /// through unchanged.
     ///
-    /// Parts are taken in order while the document stays within `maximumMergedBytes`;
-    /// a node whose part does not fit is named among the unreachable instead. Returns
-    /// the document and the unreachable nodes it names, sorted.
+    /// Parts are taken, the smallest first, while the document stays within
+    /// `maximumMergedBytes`; a node whose part does not fit is named among the
+    /// unreachable instead, and the others keep their order. Returns the document and
+    /// the unreachable nodes it names, sorted.
     public static func nodeDocument(
         _ parts: [NodePart], field: String, unreachable: [String], allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(Failure) -> (body: ByteBuffer, unreachable: [String]) {
         var unreachable = unreachable
-        var fitting: [NodePart] = []
+        // Each part's bytes, its names escaped (at most 6 bytes each) and the keys around them.
+        let sizes = parts.map { $0.body.readableBytes + ($0.nodeName.utf8.count + $0.role.utf8.count + field.utf8.count) * 6 + 64 }
         var size = 64 + unreachable.reduce(0) { $0 + $1.utf8.count * 6 + 3 }
-        for part in parts {
-            // The part's bytes, its names escaped (at most 6 bytes each) and the keys around them.
-            let partSize = part.body.readableBytes + (part.nodeName.utf8.count + part.role.utf8.count + field.utf8.count) * 6 + 64
-            guard partSize <= maximumMergedBytes - size else {
-                unreachable.append(part.nodeName)
-                size += part.nodeName.utf8.count * 6 + 3
-                continue
+        var fits = [Bool](repeating: false, count: parts.count)
+        for index in parts.indices.sorted(by: { sizes[$0] < sizes[$1] }) {
+            if sizes[index] <= maximumMergedBytes - size {
+                size += sizes[index]
+                fits[index] = true
+            } else {
+                unreachable.append(parts[index].nodeName)
+                size += parts[index].nodeName.utf8.count * 6 + 3
             }
-            size += partSize
-            fitting.append(part)
         }
+        let fitting = parts.indices.filter { fits[$0] }.map { parts[$0] }
         unreachable.sort()
         var out = allocator.buffer(capacity: size)
         out.writeString("{\"Nodes\":[")
@@ -263,16 +265,22 @@ public enum JSONListMerger {
         return withBody.addingReportingOverflow(ranges.count)
     }
 
-    /// The answer's size once the scanned parts that fit `maximumMergedBytes` (in node
-    /// order) are in; the others' scans become nil, so they are refused.
+    /// The answer's size once the scanned parts that fit `maximumMergedBytes` are in,
+    /// the smallest first: a member that answers a huge list can only leave itself out,
+    /// never the ordinary lists of the others. The other parts' scans become nil, so
+    /// they are refused.
     static func fitToBudget<Found>(
         _ parts: [Part], _ scanned: inout [Found?], base: Int, size: (Part, Found) -> (partialValue: Int, overflow: Bool)
     ) -> Int {
-        var total = base
+        var sizes: [(index: Int, size: Int)] = []
         for index in scanned.indices {
             guard let found = scanned[index] else { continue }
             let (partSize, overflow) = size(parts[index], found)
-            guard !overflow, partSize <= maximumMergedBytes - total else {
+            if overflow { scanned[index] = nil } else { sizes.append((index, partSize)) }
+        }
+        var total = base
+        for (index, partSize) in sizes.sorted(by: { $0.size < $1.size }) {
+            guard partSize <= maximumMergedBytes - total else {
                 scanned[index] = nil
                 continue
             }
