@@ -31,7 +31,7 @@ struct ClientSecret: ParsableArguments {
     }
 
     private static func checked(_ secret: String, from source: String) throws -> String {
-        guard secret.contains(where: { $0 != " " && $0 != "\t" }) else {
+        guard !SecretFile.isBlank(secret) else {
             throw ValidationError("\(source) is empty or blank: no agent would accept it")
         }
         return secret

@@ -34,7 +34,7 @@ enum TerminalText {
         for scalar in String(decoding: body, as: UTF8.self).unicodeScalars {
             if scalar == "\r" {
                 out += " "
-            } else if isControl(scalar) && scalar.value >= 0x7F || isFormat(scalar) {
+            } else if isControl(scalar), scalar.value >= 0x7F {
                 for unit in String(scalar).utf16 {
                     let hex = String(unit, radix: 16, uppercase: true)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
@@ -46,11 +46,8 @@ enum TerminalText {
         return out
     }
 
+    /// C0, DEL, C1, and format characters (all of which are past U+007F).
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || isFormat(scalar)
-    }
-
-    private static func isFormat(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.properties.generalCategory == .format
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.properties.generalCategory == .format
     }
 }

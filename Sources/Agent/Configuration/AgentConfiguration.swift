@@ -291,7 +291,7 @@ extension AgentConfiguration {
         configuration.secret = value(.secret)
         // An empty or blank secret (`--secret "$UNSET"`) is one anyone can sign with:
         // refused, never shared-secret mode on nothing.
-        if let secret = configuration.secret, !secret.contains(where: { $0 != " " && $0 != "\t" }) {
+        if let secret = configuration.secret, SecretFile.isBlank(secret) {
             throw ConfigurationError(setting: .secret, value: secret, accepted: "a secret that is not empty or blank (leave it unset for trust on first use)")
         }
         if let path = value(.secretFile) {

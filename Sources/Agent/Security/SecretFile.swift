@@ -10,21 +10,23 @@ import Proxy
 package enum SecretFile {
     /// Why a file cannot be used; the description completes "expected …".
     package enum Problem: Error, Equatable, CustomStringConvertible {
-        case unreadable(errno: Int32)
-        case notAFile
+        /// The file itself (unreadable, not a regular file, too large).
+        case file(ConfigurationFile.Problem)
         case empty
-        case tooLarge
         case tooMany(Int)
 
         package var description: String {
             switch self {
-            case .unreadable(let code): return "a readable file (\(String(cString: strerror(code))))"
-            case .notAFile: return "a regular file"
+            case .file(let problem): return "\(problem)"
             case .empty: return "at least one secret (the file is empty)"
-            case .tooLarge: return "a file of at most \(SecretFile.maxSize / 1024) KiB"
             case .tooMany(let count): return "at most \(PeerKey.maxSecrets) secrets, one per line (it holds \(count))"
             }
         }
+    }
+
+    /// Whether `secret` is empty or only spaces and tabs: one anyone could guess.
+    package static func isBlank(_ secret: String) -> Bool {
+        !secret.contains { $0 != " " && $0 != "\t" }
     }
 
     static let maxSize = 64 * 1024
@@ -38,16 +40,12 @@ package enum SecretFile {
         do {
             bytes = try ConfigurationFile.read(path, limit: maxSize)
         } catch {
-            switch error {
-            case .unreadable(let code): throw .unreadable(errno: code)
-            case .notAFile: throw .notAFile
-            case .tooLarge: throw .tooLarge
-            }
+            throw .file(error)
         }
         let secrets = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
             .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }
-            .filter { line in line.contains { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") } }
             .map { String(decoding: $0, as: UTF8.self) }
+            .filter { !isBlank($0) }
         guard !secrets.isEmpty else { throw .empty }
         guard secrets.count <= PeerKey.maxSecrets else { throw .tooMany(secrets.count) }
         return secrets
