@@ -317,6 +317,8 @@ public final class ClusterMembership: Sendable {
         guard getaddrinfo(name, nil, &hints, &list) == 0, let first = list else { return [] }
         defer { freeaddrinfo(first) }
         var hosts: [String] = []
+        // A hostile resolver may answer thousands of records: no quadratic de-duplication.
+        var seen = Set<String>()
         var cursor: UnsafeMutablePointer<addrinfo>? = first
         while let info = cursor {
             var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
@@ -332,7 +334,7 @@ public final class ClusterMembership: Sendable {
                 }
             }
             let host = String(cString: text)
-            if !host.isEmpty, !hosts.contains(host) { hosts.append(host) }
+            if !host.isEmpty, seen.insert(host).inserted { hosts.append(host) }
             cursor = info.pointee.ai_next
         }
         return hosts
