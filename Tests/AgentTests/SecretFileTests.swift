@@ -103,7 +103,7 @@ struct SecretFileTests {
     }
 
     @Test("a file that cannot be used stops start-up with one line naming AGENT_SECRET_FILE",
-          arguments: ["missing", "empty", "blank lines", "a folder", "with AGENT_SECRET", "nine secrets"])
+          arguments: ["missing", "empty", "blank lines", "a folder", "with AGENT_SECRET", "nine secrets", "writable by others", "another user's"])
     func unusableAtStart(_ case: String) throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -117,6 +117,13 @@ struct SecretFileTests {
         case "with AGENT_SECRET":
             try Data("file-secret\n".utf8).write(to: file)
             environment["AGENT_SECRET"] = "env-secret"
+        case "writable by others", "another user's":
+            try Data("file-secret\n".utf8).write(to: file)
+            if `case` == "writable by others" {
+                #expect(chmod(file.path, 0o666) == 0)
+            } else {
+                #expect(chown(file.path, 65534, 65534) == 0)
+            }
         default: try Data((1...9).map { "secret-\($0)\n" }.joined().utf8).write(to: file)
         }
         let result = try Command.run(try BuiltProducts.deckhand, ["serve"], environment: environment, timeout: 20)
@@ -125,6 +132,36 @@ struct SecretFileTests {
         #expect(lines.count == 1, "\(result.errorOutput)")
         #expect(lines.first?.contains("AGENT_SECRET_FILE") == true, "\(result.errorOutput)")
         #expect(!result.errorOutput.contains("file-secret") && !result.errorOutput.contains("env-secret"))
+    }
+
+    /// Before, whoever could write the file (a group, every user) added a secret of
+    /// their own, which the running agent took within 2 s.
+    @Test("a secret file that others may write is refused on reload: the secrets in force stay")
+    func reloadRefusesFileOthersMayWrite() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let secret = "kept-\(UUID().uuidString)"
+        try Data("\(secret)\n".utf8).write(to: file)
+        let agent = try AgentProcess(environment: [
+            "DECKHAND_ENGINE_SOCKET": try TestEngine.socket, "AGENT_SECRET_FILE": file.path, "LOG_LEVEL": "INFO",
+        ])
+        defer { agent.stop() }
+        let key = SigningKey()
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(secret: secret)).status == 200)
+        // Another user's write, as a group-writable (gid 65534) file allows: the file is changed in place.
+        #expect(chown(file.path, 0, 65534) == 0 && chmod(file.path, 0o664) == 0)
+        let intruder = "intruder-\(UUID().uuidString)"
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\(intruder)\n".utf8))
+        try handle.close()
+        #expect(kill(agent.pid, SIGHUP) == 0)
+        usleep(2_500_000)
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(secret: intruder)).status == 403)
+        #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: key.headers(secret: secret)).status == 200)
+        let log = agent.logLines().joined(separator: "\n")
+        #expect(log.contains("cannot be used") && log.contains("mode 664"), "\(log)")
     }
 
     @Test("a line of spaces or tabs in the file is no secret: a request signed with it is refused")

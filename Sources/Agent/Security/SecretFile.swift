@@ -38,7 +38,7 @@ package enum SecretFile {
     package static func read(_ path: String) throws(Problem) -> [String] {
         let bytes: [UInt8]
         do {
-            bytes = try ConfigurationFile.read(path, limit: maxSize)
+            bytes = try ConfigurationFile.read(path, limit: maxSize, guarded: true)
         } catch {
             throw .file(error)
         }
