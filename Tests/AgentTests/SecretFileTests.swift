@@ -35,7 +35,7 @@ struct SecretFileTests {
         return false
     }
 
-    @Test("several secrets at once; SIGHUP and a changed file rotate them without dropping a connection; values never logged")
+    @Test("several secrets at once; SIGHUP and a changed file rotate them, dropping only what the old secret admitted; values never logged")
     func rotation() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -83,8 +83,11 @@ struct SecretFileTests {
         try handle.write(contentsOf: Data("\(newSecret)\r\n".utf8))
         try handle.close()
         #expect(try Self.eventually(agent, Self.old.headers, is: 403))
-        // Also on a connection where that pair was accepted before: not remembered past the rotation.
-        #expect(try ping(leaked, Self.old.headers).hasPrefix("HTTP/1.1 403"), "a connection kept the dropped secret's pair")
+        // The connection where that pair was accepted before is closed: the pair is not
+        // remembered past the rotation, and the connection is not kept either.
+        let closed = Date().addingTimeInterval(3)
+        while leaked.channel.isActive, Date() < closed { usleep(20_000) }
+        #expect(!leaked.channel.isActive, "a connection kept the dropped secret's pair")
         #expect(try Curl.request("GET", agent.baseURL + "/_ping", headers: newKey).status == 200)
         #expect(try keptPing(newKey).hasPrefix("HTTP/1.1 200"), "the kept connection after the change")
         #expect(kept.channel.isActive)
@@ -100,6 +103,79 @@ struct SecretFileTests {
         #expect(log.contains("SIGHUP") && log.contains("file changed"), "\(log)")
         #expect(log.contains("cannot be used"), "\(log)")
         #expect(!log.contains(Self.old.secret!) && !log.contains(newSecret), "a secret's value in the log")
+    }
+
+    /// Long streams opened under a secret outlived its removal: a leaked secret's holder
+    /// kept its `docker events` (or logs, or exec session), and a peer that held only
+    /// the old secret kept its forwarded stream. Now each connection is held to what
+    /// admitted its latest request.
+    @Test("a rotation that drops a secret closes the streams it admitted, Portainer's and peers'; the new secret's stay open")
+    func rotationClosesStreamsOfTheDroppedSecret() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let oldSecret = Self.old.secret!
+        let newSecret = "rotated-\(UUID().uuidString)"
+        try Data("\(oldSecret)\n\(newSecret)\n".utf8).write(to: file)
+        // A Swarm manager's engine (forwarded requests are served only in a Swarm), whose
+        // `/hostile…` answers are streams that stay open until the agent closes them.
+        let engine = try HostileEngine(
+            reply: Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8),
+            answers: ["/info": HostileEngine.swarmManagerInfo])
+        defer { engine.stop() }
+        let port = try AgentProcess.freePort()
+        let node = "rotation-node"
+        let agent = try AgentProcess(port: port, environment: [
+            "DECKHAND_ENGINE_SOCKET": engine.socket, "AGENT_SECRET_FILE": file.path, "LOG_LEVEL": "INFO",
+            "AGENT_CLUSTER_ADDR": "127.0.0.1:\(port)", "DECKHAND_NODE_NAME": node, "DECKHAND_PROBE_INTERVAL": "0.5",
+        ])
+        defer { agent.stop() }
+        let newHeaders = SigningKey().headers(secret: newSecret)
+
+        /// A signed `GET /hostile/events` (a stream, open until the client goes),
+        /// forwarded by a peer holding `peerSecret` when one is given.
+        func stream(_ headers: [String: String], peerSecret: String? = nil) throws -> LimitsTests.RawConnection {
+            var head = headers
+            if let peerSecret {
+                head[AgentHeaderName.hop] = "1"
+                head[AgentHeaderName.proof] = PeerKey(secret: peerSecret).forwardProof(method: "GET", uri: "/hostile/events", hop: "1", node: node)
+            }
+            let connection = try LimitsTests.RawConnection(port: port)
+            try connection.send("GET /hostile/events HTTP/1.1\r\nHost: x\r\n" + head.map { "\($0): \($1)\r\n" }.joined() + "\r\n")
+            let deadline = Date().addingTimeInterval(10)
+            while !connection.received.contains("\r\n\r\n"), Date() < deadline { usleep(20_000) }
+            return connection
+        }
+        // Forwarded requests are checked once the agent knows its node: a forged proof is refused then.
+        let ready = Date().addingTimeInterval(15)
+        var forged = ""
+        repeat {
+            var head = newHeaders
+            head[AgentHeaderName.hop] = "1"
+            head[AgentHeaderName.proof] = "\(PeerKey.now).\(String(repeating: "0", count: 32)).\(String(repeating: "0", count: 64))"
+            forged = try Curl.request("GET", agent.baseURL + "/_ping", headers: head).text
+            if forged.contains("peer proof") { break }
+            usleep(200_000)
+        } while Date() < ready
+        #expect(forged.contains("peer proof"), "\(forged)")
+
+        let leakedPortainer = try stream(Self.old.headers)
+        let leakedPeer = try stream(newHeaders, peerSecret: oldSecret)
+        let portainer = try stream(newHeaders)
+        let peer = try stream(newHeaders, peerSecret: newSecret)
+        for (name, connection) in [("old signature", leakedPortainer), ("old peer", leakedPeer), ("new signature", portainer), ("new peer", peer)] {
+            #expect(connection.received.hasPrefix("HTTP/1.1 200"), "\(name): \(connection.received)")
+        }
+
+        try Self.replace(file, with: "\(newSecret)\n")
+        let deadline = Date().addingTimeInterval(6)
+        while leakedPortainer.channel.isActive || leakedPeer.channel.isActive, Date() < deadline { usleep(50_000) }
+        #expect(!leakedPortainer.channel.isActive, "the dropped secret's signature kept its stream")
+        #expect(!leakedPeer.channel.isActive, "a peer proven only by the dropped secret kept its stream")
+        usleep(300_000)
+        #expect(portainer.channel.isActive && peer.channel.isActive, "a stream admitted by the kept secret was closed")
+        let log = agent.logLines().joined(separator: "\n")
+        #expect(log.contains("connections_closed=2") || log.contains("\"connections_closed\":\"2\""), "\(log)")
     }
 
     @Test("a file that cannot be used stops start-up with one line naming AGENT_SECRET_FILE",

@@ -9,12 +9,9 @@ enum ClusterDispatch {
     static func plan(
         for head: HTTPRequestHead, route: Route, cluster: ClusterMembership, local: NodeIdentity, aggregator: Aggregator?
     ) -> RoutePlan? {
-        // A request another agent sent here is served here, never sent on again;
-        // with a secret, only if that agent proves it holds it.
+        // A request another agent sent here is served here, never sent on again (with
+        // a secret, its proof was checked before: `RequestIntake`).
         let forwarded = head.headers.contains(name: AgentHeaderName.hop)
-        if forwarded, !cluster.admitsForwarded(head, localName: local.name) {
-            return .refuse(.unprovenPeer)
-        }
         switch Router.scope(for: route, method: head.method, uri: head.uri, headers: head.headers) {
         case .node(let name) where name != local.name:
             guard !forwarded else {

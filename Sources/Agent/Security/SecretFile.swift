@@ -74,19 +74,24 @@ package enum SecretFile {
 
 /// Keeps the running agent's secrets in step with `AGENT_SECRET_FILE`: re-read on
 /// `SIGHUP` and when the file changes (checked every `interval`), applied to the
-/// signature check and the peers' key at once, without touching a connection. A file
-/// that cannot be used is logged and the secrets in force stay.
+/// signature check and the peers' key at once. A connection whose latest request a
+/// dropped secret admitted is closed then, with any stream it carries (the holder of
+/// a leaked secret keeps no `docker logs -f`, exec session or event stream); the
+/// others are not touched. A file that cannot be used is logged and the secrets in
+/// force stay.
 final class SecretRotation: Sendable {
     let path: String
     private let verifier: SignatureVerifier
     private let peerKey: PeerKey?
+    private let connections: ConnectionLimit?
     private let logger: Logger
     private let state: NIOLockedValueBox<(stamp: SecretFile.Stamp?, secrets: [String])>
 
-    init(path: String, secrets: [String], verifier: SignatureVerifier, peerKey: PeerKey?, logger: Logger) {
+    init(path: String, secrets: [String], verifier: SignatureVerifier, peerKey: PeerKey?, connections: ConnectionLimit?, logger: Logger) {
         self.path = path
         self.verifier = verifier
         self.peerKey = peerKey
+        self.connections = connections
         self.logger = logger
         self.state = NIOLockedValueBox((SecretFile.Stamp(path: path), secrets))
     }
@@ -123,6 +128,11 @@ final class SecretRotation: Sendable {
         guard changed else { return }
         verifier.replaceSecrets(secrets)
         peerKey?.replaceSecrets(secrets)
-        logger.notice("secrets reloaded", metadata: ["path": "\(path)", "reason": "\(reason)", "active_secrets": "\(secrets.count)"])
+        let closed = connections?.closeRevoked { [verifier, peerKey] credential in
+            (credential.signature.map(verifier.accepts) ?? true) && (credential.peerKey.map { peerKey?.holds($0) ?? false } ?? true)
+        } ?? 0
+        logger.notice("secrets reloaded", metadata: [
+            "path": "\(path)", "reason": "\(reason)", "active_secrets": "\(secrets.count)", "connections_closed": "\(closed)",
+        ])
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import NIOCore
 import NIOHTTP1
 import Proxy
@@ -9,7 +10,11 @@ import Proxy
 /// secrets it was accepted with: once they are replaced (a rotation that drops a
 /// leaked secret), the pair is checked again.
 struct SignatureCheck {
-    private var verifiedPair: (publicKey: String, signature: String, generation: Int)?
+    private var verifiedPair: (publicKey: String, signature: String, generation: Int, signs: Insecure.MD5Digest)?
+
+    /// What the last accepted signature signs (which secret): the connection is held
+    /// to it until its next signed request (`ConnectionLimit.closeRevoked`).
+    var acceptedDigest: Insecure.MD5Digest? { verifiedPair?.signs }
 
     /// Nil when the request may go on, else the answer that refuses it (the failure is
     /// recorded for the rate-limited log).
@@ -24,8 +29,8 @@ struct SignatureCheck {
             return nil
         }
         do {
-            try verifier.verify(publicKey: publicKey, signature: signature)
-            verifiedPair = (publicKey!, signature!, generation)
+            let signs = try verifier.verify(publicKey: publicKey, signature: signature)
+            verifiedPair = (publicKey!, signature!, generation, signs)
             return nil
         } catch {
             failures.record(error, peer: peer)

@@ -48,7 +48,8 @@ final class SignatureVerifier: Sendable {
         var generation = 0
         var associatedKey: String?
         var associationClosed = false
-        var verified: Set<String> = []
+        /// Each remembered pair, with the digest its signature signs.
+        var verified: [String: Insecure.MD5Digest] = [:]
         var verifiedOrder: [String] = []
     }
 
@@ -74,7 +75,7 @@ final class SignatureVerifier: Sendable {
         state.withLockedValue { state in
             state.digests = Self.digests(secrets)
             state.generation += 1
-            state.verified = []
+            state.verified = [:]
             state.verifiedOrder = []
         }
         secretsGeneration.add(1, ordering: .releasing)
@@ -110,9 +111,17 @@ final class SignatureVerifier: Sendable {
         checks.load(ordering: .relaxed)
     }
 
-    /// Checks one request's headers. Cheap for repeated pairs and for foreign keys
+    /// Whether a signature over `digest` (what `verify` returned) is still accepted:
+    /// false once a rotation has dropped the secret it signs.
+    func accepts(_ digest: Insecure.MD5Digest) -> Bool {
+        state.withLockedValue { $0.digests.contains(digest) }
+    }
+
+    /// Checks one request's headers and returns the digest the signature signs (which
+    /// secret, or the default message). Cheap for repeated pairs and for foreign keys
     /// once a key is associated (no ECDSA work for either), and for malformed ones.
-    func verify(publicKey: String?, signature: String?) throws(Failure) {
+    @discardableResult
+    func verify(publicKey: String?, signature: String?) throws(Failure) -> Insecure.MD5Digest {
         guard let publicKey, let signature, !publicKey.isEmpty, !signature.isEmpty else {
             throw .missingHeaders
         }
@@ -121,21 +130,23 @@ final class SignatureVerifier: Sendable {
         }
         let key = publicKey.lowercased()
         let cacheKey = key + ":" + signature
-        let (known, closed, digests, generation) = state.withLockedValue { state -> (Bool?, Bool, [Insecure.MD5Digest], Int) in
-            if state.associationClosed { return (nil, true, [], 0) }
-            if mode == .trustOnFirstUse, let associated = state.associatedKey, associated != key {
-                return (nil, false, [], 0)
-            }
-            return (state.verified.contains(cacheKey), false, state.digests, state.generation)
+        enum Known { case refused, closed, remembered(Insecure.MD5Digest), unknown([Insecure.MD5Digest], generation: Int) }
+        let known = state.withLockedValue { state -> Known in
+            if state.associationClosed { return .closed }
+            if mode == .trustOnFirstUse, let associated = state.associatedKey, associated != key { return .refused }
+            if let digest = state.verified[cacheKey] { return .remembered(digest) }
+            return .unknown(state.digests, generation: state.generation)
         }
-        if closed { throw .associationClosed }
+        let digests: [Insecure.MD5Digest]
+        let generation: Int
         switch known {
-        case .none: throw .invalidSignature
-        case .some(true): return
-        case .some(false): break
+        case .closed: throw .associationClosed
+        case .refused: throw .invalidSignature
+        case .remembered(let digest): return digest
+        case .unknown(let current, let at): (digests, generation) = (current, at)
         }
         checks.add(1, ordering: .relaxed)
-        guard digests.contains(where: { Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: $0) }) else {
+        guard let signed = digests.first(where: { Self.isValid(publicKeyHex: key, signatureBase64: signature, digest: $0) }) else {
             throw .invalidSignature
         }
         let accepted = state.withLockedValue { state -> Bool in
@@ -146,15 +157,16 @@ final class SignatureVerifier: Sendable {
                 state.associatedKey = key
             }
             // Checked against secrets replaced meanwhile: valid a moment ago, not remembered.
-            if state.generation == generation, state.verified.insert(cacheKey).inserted {
+            if state.generation == generation, state.verified.updateValue(signed, forKey: cacheKey) == nil {
                 state.verifiedOrder.append(cacheKey)
                 if state.verifiedOrder.count > cacheLimit {
-                    state.verified.remove(state.verifiedOrder.removeFirst())
+                    state.verified[state.verifiedOrder.removeFirst()] = nil
                 }
             }
             return true
         }
         guard accepted else { throw .invalidSignature }
+        return signed
     }
 
     /// The DER header of an uncompressed P-256 SubjectPublicKeyInfo (id-ecPublicKey,

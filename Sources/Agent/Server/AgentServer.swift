@@ -214,7 +214,7 @@ package final class AgentServer: Sendable {
         }
         let secretRotation = configuration.secretFile.map { path in
             let rotation = SecretRotation(
-                path: path, secrets: configuration.secrets, verifier: services.verifier, peerKey: peerKey, logger: logger)
+                path: path, secrets: configuration.secrets, verifier: services.verifier, peerKey: peerKey, connections: limit, logger: logger)
             return (rotation, rotation.watch(on: group.next(), every: Self.secretFileCheckInterval))
         }
         return AgentServer(

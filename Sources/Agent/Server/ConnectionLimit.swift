@@ -1,7 +1,9 @@
+import Crypto
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Proxy
 
 /// Bounds the connections served at once, so that no host can keep Portainer out by
 /// holding them.
@@ -18,8 +20,16 @@ import NIOCore
 /// when no slot can be taken (every connection has signed on or is that young) is a
 /// new one closed on arrival. The operator learns of either from the
 /// log, at most once a second each. It knows every connection it admitted, so that
-/// shutdown can close what is left.
+/// shutdown can close what is left, and what admitted each one's latest request, so
+/// that a secret's rotation can close those it no longer admits (`closeRevoked`).
 final class ConnectionLimit: Sendable {
+    /// What admitted a connection's latest request: the secret its Portainer signature
+    /// signs, and the peer key of a forwarded request's proof.
+    struct Credential: Sendable, Equatable {
+        var signature: Insecure.MD5Digest?
+        var peerKey: PeerKey.KeyID?
+    }
+
     /// How long a new connection has to sign on before its slot may be given to another.
     static let grace = TimeAmount.seconds(2)
 
@@ -61,6 +71,7 @@ final class ConnectionLimit: Sendable {
         var unauthenticated: [Source: [ObjectIdentifier]] = [:]
         var sourceOf: [ObjectIdentifier: Source] = [:]
         var admittedAt: [ObjectIdentifier: NIODeadline] = [:]
+        var credentials: [ObjectIdentifier: Credential] = [:]
         var lastRefusalWarning = NIODeadline.uptimeNanoseconds(0)
         var lastEvictionWarning = NIODeadline.uptimeNanoseconds(0)
         /// The most connections open at once since `takePeak`.
@@ -75,6 +86,7 @@ final class ConnectionLimit: Sendable {
 
         mutating func remove(_ id: ObjectIdentifier) {
             open[id] = nil
+            credentials[id] = nil
             markAuthenticated(id)
         }
 
@@ -163,10 +175,30 @@ final class ConnectionLimit: Sendable {
         }
     }
 
-    /// `channel` carried a request with a signature the agent accepted: from now on its
-    /// slot is never given to another connection.
-    func authenticated(_ channel: Channel) {
-        state.withLockedValue { $0.markAuthenticated(ObjectIdentifier(channel)) }
+    /// `channel` carried a request with a signature (or a peer's proof) the agent
+    /// accepted: from now on its slot is never given to another connection, and it is
+    /// held to `credential` until its next such request.
+    func admitted(_ channel: Channel, by credential: Credential) {
+        let id = ObjectIdentifier(channel)
+        state.withLockedValue { state in
+            // A connection closed meanwhile is not recorded again.
+            guard state.open[id] != nil else { return }
+            state.markAuthenticated(id)
+            state.credentials[id] = credential
+        }
+    }
+
+    /// Closes every connection whose latest request was admitted by a credential that
+    /// `stillValid` refuses (a secret a rotation dropped), whatever it carries: a
+    /// stream of logs or events, an exec session, a peer's event stream. Returns how
+    /// many it closed.
+    func closeRevoked(_ stillValid: (Credential) -> Bool) -> Int {
+        let held = state.withLockedValue { state in
+            state.credentials.compactMap { id, credential in state.open[id].map { ($0, credential) } }
+        }
+        let revoked = held.filter { !stillValid($0.1) }.map(\.0)
+        for channel in revoked { channel.close(promise: nil) }
+        return revoked.count
     }
 
     /// The most connections open at once since the last call, and how many are open now.

@@ -1,12 +1,15 @@
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// The steps a framed request head goes through before an exchange serves it: the
 /// Portainer signature (when its route asks for one), cluster dispatch (another node,
 /// a manager, or every member), then the route table. A step that refuses the request
 /// says so with a plan too (`.refuse`), so the connection starts whatever comes out.
 /// The first accepted signature also tells the connection limit that this connection's
-/// slot is no longer one to give away.
+/// slot is no longer one to give away; and each accepted request tells it which
+/// secret admitted it, so that a rotation dropping that secret closes the connection
+/// with whatever stream it carries (`ConnectionLimit.closeRevoked`).
 struct RequestIntake {
     /// The plan for one request, and why.
     struct Decision {
@@ -17,8 +20,8 @@ struct RequestIntake {
     }
 
     private var signatures = SignatureCheck()
-    /// A signature was accepted on this connection (the connection limit is told once).
-    private var authenticated = false
+    /// What admitted this connection's latest request, as the connection limit was told.
+    private var credential: ConnectionLimit.Credential?
 
     mutating func decide(_ head: HTTPRequestHead, services: AgentServices, channel: Channel) -> Decision {
         if let refusal = Self.targetRefusal(head) {
@@ -29,15 +32,25 @@ struct RequestIntake {
             for: head, verifier: services.verifier, failures: services.authenticationFailures, peer: channel.remoteAddress) {
             return Decision(route: route, plan: .refuse(refusal), signatureRefused: true)
         }
-        if route.requiresSignature, !authenticated {
-            authenticated = true
-            services.connections?.authenticated(channel)
+        var admitted = ConnectionLimit.Credential(signature: route.requiresSignature ? signatures.acceptedDigest : nil)
+        var plan: RoutePlan?
+        if let cluster = services.activeCluster, let local = cluster.localNode {
+            // A request another agent forwarded here: with a secret, only if that agent
+            // proves it holds one.
+            if head.headers.contains(name: AgentHeaderName.hop) {
+                switch cluster.admitForwarded(head, localName: local.name) {
+                case .refused: return Decision(route: route, plan: .refuse(.unprovenPeer), signatureRefused: false)
+                case .proven(let key): admitted.peerKey = key
+                case .unchecked: break
+                }
+            }
+            plan = ClusterDispatch.plan(for: head, route: route, cluster: cluster, local: local, aggregator: services.aggregator)
         }
-        if let cluster = services.activeCluster, let local = cluster.localNode,
-            let plan = ClusterDispatch.plan(for: head, route: route, cluster: cluster, local: local, aggregator: services.aggregator) {
-            return Decision(route: route, plan: plan, signatureRefused: false)
+        if admitted != credential, admitted.signature != nil || admitted.peerKey != nil {
+            credential = admitted
+            services.connections?.admitted(channel, by: admitted)
         }
-        return Decision(route: route, plan: services.routes.plan(for: route), signatureRefused: false)
+        return Decision(route: route, plan: plan ?? services.routes.plan(for: route), signatureRefused: false)
     }
 
     /// A request target the agent does not read the way Portainer and the engine (Go)

@@ -206,10 +206,20 @@ public final class ClusterMembership: Sendable {
         return onward
     }
 
-    /// Whether a request another agent forwarded to this one (named `localName`) may
-    /// be served: always without a secret, only with a valid fresh proof with one.
-    public func admitsForwarded(_ head: HTTPRequestHead, localName: String) -> Bool {
-        peerKey?.admits(head, node: localName) ?? true
+    /// Whether a request another agent forwarded to this one may be served.
+    public enum ForwardAdmission: Sendable, Equatable {
+        /// No secret: every agent the cluster address names is trusted.
+        case unchecked
+        /// Its proof is valid and fresh under this key (secret mode).
+        case proven(PeerKey.KeyID)
+        case refused
+    }
+
+    /// Decides on a request another agent forwarded to this one (named `localName`):
+    /// always served without a secret, only with a valid fresh proof with one.
+    public func admitForwarded(_ head: HTTPRequestHead, localName: String) -> ForwardAdmission {
+        guard let peerKey else { return .unchecked }
+        return peerKey.admittingKey(head, node: localName).map(ForwardAdmission.proven) ?? .refused
     }
 
     /// An IPv4 peer of a dual-stack socket shows as `::ffff:a.b.c.d`; the cluster

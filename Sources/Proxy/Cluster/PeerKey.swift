@@ -52,8 +52,17 @@ public final class PeerKey: Sendable {
     private struct Keys {
         /// Under the HKDF keys: probes, answers, forwarded requests.
         var proofs: [StartedHMAC]
+        /// Each proof key's name, in the same order.
+        var ids: [KeyID]
         /// Under the scrypt keys: the peer certificate's names.
         var certificates: [StartedHMAC]
+    }
+
+    /// Names one secret's proof key without showing it (a MAC of a fixed label under
+    /// it): which key admitted a forwarded request, so that a connection that carried
+    /// one can be closed once a rotation drops that secret (`holds`).
+    public struct KeyID: Hashable, Sendable {
+        fileprivate let digest: SHA256.Digest
     }
 
     private let started: NIOLockedValueBox<Keys>
@@ -81,10 +90,11 @@ public final class PeerKey: Sendable {
     /// Each secret's keys, with an HMAC started under each.
     private static func derive(_ secrets: [String]) -> Keys {
         let secrets = Array(secrets.prefix(maxSecrets))
+        let proofs = secrets.map {
+            StartedHMAC(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32))
+        }
         return Keys(
-            proofs: secrets.map {
-                StartedHMAC(key: HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: Data($0.utf8)), info: Data(keyLabel.utf8), outputByteCount: 32))
-            },
+            proofs: proofs, ids: proofs.map { KeyID(digest: authenticationCode($0, ["deckhand key id v1"])) },
             certificates: secrets.map { StartedHMAC(key: certificateKey($0)) })
     }
 
@@ -175,8 +185,19 @@ public final class PeerKey: Sendable {
     /// Whether a request forwarded here, to `node` (this agent's name), carries a valid,
     /// fresh proof not seen before.
     public func admitForwarded(proof: String?, method: String, uri: String, hop: String, node: String, now: Int64 = PeerKey.now) -> Bool {
-        guard let token = Token(proof) else { return false }
-        return admit(token, now: now, fields: ["deckhand forward v1", token.time, token.nonce, node, method, uri, hop])
+        admittingKey(proof: proof, method: method, uri: uri, hop: hop, node: node, now: now) != nil
+    }
+
+    /// The key under which a request forwarded here, to `node`, carries a valid, fresh
+    /// proof not seen before; nil when it carries none.
+    public func admittingKey(proof: String?, method: String, uri: String, hop: String, node: String, now: Int64 = PeerKey.now) -> KeyID? {
+        guard let token = Token(proof) else { return nil }
+        return admittingKey(token, now: now, fields: ["deckhand forward v1", token.time, token.nonce, node, method, uri, hop])
+    }
+
+    /// Whether `key` is still one of this agent's (no rotation has dropped its secret).
+    public func holds(_ key: KeyID) -> Bool {
+        started.withLockedValue { $0.ids.contains(key) }
     }
 
     /// Adds the proof to `head`, forwarded to `node`'s agent (its hop header set).
@@ -185,9 +206,10 @@ public final class PeerKey: Sendable {
         head.headers.replaceOrAdd(name: AgentHeaderName.proof, value: forwardProof(method: head.method.rawValue, uri: head.uri, hop: hop, node: node))
     }
 
-    /// Whether `head`, forwarded here to `node` (this agent), carries a valid proof.
-    public func admits(_ head: HTTPRequestHead, node: String) -> Bool {
-        admitForwarded(
+    /// The key under which `head`, forwarded here to `node` (this agent), carries a
+    /// valid proof; nil when it does not.
+    public func admittingKey(_ head: HTTPRequestHead, node: String) -> KeyID? {
+        admittingKey(
             proof: head.headers.first(name: AgentHeaderName.proof), method: head.method.rawValue, uri: head.uri,
             hop: head.headers.first(name: AgentHeaderName.hop) ?? "", node: node)
     }
@@ -244,14 +266,21 @@ public final class PeerKey: Sendable {
     }
 
     private func admit(_ token: Token, now: Int64, fields: [String]) -> Bool {
-        guard abs(token.seconds - now) <= Self.window else { return false }
-        let matches = currentKeys.contains { start in
+        admittingKey(token, now: now, fields: fields) != nil
+    }
+
+    /// The first of this agent's keys a MAC of `token` matches, when its time is fresh
+    /// and its nonce new.
+    private func admittingKey(_ token: Token, now: Int64, fields: [String]) -> KeyID? {
+        guard abs(token.seconds - now) <= Self.window else { return nil }
+        let keys = started.withLockedValue { $0 }
+        guard let index = keys.proofs.firstIndex(where: { start in
             let expected = Self.authenticationCode(start, fields).withUnsafeBytes { Array($0) }
             return token.macs.contains { Self.equal(expected, $0) }
-        }
-        guard matches else { return false }
+        }) else { return nil }
         // Only a valid proof is remembered: a stranger cannot fill the window.
-        return seen.withLockedValue { $0.insert(token.nonce, expires: token.seconds + Self.window, now: now, limit: Self.replayLimit) }
+        let fresh = seen.withLockedValue { $0.insert(token.nonce, expires: token.seconds + Self.window, now: now, limit: Self.replayLimit) }
+        return fresh ? keys.ids[index] : nil
     }
 
     /// One MAC per key, `.`-separated.
