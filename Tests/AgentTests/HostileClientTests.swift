@@ -405,6 +405,58 @@ struct HostileClientTests {
         }
     }
 
+    /// Docker answers an attach with its 101 at once, without reading a body. Before, the
+    /// agent handed over to raw bytes with the body still open: the client got the
+    /// stream, and body parts the decoder held at the hand-over reached the raw relay,
+    /// which traps on them (the whole agent died).
+    @Test("an upgrade request whose body is still open when the engine switches gets a 502, not the stream; the agent lives on")
+    func upgradeWithOpenBody() throws {
+        try Self.withCat { name, agent, connection in
+            connection.sendWithoutWaiting(
+                "POST /v1.41/containers/\(name)/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                    + "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 1000000\r\n\r\nhello\n")
+            let chunk = String(repeating: "x", count: 4096)
+            for _ in 0..<40 where connection.channel.isActive {
+                connection.sendWithoutWaiting(chunk)
+                usleep(10_000)
+            }
+            let received = connection.wait(atMost: 10) { $0.contains("}") || $0.hasPrefix("HTTP/1.1 101") }
+            #expect(received.hasPrefix("HTTP/1.1 502"), "received: \(received.prefix(300))")
+            #expect(received.contains("before the request's body ended"), "received: \(received.prefix(300))")
+            #expect(connection.closedByServer(within: 5))
+            let ping = try Curl.request("GET", agent.baseURL + "/ping")
+            #expect(ping.status == 204, "the agent did not survive")
+        }
+    }
+
+    /// The agent frames the console's engine request itself. Before, a body the client
+    /// sent with the handshake went on behind it: an engine that refused the attach
+    /// (a paused container: 409, connection kept) read it as a request of its own.
+    @Test("a console request with a body gets 400, and the body never reaches the engine as a request")
+    func consoleWithBody() throws {
+        try Self.withCat { name, agent, connection in
+            let victim = "dh-victim-\(UUID().uuidString.prefix(8).lowercased())"
+            #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "300"]).status == 0)
+            defer { _ = try? Self.docker(["rm", "-f", victim]) }
+            #expect(try Self.docker(["pause", name]).status == 0)
+            defer { _ = try? Self.docker(["unpause", name]) }
+            let smuggled = "POST /containers/\(victim)/kill HTTP/1.1\r\nHost: d\r\n\r\n"
+            connection.sendWithoutWaiting(
+                "GET /websocket/attach?id=\(name) HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))"
+                    + "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    + "Content-Length: \(smuggled.utf8.count)\r\n\r\n")
+            // After the agent's look-up of the container, in a read of its own.
+            usleep(300_000)
+            connection.sendWithoutWaiting(smuggled)
+            let received = connection.wait(atMost: 10) { $0.contains("}") }
+            #expect(received.hasPrefix("HTTP/1.1 400"), "received: \(received.prefix(300))")
+            #expect(received.contains("carries no body"), "received: \(received.prefix(300))")
+            usleep(500_000)
+            let running = try Self.docker(["inspect", "-f", "{{.State.Running}}", victim]).output
+            #expect(running.hasPrefix("true"), "the engine ran the console's body as a request: \(running)")
+        }
+    }
+
     @Test("an upgrade request without Connection: Upgrade gets 400 and never reaches the engine, which would switch on it")
     func upgradeWithoutConnection() throws {
         try Self.withCat { name, agent, connection in

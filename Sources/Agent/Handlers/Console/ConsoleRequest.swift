@@ -3,6 +3,7 @@ import Crypto
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import Proxy
 
 /// A console request (`GET /websocket/exec?id=…` or `/websocket/attach?id=…`),
 /// validated before anything is upgraded, and the hijacked engine request that
@@ -33,6 +34,11 @@ struct ConsoleRequest {
               let key = head.headers.first(name: "Sec-WebSocket-Key"), !key.isEmpty,
               head.headers.first(name: "Sec-WebSocket-Version") == "13" else {
             throw AgentError(.badRequest, "Expected a websocket upgrade (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)")
+        }
+        // The engine is sent a request the agent frames itself: a body the client sent
+        // would go on behind it, read by the engine as a request of its own.
+        if case .success(let body) = MessageFraming.requestBody(of: head), body != .none, body != .length(0) {
+            throw AgentError(.badRequest, "A console request carries no body")
         }
         self.kind = kind
         self.id = id

@@ -113,6 +113,9 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
     // MARK: The request
 
     func receive(_ body: ByteBuffer) {
+        // Past the end of the request the upstream was sent (a console's, which the
+        // agent framed itself), the client's bytes are no part of it: never passed on.
+        guard !requestEnded else { return connection.dropBody(body.readableBytes, answered: false) }
         switch phase {
         case .connecting(var held):
             held.append(.body(body))
@@ -230,6 +233,17 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
             pauseIfClientIsFull(upstream)
         case .end(let trailers):
             if let upgrade {
+                // The upstream switched before the request's body ended (an exec start
+                // whose JSON the engine read ahead of a longer Content-Length): what
+                // follows cannot be both the body and the raw stream, and the decoder
+                // would hand body parts to the raw relay.
+                guard requestEnded else {
+                    upstream.delegate = nil
+                    upstream.close()
+                    return connection.fail(AgentError(
+                        .badGateway, "The upstream switched protocols before the request's body ended",
+                        details: "an upgrade request's body must end before the upstream answers"))
+                }
                 return hijack(upstream, head: upgrade)
             }
             responseEnded = true
