@@ -457,6 +457,33 @@ struct HostileClientTests {
         }
     }
 
+    /// RFC 9112 9.6: a server must not process requests behind one carrying `close`, nor
+    /// behind an answer it made the connection's last. Before, a request behind a
+    /// refused one whose body passed the drop limit was served while TLS said goodbye.
+    @Test("a request behind one that ends the connection (Connection: close, HTTP/1.0, a refused 2 MiB body), in the same write, is never served")
+    func requestBehindConnectionClose() throws {
+        let victim = "dh-victim-\(UUID().uuidString.prefix(8).lowercased())"
+        #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "300"]).status == 0)
+        defer { _ = try? Self.docker(["rm", "-f", victim]) }
+        let agent = try Self.agent()
+        defer { agent.stop() }
+        let key = SigningKey()
+        let refused = "POST /v1.41/containers/\(victim)/archive?path=/ HTTP/1.1\r\nHost: x\r\nContent-Length: \(2 << 20)\r\n\r\n"
+            + String(repeating: "\u{0}", count: 2 << 20)
+        for (first, status) in [
+            ("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", " 204 "), ("GET /ping HTTP/1.0\r\nHost: x\r\n\r\n", " 204 "),
+            (refused, " 403 "),
+        ] {
+            let connection = try RawConnection(port: agent.port)
+            connection.sendWithoutWaiting(first + "POST /v1.41/containers/\(victim)/kill HTTP/1.1\r\nHost: x\r\n\(Self.signature(key))Content-Length: 0\r\n\r\n")
+            #expect(connection.closedByServer(within: 5))
+            #expect(connection.received.hasPrefix("HTTP/1.") && connection.received.contains(status), "received: \(connection.received.prefix(300))")
+            usleep(500_000)
+            let running = try Self.docker(["inspect", "-f", "{{.State.Running}}", victim]).output
+            #expect(running.hasPrefix("true"), "the request behind \(first.prefix(20)) was served: \(running)")
+        }
+    }
+
     @Test("an upgrade request without Connection: Upgrade gets 400 and never reaches the engine, which would switch on it")
     func upgradeWithoutConnection() throws {
         try Self.withCat { name, agent, connection in

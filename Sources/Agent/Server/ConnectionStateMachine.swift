@@ -238,7 +238,13 @@ struct ConnectionStateMachine {
     /// The exchange is done: the answer is written and the request has ended.
     mutating func finishExchange() -> FinishAction {
         phase = .idle
-        return closeAfterResponse || inputClosed && held.isEmpty ? .close : .next
+        guard closeAfterResponse || inputClosed && held.isEmpty else { return .next }
+        // The close takes a moment (TLS's close_notify), while the decoder goes on with
+        // what it has: a request behind `Connection: close`, or behind a refusal whose
+        // body's end was unknowable, must not be served meanwhile.
+        discardingInput = true
+        dropHeld()
+        return .close
     }
 
     /// The exchange failed before answering, the request having ended: the connection
@@ -270,7 +276,9 @@ struct ConnectionStateMachine {
         closeAfterResponse = true
         dropHeld()
         guard phase == .idle else { return .none }
-        return receivedRequest ? .closeNow : .closeIfStillIdleAfterGrace
+        guard receivedRequest else { return .closeIfStillIdleAfterGrace }
+        discardingInput = true
+        return .closeNow
     }
 
     enum InputClosedAction: Equatable {
