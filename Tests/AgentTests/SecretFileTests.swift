@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import NIOConcurrencyHelpers
 import Testing
 @testable import Agent
 @testable import Proxy
@@ -176,6 +177,64 @@ struct SecretFileTests {
         #expect(portainer.channel.isActive && peer.channel.isActive, "a stream admitted by the kept secret was closed")
         let log = agent.logLines().joined(separator: "\n")
         #expect(log.contains("connections_closed=2") || log.contains("\"connections_closed\":\"2\""), "\(log)")
+    }
+
+    /// A request checked against the secrets just before a rotation, and recorded on its
+    /// connection just after the rotation looked for what to close, was never closed:
+    /// its stream outlived the secret. Fresh keys on every request, and the old secret
+    /// last of eight, make each check cost eight ECDSA verifications, so that
+    /// rotations land inside checks often.
+    @Test("a stream whose signature was checked while a rotation dropped its secret does not outlive it")
+    func rotationDuringACheck() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let oldSecret = Self.old.secret!
+        let newSecret = (0..<7).map { "rotated-\($0)-\(UUID().uuidString)" }.joined(separator: "\n")
+        try Data("\(newSecret)\n\(oldSecret)\n".utf8).write(to: file)
+        let engine = try HostileEngine(reply: Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": engine.socket, "AGENT_SECRET_FILE": file.path])
+        defer { agent.stop() }
+        // Signed with the old secret, each with a key of its own (no cache can answer).
+        let requests = (0..<400).map { _ in
+            "GET /hostile/events HTTP/1.1\r\nHost: x\r\n" + SigningKey().headers(secret: oldSecret).map { "\($0): \($1)\r\n" }.joined() + "\r\n"
+        }
+        var survivors = 0
+        var admitted = 0
+        for round in 0..<8 {
+            try Self.replace(file, with: "\(newSecret)\n\(oldSecret)\n")
+            #expect(kill(agent.pid, SIGHUP) == 0)
+            usleep(300_000)
+            // Connections sending one request each, back to back, while the old secret
+            // is dropped in their midst.
+            let pid = agent.pid
+            let path = file.path
+            let rotated = DispatchSemaphore(value: 0)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.15) {
+                try? Data("\(newSecret)\n".utf8).write(to: URL(fileURLWithPath: path + ".next"))
+                rename(path + ".next", path)
+                kill(pid, SIGHUP)
+                rotated.signal()
+            }
+            var opened: [LimitsTests.RawConnection] = []
+            let until = Date().addingTimeInterval(0.4)
+            var index = round * 67
+            while Date() < until {
+                let connection = try LimitsTests.RawConnection(port: agent.port)
+                connection.sendWithoutWaiting(requests[index % requests.count])
+                opened.append(connection)
+                index += 1
+            }
+            rotated.wait()
+            usleep(1_500_000)
+            for connection in opened where connection.received.hasPrefix("HTTP/1.1 200") {
+                admitted += 1
+                if connection.channel.isActive { survivors += 1 }
+            }
+        }
+        #expect(admitted > 0, "no stream was admitted before a rotation: the test proves nothing")
+        #expect(survivors == 0, "\(survivors) of \(admitted) streams admitted under the dropped secret outlived it")
     }
 
     @Test("a file that cannot be used stops start-up with one line naming AGENT_SECRET_FILE",

@@ -49,6 +49,14 @@ struct RequestIntake {
         if admitted != credential, admitted.signature != nil || admitted.peerKey != nil {
             credential = admitted
             services.connections?.admitted(channel, by: admitted)
+            // A rotation between the check above and this record found no record to
+            // close: its secrets are in force by now, so this sees them.
+            if let digest = admitted.signature, !services.verifier.accepts(digest) {
+                return Decision(route: route, plan: .refuse(.invalidSignature), signatureRefused: true)
+            }
+            if let key = admitted.peerKey, services.activeCluster?.peerKey?.holds(key) != true {
+                return Decision(route: route, plan: .refuse(.unprovenPeer), signatureRefused: false)
+            }
         }
         return Decision(route: route, plan: plan ?? services.routes.plan(for: route), signatureRefused: false)
     }
