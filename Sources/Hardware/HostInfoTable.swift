@@ -62,20 +62,37 @@ public struct HostInfoTable: Sendable {
         var lines = ""
         if let machine = hostInfo.machine {
             let bios = [machine.biosVendor, machine.biosVersion, machine.biosDate].compactMap { $0 }.joined(separator: " ")
-            lines += "\nMACHINE  " + [machine.vendor, machine.product, bios.isEmpty ? nil : "BIOS " + bios].compactMap { $0 }.joined(separator: ", ") + "\n"
+            lines += "\nMACHINE  " + Self.oneLine([machine.vendor, machine.product, bios.isEmpty ? nil : "BIOS " + bios].compactMap { $0 }.joined(separator: ", ")) + "\n"
         }
         if let cpu = hostInfo.processors {
             let counts = [
                 cpu.sockets.map { "\($0) sockets" }, cpu.cores.map { "\($0) cores" }, "\(cpu.threads) threads",
                 cpu.numaNodes.map { "\($0) NUMA nodes" }, cpu.memory.map { Self.humanSize($0) + " memory" },
             ].compactMap { $0 }
-            lines += (lines.isEmpty ? "\n" : "") + "CPU      " + ([cpu.model].compactMap { $0 } + counts).joined(separator: ", ") + "\n"
+            lines += (lines.isEmpty ? "\n" : "") + "CPU      " + Self.oneLine(([cpu.model].compactMap { $0 } + counts).joined(separator: ", ")) + "\n"
         }
         return lines
     }
 
+    /// `text` as one line: a line break or tab in a device's string (a USB descriptor,
+    /// a filesystem label, a mount source: written by whoever made the device) is shown
+    /// as `\n` or `\t`, so that it cannot add rows or sections of its own.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\t" || $0 == "\r" }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     static func table(header: [String], rows: [[String]]) -> String {
-        let all = [header] + rows
+        let all = ([header] + rows).map { $0.map(Self.oneLine) }
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { row in
             let cells = row.enumerated().map { index, cell in

@@ -86,6 +86,26 @@ import TestCommands
         #expect(python.output.trimmingCharacters(in: .newlines) == "Evil\\x1b]0;pwned\\x07\\x9b2J CPU", "\(python.output) \(python.errorOutput)")
     }
 
+    /// mountinfo writes a newline in a mount's source as `\\012`, decoded back to a
+    /// newline (as USB descriptors, SCSI vendors and filesystem labels carry them raw).
+    /// Before, the table printed it as it was: a row of the device's own making.
+    @Test("a line break in a device's string stays in its cell: the table gains no row")
+    func lineBreaksInDeviceStringsStayInTheirCell() throws {
+        let root = try Self.hostRoot([
+            "proc/1/mountinfo": "21 1 8:1 / / rw,relatime - ext4 /dev/evil\\012sdz\\011usb\\0402T\\040FAKE rw\n",
+            "proc/meminfo": "MemTotal: 1024 kB\n",
+        ])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let table = try TestSupport.run([try TestSupport.deckhand, "host-info", "--table", "--host-root", root.path])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("/dev/evil\\nsdz\\tusb 2T FAKE"), "\(table.stdout)")
+        #expect(!table.stdout.split(separator: "\n").contains { $0.hasPrefix("sdz") }, "\(table.stdout)")
+        let json = try TestSupport.run([try TestSupport.deckhand, "host-info", "--host-root", root.path])
+        let python = try Command.run(
+            "python3", ["-c", "import json, sys; print([f['Source'] for f in json.load(sys.stdin)['Filesystems']])"], input: Data(json.stdout.utf8))
+        #expect(python.output.contains(#"/dev/evil\nsdz\tusb 2T FAKE"#), "\(python.output) \(python.errorOutput)")
+    }
+
     @Test("inventories collected at once share each mount's call: none is named unanswered for being asked twice")
     func concurrentInventoriesShareCalls() async throws {
         let inventory = try HardwareInventory(hostRoot: .system)
