@@ -42,27 +42,51 @@ public final class ConfinedRoot: Sendable {
     /// The most entries a listing gives: a directory that holds more (a container may
     /// make millions of files) is refused rather than held in memory whole.
     public static let maximumListing = 100_000
+    /// The most bytes a listing's names and link targets may take once written as JSON
+    /// (`jsonSize`): 100,000 names of 255 bytes fit, while a container's folder of
+    /// links whose 4 KiB targets are control bytes (six bytes each in JSON) is refused
+    /// rather than made into gigabytes.
+    public static let maximumListingBytes = 32 << 20
 
     /// The entries of the directory at `path`, sorted by name. A link to a directory
     /// inside the root is followed to list it; the entries themselves are never followed.
-    /// More than `limit` entries: `tooManyEntries`, after reading at most that many names.
-    public func list(_ path: ConfinedPath, limit: Int = maximumListing) throws(HostFSError) -> [DirectoryEntry] {
-        let listed: [DirectoryEntry]? = try mappingErrors(to: path) { () throws(SystemError) in
+    /// More than `limit` entries: `tooManyEntries`, after reading at most that many names;
+    /// names and targets past `byteLimit` (`jsonSize`): `listingTooLarge`.
+    public func list(_ path: ConfinedPath, limit: Int = maximumListing, byteLimit: Int = maximumListingBytes) throws(HostFSError) -> [DirectoryEntry] {
+        enum Refusal: Error { case entries, bytes }
+        let listed: Result<[DirectoryEntry], Refusal> = try mappingErrors(to: path) { () throws(SystemError) in
             let directory = try resolver.open(path, flags: O_RDONLY | O_DIRECTORY)
             defer { close(directory) }
-            guard let names = try directoryNames(of: directory, atMost: limit) else { return nil }
+            guard let names = try directoryNames(of: directory, atMost: limit) else { return .failure(.entries) }
             var entries: [DirectoryEntry] = []
+            var bytes = 0
             for name in names {
                 do throws(SystemError) {
-                    entries.append(try Self.entry(named: name, in: directory))
+                    let entry = try Self.entry(named: name, in: directory)
+                    bytes += Self.jsonSize(entry.name) + (entry.symlinkTarget.map(Self.jsonSize) ?? 0)
+                    guard bytes <= byteLimit else { return .failure(.bytes) }
+                    entries.append(entry)
                 } catch where error.code == ENOENT {
                     continue // removed while we listed: not an error
                 }
             }
-            return entries.sorted { $0.name < $1.name }
+            return .success(entries.sorted { $0.name < $1.name })
         }
-        guard let listed else { throw .tooManyEntries(path: path.description, limit: limit) }
-        return listed
+        switch listed {
+        case .success(let entries): return entries
+        case .failure(.entries): throw .tooManyEntries(path: path.description, limit: limit)
+        case .failure(.bytes): throw .listingTooLarge(path: path.description, limit: byteLimit)
+        }
+    }
+
+    /// How many bytes `text` takes as a JSON string's contents, at most: a control
+    /// character is written as `\u00XX`, a quote or backslash escaped.
+    static func jsonSize(_ text: String) -> Int {
+        var size = 0
+        for byte in text.utf8 {
+            size += byte < 0x20 ? 6 : byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") ? 2 : 1
+        }
+        return size
     }
 
     /// The entry at `path` itself (a link is described, not followed); the root's entry

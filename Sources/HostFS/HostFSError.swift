@@ -30,6 +30,9 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
     case io(path: String, operation: String, errno: Int32)
     /// The directory at `path` holds more entries than a listing gives (HTTP 422).
     case tooManyEntries(path: String, limit: Int)
+    /// The names and link targets in the directory at `path` would make a listing of
+    /// more than `limit` bytes (HTTP 422).
+    case listingTooLarge(path: String, limit: Int)
 
     public var description: String {
         switch self {
@@ -55,6 +58,8 @@ public enum HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path): \(operation) failed: \(String(cString: strerror(code)))"
         case .tooManyEntries(let path, let limit):
             return "\(path): holds more than \(limit) entries, more than a listing gives; open a folder inside it, or remove some"
+        case .listingTooLarge(let path, let limit):
+            return "\(path): its names and link targets come to more than \(limit >> 20) MiB, more than a listing gives; open a folder inside it, or remove some"
         }
     }
 

@@ -88,6 +88,34 @@ struct BrowseRouteTests {
         }
     }
 
+    /// A container can fill its volume with links whose targets are 4 KiB of control
+    /// bytes, six bytes each in JSON. Before, 20,000 of them made a listing of about
+    /// half a gigabyte, held three times over: the agent grew by gigabytes.
+    @Test("a folder of links whose targets are kilobytes of control bytes is a 422, not gigabytes of JSON; a smaller one is listed")
+    func folderOfHugeLinkTargets() throws {
+        let volume = try TestVolume.create(populatedBy: "busybox mkdir /data/links /data/few")
+        defer { volume.remove() }
+        let made = try Command.run("python3", ["-c", """
+            import os, sys
+            for folder, count in ((sys.argv[1] + '/links', 20000), (sys.argv[1] + '/few', 1000)):
+                for i in range(count): os.symlink('\\x01' * 4095, os.path.join(folder, 'l%05d' % i))
+            """, try volume.dataPath])
+        #expect(made.status == 0, "\(made.errorOutput)")
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": try TestEngine.socket])
+        defer { agent.stop() }
+        let key = SigningKey()
+        let started = try agent.memory().peak
+        let refused = try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=\(volume.name)&path=/links", headers: key.headers())
+        #expect(refused.status == 422, "\(refused.status) \(refused.text.prefix(200))")
+        #expect(refused.text.contains("32 MiB"), "\(refused.text.prefix(300))")
+        let listed = try Curl.request("GET", agent.baseURL + "/browse/ls?volumeID=\(volume.name)&path=/few", headers: key.headers())
+        #expect(listed.status == 200)
+        let python = try Command.run("python3", ["-c", "import json, sys; e = json.load(sys.stdin); print(len(e), all(x['SymlinkTarget'] == chr(1) * 4095 for x in e))"], input: listed.body)
+        #expect(python.output.hasPrefix("1000 True"), "\(python.output) \(python.errorOutput)")
+        let grown = try agent.memory().peak - started
+        #expect(grown < 256 * 1024, "peak RSS grew by \(grown) KiB")
+    }
+
     @Test("links planted in a volume never reach the agent's or the host's files (the original serves /etc/hosts)")
     func plantedLinksStayInside() async throws {
         // This machine may have no /etc/hosts; /etc/passwd is always there to leak.

@@ -116,7 +116,7 @@ final class HostileTree {
 /// repeating its message.
 enum Failure: Equatable {
     case invalidArgument, notFound, alreadyExists, forbidden, unfollowableLink
-    case notADirectory, isADirectory, specialFile, permissionDenied, io, tooManyEntries
+    case notADirectory, isADirectory, specialFile, permissionDenied, io, tooManyEntries, listingTooLarge
     case none
     /// An error that is not a HostFSError: never expected.
     case foreign
@@ -136,6 +136,7 @@ extension HostFSError {
         case .permissionDenied: .permissionDenied
         case .io: .io
         case .tooManyEntries: .tooManyEntries
+        case .listingTooLarge: .listingTooLarge
         }
     }
 }

@@ -18,7 +18,7 @@ extension AgentError {
             self.init(.insufficientStorage, error.description)
         case .io:
             self.init(.internalServerError, error.description)
-        case .tooManyEntries:
+        case .tooManyEntries, .listingTooLarge:
             self.init(.unprocessableEntity, error.description)
         }
     }
