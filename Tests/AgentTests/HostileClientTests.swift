@@ -484,6 +484,28 @@ struct HostileClientTests {
         }
     }
 
+    /// A client that sends its upgrade request and then ends its side (close_notify and
+    /// FIN) before the 101 came: the end was seen while the agent still spoke HTTP, and
+    /// lost with it, so the engine never got EOF (a `cat` behind it waited for good).
+    @Test("a client's half-close before the 101 reaches the engine as EOF after the hand-over")
+    func halfCloseBeforeTheHandOver() throws {
+        // The engine answers 101 a moment after the request, then reads to EOF and logs the connection.
+        let engine = try HostileEngine(reply: Array("HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".utf8), replyDelay: 0.3)
+        defer { engine.stop() }
+        let agent = try AgentProcess(environment: ["DECKHAND_ENGINE_SOCKET": engine.socket])
+        defer { agent.stop() }
+        let connection = try RawConnection(port: agent.port)
+        try connection.send(
+            "POST /hostile/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: x\r\n\(Self.signature(SigningKey()))Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        try connection.channel.close(mode: .output).wait()
+        let received = connection.wait(atMost: 5) { $0.contains("\r\n\r\n") }
+        #expect(received.hasPrefix("HTTP/1.1 101"), "received: \(received.prefix(200))")
+        // Before, the engine's connection stayed open until the client closed all of it.
+        let deadline = Date().addingTimeInterval(3)
+        while !engine.log.contains(where: { $0.hasPrefix("POST /hostile/attach") }), Date() < deadline { usleep(50_000) }
+        #expect(engine.log.contains { $0.hasPrefix("POST /hostile/attach") }, "the engine never got EOF: \(engine.log)")
+    }
+
     @Test("an upgrade request without Connection: Upgrade gets 400 and never reaches the engine, which would switch on it")
     func upgradeWithoutConnection() throws {
         try Self.withCat { name, agent, connection in

@@ -17,7 +17,8 @@ final class HostileEngine {
     /// What a Swarm manager's engine says of itself, for an agent to take itself for one.
     static let swarmManagerInfo = #"{"Name":"stand-in","Swarm":{"LocalNodeState":"active","ControlAvailable":true}}"#
 
-    init(reply: [UInt8] = [], answers: [String: String] = [:]) throws {
+    /// `replyDelay`: seconds between a `/hostile` request's head and `reply`.
+    init(reply: [UInt8] = [], answers: [String: String] = [:], replyDelay: Double = 0) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         socket = folder.appendingPathComponent("engine.sock").path
@@ -26,8 +27,9 @@ final class HostileEngine {
         let answersFile = folder.appendingPathComponent("answers.json")
         try JSONEncoder().encode(answers).write(to: answersFile)
         server = try Command.spawn("python3", ["-c", """
-            import json, os, socket, sys, threading
+            import json, os, socket, sys, threading, time
             path, reply, log = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "a", buffering=1)
+            delay = float(sys.argv[5])
             answers = json.load(open(sys.argv[4]))
             listener = socket.socket(socket.AF_UNIX)
             listener.bind(path)
@@ -54,6 +56,7 @@ final class HostileEngine {
                     connection.close()
                     return
                 try:
+                    time.sleep(delay)
                     connection.sendall(reply)
                     while True:
                         more = connection.recv(65536)
@@ -67,7 +70,7 @@ final class HostileEngine {
             while True:
                 connection, _ = listener.accept()
                 threading.Thread(target=serve, args=(connection,), daemon=True).start()
-            """, socket, replyFile.path, folder.appendingPathComponent("log").path, answersFile.path])
+            """, socket, replyFile.path, folder.appendingPathComponent("log").path, answersFile.path, String(replyDelay)])
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
         guard FileManager.default.fileExists(atPath: socket) else {
             server.stop()

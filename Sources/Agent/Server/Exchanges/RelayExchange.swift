@@ -419,11 +419,15 @@ final class RelayExchange: ConnectionExchange, UpstreamDelegate {
         upstream.removeHTTPHandlers(on: context.eventLoop).assumeIsolated().whenComplete { _ in
             clientChannel.flush()
         }
+        // The client ended its side while the agent still spoke HTTP (before the 101):
+        // that end was taken then, so the engine is told once the client's bytes are through.
+        let clientEnded = connection.machine.inputClosed
         clientPipeline.removeHandler(context: context, promise: nil)
         let clientRemovals = connection.httpHandlers.map { clientPipeline.removeHandler($0) }
         EventLoopFuture.andAllComplete(clientRemovals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
             engineChannel.flush()
             clientGate.release()
+            if clientEnded { engineChannel.close(mode: .output, promise: nil) }
         }
         clientChannel.read()
         engineChannel.read()
