@@ -237,6 +237,55 @@ struct SecretFileTests {
         #expect(survivors == 0, "\(survivors) of \(admitted) streams admitted under the dropped secret outlived it")
     }
 
+    /// While a Swarm rotates, an agent that holds only the old secret (a leaked one's
+    /// holder among them, posing as a member) was sent every fan-out and targeted
+    /// request, Portainer's new-secret signature included: a pair Portainer sends
+    /// unchanged on every request, so it outlived the rotation. Now a request goes only
+    /// to members that proved the secret its signature signs.
+    @Test("a member that holds only the old secret is never sent the new secret's signature: named unreachable instead")
+    func oldOnlyMemberNeverGetsTheNewSignature() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("agent_secret")
+        let oldSecret = "old-\(UUID().uuidString)"
+        let newSecret = "new-\(UUID().uuidString)"
+        try Data("\(newSecret)\n\(oldSecret)\n".utf8).write(to: file)
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo, "/containers/json": #"[{"Id":"c"}]"#])
+        defer { engine.stop() }
+        let (portA, portB) = (try AgentProcess.freePort(), try AgentProcess.freePort())
+        let cluster = "127.0.0.1:\(portA),127.0.0.1:\(portB)"
+        let common = ["DECKHAND_ENGINE_SOCKET": engine.socket, "AGENT_CLUSTER_ADDR": cluster, "DECKHAND_PROBE_INTERVAL": "0.3"]
+        let rotating = try AgentProcess(port: portA, environment: common.merging(["AGENT_SECRET_FILE": file.path, "DECKHAND_NODE_NAME": "node-a"]) { $1 })
+        defer { rotating.stop() }
+        let oldOnly = try AgentProcess(port: portB, environment: common.merging([
+            "AGENT_SECRET": oldSecret, "DECKHAND_NODE_NAME": "node-b", "LOG_LEVEL": "INFO",
+        ]) { $1 })
+        defer { oldOnly.stop() }
+        let newHeaders = SigningKey().headers(secret: newSecret)
+        let oldHeaders = SigningKey().headers(secret: oldSecret)
+        // node-b is a member, and a request signed with the old secret reaches it.
+        let deadline = Date().addingTimeInterval(15)
+        var listed = try Curl.request("GET", rotating.baseURL + "/containers/json", headers: oldHeaders)
+        while !listed.text.contains("node-b"), Date() < deadline {
+            usleep(200_000)
+            listed = try Curl.request("GET", rotating.baseURL + "/containers/json", headers: oldHeaders)
+        }
+        #expect(listed.text.contains(#""NodeName":"node-b""#), "\(listed.text)")
+
+        let fanOut = try Curl.request("GET", rotating.baseURL + "/containers/json", headers: newHeaders)
+        #expect(fanOut.status == 200)
+        #expect(fanOut.headers["x-portaineragent-unreachable-nodes"] == "node-b", "\(fanOut.headers)")
+        #expect(fanOut.text.contains(#""NodeName":"node-a""#) && !fanOut.text.contains("node-b"), "\(fanOut.text)")
+        var targeted = newHeaders
+        targeted[AgentHeaderName.target] = "node-b"
+        let refused = try Curl.request("GET", rotating.baseURL + "/containers/json", headers: targeted)
+        #expect(refused.status == 403 && refused.text.contains("did not prove the secret"), "\(refused.status) \(refused.text)")
+        usleep(500_000)
+        // Had it been sent, node-b would have refused the pair it cannot check, and said so.
+        let log = oldOnly.logLines().joined(separator: "\n")
+        #expect(!log.contains("authentication failed"), "\(log)")
+    }
+
     @Test("a file that cannot be used stops start-up with one line naming AGENT_SECRET_FILE",
           arguments: ["missing", "empty", "blank lines", "a folder", "with AGENT_SECRET", "nine secrets", "writable by others", "another user's"])
     func unusableAtStart(_ case: String) throws {

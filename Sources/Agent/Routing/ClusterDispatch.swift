@@ -20,9 +20,12 @@ enum ClusterDispatch {
             guard let member = cluster.member(named: name) else {
                 return .refuse(AgentError(.notFound, "No agent found for node \(name)", details: "known nodes: \(cluster.members.map(\.nodeName).joined(separator: ", "))"))
             }
+            guard cluster.recipients(for: head.headers)(member) else {
+                return .refuse(AgentError(.forbidden, "Invalid request signature", details: "the agent on node \(name) did not prove the secret the request is signed with"))
+            }
             return .forward(cluster.forwarded(head, to: member), to: cluster.pool(for: member), flushesAtEnd: false)
         case .manager where !local.isManager && !forwarded:
-            guard let manager = cluster.remoteManager() else {
+            guard let manager = cluster.remoteManager(for: head.headers) else {
                 return .refuse(AgentError(.serviceUnavailable, "No manager agent is reachable from node \(local.name)"))
             }
             return .forward(cluster.forwarded(head, to: manager), to: cluster.pool(for: manager), flushesAtEnd: false)

@@ -94,6 +94,7 @@ package final class AgentServer: Sendable {
             }
         }
         var cluster: ClusterMembership?
+        let verifier = SignatureVerifier(secrets: configuration.secrets)
         var clusterAddress = configuration.clusterAddress
         if clusterAddress == nil {
             clusterAddress = try await ServiceDiscovery.clusterAddress(from: engine, on: group.next()).get()
@@ -107,7 +108,11 @@ package final class AgentServer: Sendable {
                 probeInterval: .fromSeconds(configuration.probeInterval),
                 memberTimeout: .fromSeconds(configuration.memberTimeout),
                 nodeName: configuration.nodeName, secrets: configuration.secrets)
-            cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger)
+            // A fan-out asks which secret the request's signature signs: checked already, so
+            // the verifier answers from the pairs it remembers.
+            cluster = try ClusterMembership(settings: settings, engine: engine, eventLoop: group.next(), logger: logger) { headers in
+                try? verifier.verify(publicKey: headers.first(name: AgentHeaderName.publicKey), signature: headers.first(name: AgentHeaderName.signature))
+            }
         }
         // Connections the open-file limit has room for, so that the oldest unsigned
         // one is evicted before `accept` runs out of descriptors (`DescriptorLimit`).
@@ -124,7 +129,7 @@ package final class AgentServer: Sendable {
         let aggregator = cluster.map { Aggregator(membership: $0, engine: engine, memberLoops: Array(group.makeIterator())) }
         let services = AgentServices(
             configuration: configuration,
-            verifier: SignatureVerifier(secrets: configuration.secrets),
+            verifier: verifier,
             authenticationFailures: AuthenticationFailureLog(logger: logger),
             engine: engine,
             routes: try RouteTable(configuration: configuration, engine: engine, cluster: cluster, aggregator: aggregator),

@@ -46,7 +46,7 @@ public struct Aggregator: Sendable {
     /// Call on `eventLoop`, the client connection's: every call of the fan-out runs there.
     public func aggregate(_ head: HTTPRequestHead, kind: AggregatedList, on eventLoop: EventLoop) -> EventLoopFuture<AggregatedResponse> {
         eventLoop.assertInEventLoop()
-        let (parts, localIndex) = participants()
+        let (parts, localIndex, excluded) = participants(for: head.headers)
         // The heads are built once per request; each peer's differs only by its target.
         var localHead = Self.bodiless(ForwardedHeaders.engineRequest(from: head))
         localHead.headers.remove(name: "Connection")
@@ -60,7 +60,9 @@ public struct Aggregator: Sendable {
                 parts: parts, head: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, statusOnly: false, checkingObjects: false),
             localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) })
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
-            Self.merge(results, from: parts.map(\.node), localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
+            Self.merge(
+                results + excluded.map { _ in .failure(PeerRefusal.notHoldingSignedSecret) }, from: parts.map(\.node) + excluded,
+                localIndex: localIndex, kind: kind, allocator: ByteBufferAllocator())
         }
     }
 
@@ -77,9 +79,10 @@ public struct Aggregator: Sendable {
         local: @escaping () -> EventLoopFuture<CollectedResponse>
     ) -> EventLoopFuture<[(node: ClusterNode, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
-        let (everyone, everyonesLocal) = participants()
+        let (everyone, everyonesLocal, excluded) = participants(for: peerHead.headers)
         let localNode = everyonesLocal.map { everyone[$0].node }
         let parts = everyone.filter { including($0.node) }
+        let notAsked = excluded.filter(including)
         let localIndex = parts.firstIndex { $0.node == localNode }
         var head = Self.bodiless(peerHead)
         head.headers.remove(name: "Connection")
@@ -90,6 +93,7 @@ public struct Aggregator: Sendable {
             localIndex: localIndex, local: local)
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             zip(parts, results).map { (node: $0.node, result: $1) }
+                + notAsked.map { (node: $0, result: .failure(PeerRefusal.notHoldingSignedSecret)) }
         }
     }
 
@@ -117,17 +121,28 @@ public struct Aggregator: Sendable {
         var pool: UpstreamPool
     }
 
-    /// Every member, this node included (answering for itself, through its engine, even
-    /// before it has found its own address), and which one is this node.
-    private func participants() -> (parts: [Participant], localIndex: Int?) {
+    /// Every member that may be sent a request with `headers` (`ClusterMembership.recipients`),
+    /// this node included (answering for itself, through its engine, even before it has
+    /// found its own address), and which one is this node; and the members that may not
+    /// (they are named as not answering, never silently left out).
+    private func participants(for headers: HTTPHeaders) -> (parts: [Participant], localIndex: Int?, excluded: [ClusterNode]) {
         let local = membership.localNode
-        var parts = membership.peers.map { Participant(node: $0.member.node, pool: $0.pool) }
+        let mayReceive = membership.recipients(for: headers)
+        var parts: [Participant] = []
+        var excluded: [ClusterNode] = []
+        for peer in membership.peers {
+            if peer.member.nodeName == local?.name || mayReceive(peer.member) {
+                parts.append(Participant(node: peer.member.node, pool: peer.pool))
+            } else {
+                excluded.append(peer.member.node)
+            }
+        }
         var localIndex = local.flatMap { local in parts.firstIndex { $0.node.name == local.name } }
         if let local, localIndex == nil {
             localIndex = parts.count
             parts.append(Participant(node: local.node, pool: engine))
         }
-        return (parts, localIndex)
+        return (parts, localIndex, excluded)
     }
 
     static func merge(

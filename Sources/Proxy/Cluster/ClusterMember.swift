@@ -9,6 +9,9 @@ public struct ClusterMember: Sendable, Equatable {
     public var port: Int
     /// The agent software's version, as it reported it.
     public var version: String
+    /// In secret mode, this agent's keys the member proved at its last probe: the
+    /// secrets both hold. Requests signed with another secret are not sent to it.
+    public var provenKeys: Set<PeerKey.KeyID> = []
 
     public init(nodeName: String, isManager: Bool, host: String, port: Int, version: String) {
         self.node = ClusterNode(name: nodeName, isManager: isManager)
@@ -80,6 +83,9 @@ public enum PeerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case nameTaken(by: String)
     /// Secret mode: its TLS certificate is not vouched for under the secret (`PeerCertificate`).
     case certificateNotVouched
+    /// Secret mode: it did not prove the secret this request's signature signs, so the
+    /// request is not sent to it (`ClusterMembership.recipients`).
+    case notHoldingSignedSecret
 
     /// Safe for a log line: a peer's value is quoted and cut (`PeerText.quoted`).
     public var description: String {
@@ -90,6 +96,8 @@ public enum PeerRefusal: Error, Sendable, Equatable, CustomStringConvertible {
         case .nameTaken(let address): return "the node name is held by \(address), which still answers"
         case .certificateNotVouched:
             return "its TLS certificate is not vouched for under the shared secret (an agent without the secret, one older than peer certificates, or an interceptor)"
+        case .notHoldingSignedSecret:
+            return "it did not prove the secret this request is signed with"
         }
     }
 }

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Crypto
 import Glibc
 import Logging
 import NIOConcurrencyHelpers
@@ -54,6 +55,9 @@ public final class ClusterMembership: Sendable {
     private let eventLoop: EventLoop
     private let threadPool: NIOThreadPool
     private let logger: Logger
+    /// What a request's Portainer signature signs (the secret's digest), from its
+    /// headers: the agent's `SignatureVerifier`, which has checked it already.
+    private let signatureDigest: @Sendable (HTTPHeaders) -> Insecure.MD5Digest?
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -88,8 +92,12 @@ public final class ClusterMembership: Sendable {
         var answering = true
     }
 
-    public init(settings: Settings, engine: UpstreamPool, eventLoop: EventLoop, threadPool: NIOThreadPool = .singleton, logger: Logger) throws {
+    public init(
+        settings: Settings, engine: UpstreamPool, eventLoop: EventLoop, threadPool: NIOThreadPool = .singleton, logger: Logger,
+        signatureDigest: @escaping @Sendable (HTTPHeaders) -> Insecure.MD5Digest? = { _ in nil }
+    ) throws {
         self.settings = settings
+        self.signatureDigest = signatureDigest
         self.engine = engine
         self.peerKey = settings.secrets.isEmpty ? nil : PeerKey(secrets: settings.secrets)
         self.peerTLS = try UpstreamTransport.peerTLSContext(proven: peerKey != nil)
@@ -132,10 +140,24 @@ public final class ClusterMembership: Sendable {
         members.first { $0.nodeName == name }
     }
 
-    /// A manager other than this node, for requests only a manager can answer.
-    public func remoteManager() -> ClusterMember? {
+    /// A manager other than this node that may be sent a request with `headers` (see
+    /// `recipients`), for requests only a manager can answer.
+    public func remoteManager(for headers: HTTPHeaders) -> ClusterMember? {
         let local = localNode?.name
-        return members.first { $0.isManager && $0.nodeName != local }
+        let mayReceive = recipients(for: headers)
+        return members.first { $0.isManager && $0.nodeName != local && mayReceive($0) }
+    }
+
+    /// Which members a request with `headers` (its Portainer signature) may be sent to.
+    /// In secret mode, only those that proved, at their last probe, the secret the
+    /// signature signs: while a Swarm rotates, an agent that holds only the old secret
+    /// (a leaked one's holder among them) is never handed the new secret's signature,
+    /// which Portainer sends unchanged on every request and which would outlive the
+    /// rotation. It could not check that signature anyway. Without a secret, every member.
+    public func recipients(for headers: HTTPHeaders) -> @Sendable (ClusterMember) -> Bool {
+        guard let peerKey else { return { _ in true } }
+        guard let digest = signatureDigest(headers), let key = peerKey.key(signing: digest) else { return { _ in false } }
+        return { $0.provenKeys.contains(key) }
     }
 
     /// The keep-alive connections to one member's agent.
@@ -390,11 +412,13 @@ public final class ClusterMembership: Sendable {
             .flatMapThrowing { response in
                 guard response.head.status == .ok else { throw ClusterError.peerAnswered(response.head.status.code) }
                 let body = response.body.readableBytesView
-                if let peerKey = self.peerKey, let challenge,
-                   !peerKey.isProven(answer: body, proof: response.head.headers.first(name: AgentHeaderName.proof), nonce: challenge.nonce) {
-                    throw PeerRefusal.unproven
+                var proven = Set<PeerKey.KeyID>()
+                if let peerKey = self.peerKey, let challenge {
+                    proven = peerKey.provenKeys(answer: body, proof: response.head.headers.first(name: AgentHeaderName.proof), nonce: challenge.nonce)
+                    guard !proven.isEmpty else { throw PeerRefusal.unproven }
                 }
-                let member = try ClusterMember(answer: MemberInfo(probeAnswer: body), host: host, port: port)
+                var member = try ClusterMember(answer: MemberInfo(probeAnswer: body), host: host, port: port)
+                member.provenKeys = proven
                 let adopted = try self.adopt(member, at: address)
                 self.record(address) { record in
                     record.nodeName = member.nodeName

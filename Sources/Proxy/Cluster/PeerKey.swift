@@ -54,6 +54,9 @@ public final class PeerKey: Sendable {
         var proofs: [StartedHMAC]
         /// Each proof key's name, in the same order.
         var ids: [KeyID]
+        /// What a Portainer signature under each secret signs (MD5 of the secret, as
+        /// `SignatureVerifier` holds it), in the same order.
+        var signatureDigests: [Insecure.MD5Digest]
         /// Under the scrypt keys: the peer certificate's names.
         var certificates: [StartedHMAC]
     }
@@ -95,6 +98,7 @@ public final class PeerKey: Sendable {
         }
         return Keys(
             proofs: proofs, ids: proofs.map { KeyID(digest: authenticationCode($0, ["deckhand key id v1"])) },
+            signatureDigests: secrets.map { Insecure.MD5.hash(data: Data($0.utf8)) },
             certificates: secrets.map { StartedHMAC(key: certificateKey($0)) })
     }
 
@@ -155,14 +159,29 @@ public final class PeerKey: Sendable {
 
     /// Whether `proof` is the answer proof of `body` for the challenge with `nonce`.
     public func isProven(answer body: some Sequence<UInt8>, proof: String?, nonce: String) -> Bool {
-        guard let proof, proof.utf8.count <= Self.maxSecrets * 65 else { return false }
+        !provenKeys(answer: body, proof: proof, nonce: nonce).isEmpty
+    }
+
+    /// Which of this agent's keys `proof` proves for `body` and the challenge with
+    /// `nonce` (the secrets the answering peer shares with this agent); empty when none.
+    public func provenKeys(answer body: some Sequence<UInt8>, proof: String?, nonce: String) -> Set<KeyID> {
+        guard let proof, proof.utf8.count <= Self.maxSecrets * 65 else { return [] }
         let given = proof.split(separator: ".", omittingEmptySubsequences: false).map { HexEncoding.decode(String($0)) }
-        guard given.allSatisfy({ $0?.count == SHA256.byteCount }) else { return false }
+        guard given.allSatisfy({ $0?.count == SHA256.byteCount }) else { return [] }
         let body = Data(body)
-        return currentKeys.contains { key in
+        let keys = started.withLockedValue { $0 }
+        var proven = Set<KeyID>()
+        for (key, id) in zip(keys.proofs, keys.ids) {
             let expected = Self.answerMAC(key: key, nonce: nonce, body: body).withUnsafeBytes { Array($0) }
-            return given.contains { Self.equal(expected, $0!) }
+            if given.contains(where: { Self.equal(expected, $0!) }) { proven.insert(id) }
         }
+        return proven
+    }
+
+    /// The key of the secret a Portainer signature over `digest` signs, when this agent holds it.
+    public func key(signing digest: Insecure.MD5Digest) -> KeyID? {
+        let keys = started.withLockedValue { $0 }
+        return keys.signatureDigests.firstIndex(of: digest).map { keys.ids[$0] }
     }
 
     private static func answerMAC(key start: StartedHMAC, nonce: String, body: Data) -> SHA256.Digest {

@@ -30,8 +30,10 @@ struct GetClusterHostEvents: EventStreamHandler {
             head.headers.add(name: name, value: value)
         }
         let localName = localNode.name
+        // Members that did not prove the secret the request is signed with are not asked.
+        let mayReceive = cluster.recipients(for: headers)
         let membership = {
-            cluster.peers.filter { $0.member.nodeName != localName }.map { FleetHostEvents.Peer(member: $0.member, pool: $0.pool) }
+            cluster.peers.filter { $0.member.nodeName != localName && mayReceive($0.member) }.map { FleetHostEvents.Peer(member: $0.member, pool: $0.pool) }
         }
         let request = { [head] (member: ClusterMember, since: Int64) in
             var head = head
