@@ -17,6 +17,15 @@ public struct CollectedResponse: Sendable {
         self.body = body
     }
 
+    /// The same answer with its body in a buffer of its own, exactly its size (a body
+    /// kept for long must not hold the whole read buffer it arrived in), and what
+    /// `checkObject()` found, carried over.
+    public func compacted() -> CollectedResponse {
+        var copy = CollectedResponse(head: head, body: ByteBuffer(bytes: body.readableBytesView))
+        copy.checkedObject = checkedObject
+        return copy
+    }
+
     /// Checks that the body is exactly one JSON object (`StrictJSON`), and remembers
     /// where it lies, so that whoever copies it need not scan it again.
     @discardableResult
@@ -30,7 +39,8 @@ public enum CollectError: Error, Sendable, CustomStringConvertible {
     case tooLarge(limit: Int)
     case closedEarly
     case timedOut
-    /// A status no answer to a plain request may have: 000–099 (which llhttp reads), or 101.
+    /// A status no answer to a plain request may have: 000–099 (which llhttp reads),
+    /// 101, or a 304 to a request that was not conditional.
     case unexpectedStatus(Int)
 
     public var description: String {
@@ -48,8 +58,9 @@ extension UpstreamPool {
     /// within `timeout`. The connection goes back to the pool when it can be reused.
     /// Callable from any thread; the exchange runs on `eventLoop`.
     ///
-    /// With `statusOnly`, the response's head carries its status and no fields, for a
-    /// caller that reads nothing else of it (a fan-out's member answers): an answer
+    /// With `statusOnly`, the response's head carries its status and no fields but its
+    /// `ETag`, for a caller that reads nothing else of it (a fan-out's member answers,
+    /// which `MemberAnswerCache` may ask again conditionally): an answer
     /// framed plainly by its length is then taken in bytes (`RawResponses.lengthFramed`)
     /// and its head never decoded into fields, which was most of NIO's decoding cost
     /// per member.
@@ -187,7 +198,11 @@ public final class CollectingExchange: UpstreamDelegate {
                 if code < 100 || code == 101 { finish(.failure(CollectError.unexpectedStatus(code)), reusable: false) }
                 return
             }
-            head = statusOnly ? HTTPResponseHead(version: responseHead.version, status: responseHead.status) : responseHead
+            if statusOnly {
+                head = Self.statusOnly(responseHead.status, entityTag: responseHead.headers.first(name: "ETag"))
+            } else {
+                head = responseHead
+            }
         case .body(let chunk):
             append(chunk)
         case .end:
@@ -203,12 +218,18 @@ public final class CollectingExchange: UpstreamDelegate {
             if case .length(let length) = responseHead.body, length > limit {
                 return finish(.failure(CollectError.tooLarge(limit: limit)), reusable: false)
             }
-            head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: responseHead.statusCode))
+            head = Self.statusOnly(HTTPResponseStatus(statusCode: responseHead.statusCode), entityTag: responseHead.entityTagValue)
         case .body(let chunk):
             append(chunk)
         case .end:
             end()
         }
+    }
+
+    /// A head with `status` and, if the answer had one, its `ETag`: nothing else.
+    private static func statusOnly(_ status: HTTPResponseStatus, entityTag: String?) -> HTTPResponseHead {
+        guard let entityTag else { return HTTPResponseHead(version: .http1_1, status: status) }
+        return HTTPResponseHead(version: .http1_1, status: status, headers: HTTPHeaders([("ETag", entityTag)]))
     }
 
     private func append(_ chunk: ByteBuffer) {

@@ -36,6 +36,13 @@ public struct RawResponseHead {
     public var statusCode: Int
     /// How the body bytes that follow (as `.body` parts, then `.end`) are framed.
     public var body: RawBody
+    /// Where the `ETag` field's value lies in `bytes` (offsets from its reader index).
+    public var entityTag: Range<Int>? = nil
+
+    /// The `ETag` field's value, if the head has one.
+    public var entityTagValue: String? {
+        entityTag.flatMap { bytes.getString(at: bytes.readerIndex + $0.lowerBound, length: $0.count) }
+    }
 }
 
 /// Reads each response head in front of NIO's HTTP decoder, in bytes.
@@ -171,7 +178,7 @@ final class ResponseHeadReader: ChannelInboundHandler, RemovableChannelHandler {
                 case .length(let count): state = .rawBody(remaining: count)
                 case .chunked: state = .rawChunks(ChunkedBodyScan())
                 }
-                upstream?.receiveRaw(.head(RawResponseHead(bytes: bytes, statusCode: facts.statusCode, body: body)))
+                upstream?.receiveRaw(.head(RawResponseHead(bytes: bytes, statusCode: facts.statusCode, body: body, entityTag: facts.entityTag)))
                 if body == .length(0) {
                     endRaw(leftover: buffer.readableBytes, context: context)
                     buffer.moveReaderIndex(to: buffer.writerIndex)

@@ -38,6 +38,9 @@ struct ResponseHeadScan {
         var chunked = false
         var hasConnection = false
         var hasTrailer = false
+        /// Where the first `ETag` field's value is, in the bytes scanned (trimmed), as
+        /// `HTTPHeaders.first(name:)` reads a decoded head.
+        var entityTag: Range<Int>? = nil
 
         /// How the body is framed when the head frames it in a way every reader agrees
         /// on: HTTP/1.1, no `Connection` field (the connection stays open), and either
@@ -135,6 +138,8 @@ struct ResponseHeadScan {
             facts.hasConnection = true
         } else if Self.name(bytes, name, is: "trailer") {
             facts.hasTrailer = true
+        } else if facts.entityTag == nil, Self.name(bytes, name, is: "etag") {
+            facts.entityTag = valueStart..<valueEnd
         }
         return true
     }

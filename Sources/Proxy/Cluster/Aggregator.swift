@@ -57,7 +57,8 @@ public struct Aggregator: Sendable {
         let (limit, timeout, engine) = (memberBodyLimit, membership.settings.memberTimeout, self.engine)
         let fanOut = FanOut(
             members: MemberCalls(
-                parts: parts, head: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, statusOnly: false, checkingObjects: false),
+                parts: parts, head: peerHead, peerKey: membership.peerKey, limit: limit, timeout: timeout, statusOnly: false, checkingObjects: false,
+                answers: nil),
             localIndex: localIndex, local: { engine.collect(localHead, on: eventLoop, limit: limit, timeout: timeout) })
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             Self.merge(
@@ -73,10 +74,12 @@ public struct Aggregator: Sendable {
     /// exchange ran on (`CollectedResponse.checkObject`; see `FanOut`): not in series on
     /// the client's loop. Results come back in member order, each with its node; a
     /// member's answer carries its status and body, not its header fields
-    /// (`UpstreamPool.collect`'s `statusOnly`). Call on `eventLoop`, the client connection's.
+    /// (`UpstreamPool.collect`'s `statusOnly`). With `answers` (and `checkingObjects`),
+    /// each member is asked conditionally for what it answered last, and a `304` is
+    /// that answer (see `MemberAnswerCache`). Call on `eventLoop`, the client connection's.
     public func gather(
         _ peerHead: HTTPRequestHead, including: (ClusterNode) -> Bool = { _ in true }, on eventLoop: EventLoop, checkingObjects: Bool = false,
-        local: @escaping () -> EventLoopFuture<CollectedResponse>
+        reusing answers: MemberAnswerCache? = nil, local: @escaping () -> EventLoopFuture<CollectedResponse>
     ) -> EventLoopFuture<[(node: ClusterNode, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
         let (everyone, everyonesLocal, excluded) = participants(for: peerHead.headers)
@@ -89,7 +92,7 @@ public struct Aggregator: Sendable {
         let fanOut = FanOut(
             members: MemberCalls(
                 parts: parts, head: head, peerKey: membership.peerKey, limit: memberBodyLimit, timeout: membership.settings.memberTimeout,
-                statusOnly: true, checkingObjects: checkingObjects),
+                statusOnly: true, checkingObjects: checkingObjects, answers: checkingObjects ? answers : nil),
             localIndex: localIndex, local: local)
         return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
             zip(parts, results).map { (node: $0.node, result: $1) }
@@ -119,6 +122,9 @@ public struct Aggregator: Sendable {
     struct Participant: Sendable {
         var node: ClusterNode
         var pool: UpstreamPool
+        /// A member's address; nil for this node's own part.
+        var host: String? = nil
+        var port = 0
     }
 
     /// Every member that may be sent a request with `headers` (`ClusterMembership.recipients`),
@@ -132,7 +138,7 @@ public struct Aggregator: Sendable {
         var excluded: [ClusterNode] = []
         for peer in membership.peers {
             if peer.member.nodeName == local?.name || mayReceive(peer.member) {
-                parts.append(Participant(node: peer.member.node, pool: peer.pool))
+                parts.append(Participant(node: peer.member.node, pool: peer.pool, host: peer.member.host, port: peer.member.port))
             } else {
                 excluded.append(peer.member.node)
             }
@@ -193,23 +199,40 @@ private struct MemberCalls: Sendable {
     let timeout: TimeAmount
     let statusOnly: Bool
     let checkingObjects: Bool
+    /// Each member's last answer to `head`, to ask for conditionally (with `checkingObjects`).
+    let answers: MemberAnswerCache?
 
     /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
     /// (its connection is borrowed there); `done` gets the result. Its time is bounded
     /// by whoever starts it (`LoopCalls`), through the exchange returned.
     func start(_ index: Int, on loop: EventLoop, done: @escaping (Result<CollectedResponse, Error>) -> Void) -> CollectingExchange {
         var head = head
-        let node = parts[index].node
-        head.headers.replaceOrAdd(name: AgentHeaderName.target, value: node.name)
-        peerKey?.sign(&head, for: node.name)
+        let part = parts[index]
+        head.headers.replaceOrAdd(name: AgentHeaderName.target, value: part.node.name)
+        let answers = checkingObjects ? self.answers : nil
+        let key = answers == nil ? nil : part.host.map { MemberAnswerCache.Key(node: part.node.name, host: $0, port: part.port, uri: head.uri) }
+        let kept = key.flatMap { answers?.entry(for: $0) }
+        if let kept { head.headers.replaceOrAdd(name: "If-None-Match", value: kept.entityTag) }
+        peerKey?.sign(&head, for: part.node.name)
         guard checkingObjects else {
-            return parts[index].pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly, done: done)
+            return part.pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly, done: done)
         }
-        return parts[index].pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly) { result in
-            done(result.map { answer in
+        return part.pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly) { result in
+            done(result.flatMap { answer in
                 var answer = answer
-                if answer.head.status == .ok { answer.checkObject() }
-                return answer
+                switch answer.head.status {
+                case .notModified:
+                    // Unchanged since the answer kept, which was asked for: that answer,
+                    // checked when it came. A 304 to an unconditional request is no answer.
+                    guard let kept else { return .failure(CollectError.unexpectedStatus(304)) }
+                    return .success(kept.answer)
+                case .ok:
+                    answer.checkObject()
+                    if let key, let answers { answers.keep(answer, for: key) }
+                default:
+                    break
+                }
+                return .success(answer)
             })
         }
     }

@@ -10,11 +10,12 @@ import NIOHTTP1
 // (llhttp, the reading every relay had before): the bytes of an answer passed in bytes
 // are, read by NIO, the answer NIO reads at the start of the upstream's (same status,
 // fields, body, ending at the same byte); any other answer is decoded exactly as NIO
-// alone decodes it; the request goes out once either way.
+// alone decodes it; the request goes out once either way; the ETag read in bytes is
+// the one NIO reads.
 
 /// One response part, as an exchange sees it.
 enum Part: Equatable {
-    case rawHead(ByteBuffer, status: Int)
+    case rawHead(ByteBuffer, status: Int, entityTag: String?)
     case rawBody(ByteBuffer)
     case rawEnd
     case head(HTTPResponseHead)
@@ -34,7 +35,7 @@ final class Parts: UpstreamDelegate {
     }
     func upstreamDidReceive(raw part: RawResponsePart) {
         switch part {
-        case .head(let head): parts.append(.rawHead(head.bytes, status: head.statusCode))
+        case .head(let head): parts.append(.rawHead(head.bytes, status: head.statusCode, entityTag: head.entityTagValue))
         case .body(let body): parts.append(.rawBody(body))
         case .end: parts.append(.rawEnd)
         }
@@ -127,7 +128,7 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     channel.embeddedEventLoop.run()
 
     let nio = normalized(nioAlone(ByteBuffer(bytes: answer), split: split, method: method))
-    guard case .rawHead(let head, let status) = reader.first else {
+    guard case .rawHead(let head, let status, let entityTag) = reader.first else {
         // The reader hands a head over whole, so it may still hold one without its end
         // (after an interim answer too) where NIO alone refused the first bad byte. That
         // is the only difference allowed: the parts before it are the same.
@@ -152,6 +153,8 @@ public func testOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     if case .head(let nioHead)? = nioOfRaw.first {
         require(Int(nioHead.status.code) == status && nioHead.version == .http1_1, "status \(status), NIO: \(nioHead)")
+        // The tag a fan-out keeps and sends back (`MemberAnswerCache`) is the one NIO reads.
+        require(entityTag == nioHead.headers.first(name: "ETag"), "ETag \(entityTag.debugDescription), NIO: \(nioHead.headers)")
     }
     return 0
 }
