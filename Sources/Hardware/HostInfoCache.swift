@@ -4,11 +4,21 @@ import Synchronization
 /// change to a device it lists (`HardwareEventMonitor`), so a warm request costs a lock and a hot-plugged disk shows up
 /// on the next request. Collection is blocking: call `hostInfo()` off an event loop.
 public final class HostInfoCache: Sendable {
+    /// A `HostInfo` and which collection it came from: a new collection has a new
+    /// number, so whatever is derived from the value (an encoded answer) can be kept
+    /// for as long as the number is the same.
+    public struct Snapshot: Sendable {
+        public let value: HostInfo
+        public let collection: UInt64
+    }
+
     private struct State {
         var value: HostInfo?
         var collectedAt: ContinuousClock.Instant = .now
         /// Bumped by every invalidation, so a collection that raced a change is not kept.
         var generation = 0
+        /// The number of the collection `value` came from.
+        var collection: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -44,19 +54,34 @@ public final class HostInfoCache: Sendable {
 
     /// The cached answer while fresh, else a new collection.
     public func hostInfo() -> HostInfo {
-        if let fresh = freshValue() { return fresh }
+        snapshot().value
+    }
+
+    /// `hostInfo()`, with the number of the collection it came from.
+    public func snapshot() -> Snapshot {
+        if let fresh = freshSnapshot() { return fresh }
         return collecting.withLock { _ in
             // Another caller may have collected while this one waited.
-            if let fresh = freshValue() { return fresh }
+            if let fresh = freshSnapshot() { return fresh }
             let generation = state.withLock { $0.generation }
             let value = load()
-            state.withLock { state in
+            return state.withLock { state in
+                state.collection += 1
                 if state.generation == generation {
                     state.value = value
                     state.collectedAt = .now
                 }
+                return Snapshot(value: value, collection: state.collection)
             }
-            return value
+        }
+    }
+
+    /// The cached answer while fresh; nil when a collection is due. Never blocks on one,
+    /// so it may be called on an event loop.
+    public func freshSnapshot() -> Snapshot? {
+        state.withLock { state in
+            guard let value = state.value, state.collectedAt.duration(to: .now) < timeToLive else { return nil }
+            return Snapshot(value: value, collection: state.collection)
         }
     }
 
@@ -65,13 +90,6 @@ public final class HostInfoCache: Sendable {
         state.withLock { state in
             state.value = nil
             state.generation += 1
-        }
-    }
-
-    private func freshValue() -> HostInfo? {
-        state.withLock { state in
-            guard let value = state.value, state.collectedAt.duration(to: .now) < timeToLive else { return nil }
-            return value
         }
     }
 }

@@ -161,20 +161,8 @@ struct HostInfoRouteTests {
     /// the machine's own disks: the fixture disk grows, and says so with "change".
     @Test("a udev change event on a disk refreshes the cached answer before its time to live")
     func udevChangeEventRefreshes() throws {
-        let hardware = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("fixtures/hardware")
-        let sda = "/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda"
-        let grown: UInt64 = 2 * 7_814_037_168  // sectors: twice the fixture's 4 TB
-        let agent = try AgentProcess(
-            environment: [
-                "CAP_HOST_MANAGEMENT": "1", "DECKHAND_HOST_ROOT": hardware.appendingPathComponent("host-root").path,
-                "DECKHAND_ENGINE_SOCKET": try TestEngine.socket,
-            ],
-            launcher: [
-                "umockdev-wrapper", "/usr/bin/python3", hardware.appendingPathComponent("testbed-with-uevents.py").path,
-                hardware.appendingPathComponent("sata-hdd.umockdev").path, sda, "size", String(grown), "--",
-            ])
+        let grown = Self.grownSectors
+        let agent = try Self.agentWithGrowingDisk()
         defer { agent.stop() }
         let key = SigningKey()
         func diskSize() throws -> UInt64? {
@@ -192,6 +180,88 @@ struct HostInfoRouteTests {
             size = try diskSize()
         }
         #expect(size == grown * 512, "still \(size.map(String.init) ?? "none") \(Date().timeIntervalSince(cached))s after the first answer")
+    }
+
+    /// The entity tag is checked against `sha256sum` of the body as it came (not
+    /// against the agent's own hashing), and its staleness against a real udev change
+    /// (the testbed's fixture disk grows, as in `udevChangeEventRefreshes`).
+    @Test("answers carry an ETag of their bytes; If-None-Match gets a 304 until the inventory changes")
+    func conditionalAnswers() throws {
+        let agent = try Self.agentWithGrowingDisk()
+        defer { agent.stop() }
+        let key = SigningKey()
+        func ask(_ conditions: String? = nil, filters: String? = nil) throws -> HTTPReply {
+            let query = filters.map { "?filters=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "") } ?? ""
+            return try Curl.request("GET", agent.baseURL + "/v2/host/info" + query, headers: key.headers().merging(conditions.map { ["If-None-Match": $0] } ?? [:]) { $1 })
+        }
+        func sha256sum(_ body: Data) throws -> String {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("host-info-\(UUID().uuidString)")
+            try body.write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }
+            return String(try Command.run("sha256sum", [file.path]).output.prefix(64))
+        }
+
+        let first = try ask()
+        #expect(first.status == 200, "\(first.text)")
+        let tag = try #require(first.headers["etag"])
+        #expect(tag == "\"" + String(try sha256sum(first.body).prefix(32)) + "\"")
+        // The same bytes again, the same tag.
+        let again = try ask()
+        #expect(again.body == first.body)
+        #expect(again.headers["etag"] == tag)
+        for conditions in [tag, "W/" + tag, "\"other\", " + tag, "*"] {
+            let unchanged = try ask(conditions)
+            #expect(unchanged.status == 304, "If-None-Match: \(conditions)")
+            #expect(unchanged.body.isEmpty)
+            #expect(unchanged.headers["content-length"] == nil)
+            #expect(unchanged.headers["etag"] == tag)
+        }
+        let otherTag = try ask("\"0123\"")
+        #expect(otherTag.status == 200)
+        #expect(otherTag.body == first.body)
+        // Another filter is another answer: its own bytes, its own tag.
+        let filtered = try ask(tag, filters: #"{"transport":["sata"]}"#)
+        #expect(filtered.status == 200)
+        #expect(filtered.body != first.body)
+        #expect(filtered.headers["etag"] == "\"" + String(try sha256sum(filtered.body).prefix(32)) + "\"")
+
+        // The disk grows: the old tag no longer matches, and the new answer says so.
+        #expect(kill(agent.pid, SIGUSR1) == 0)
+        var changed = try ask(tag)
+        let deadline = Date().addingTimeInterval(4)
+        while changed.status == 304, Date() < deadline {
+            usleep(100_000)
+            changed = try ask(tag)
+        }
+        #expect(changed.status == 200)
+        let disks = (try changed.json() as? [String: Any])?["PhysicalDisks"] as? [[String: Any]]
+        #expect((disks?.first { $0["Name"] as? String == "sda" }?["Size"] as? NSNumber)?.uint64Value == Self.grownSectors * 512)
+        let newTag = try #require(changed.headers["etag"])
+        #expect(newTag != tag)
+        #expect(newTag == "\"" + String(try sha256sum(changed.body).prefix(32)) + "\"")
+        #expect(try ask(newTag).status == 304)
+    }
+
+    /// Twice the sectors of the fixture's 4 TB disk, which it grows to on SIGUSR1.
+    static let grownSectors: UInt64 = 2 * 7_814_037_168
+
+    /// An agent inside a umockdev testbed of the SATA disk fixture
+    /// (fixtures/hardware/testbed-with-uevents.py), never reading the machine's own
+    /// disks: on SIGUSR1 the disk grows to `grownSectors` and says so with "change".
+    static func agentWithGrowingDisk() throws -> AgentProcess {
+        let hardware = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fixtures/hardware")
+        let sda = "/sys/devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+        return try AgentProcess(
+            environment: [
+                "CAP_HOST_MANAGEMENT": "1", "DECKHAND_HOST_ROOT": hardware.appendingPathComponent("host-root").path,
+                "DECKHAND_ENGINE_SOCKET": try TestEngine.socket,
+            ],
+            launcher: [
+                "umockdev-wrapper", "/usr/bin/python3", hardware.appendingPathComponent("testbed-with-uevents.py").path,
+                hardware.appendingPathComponent("sata-hdd.umockdev").path, sda, "size", String(grownSectors), "--",
+            ])
     }
 }
 

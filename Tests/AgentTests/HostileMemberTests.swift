@@ -90,6 +90,63 @@ struct HostileMemberTests {
         #expect(reply.headers["x-portaineragent-unreachable-nodes"] == "plain-member")
     }
 
+    /// A member's 304 stands for the answer it gave before, under that tag, and for
+    /// nothing else: unasked, it is no answer; asked, it is that earlier (checked)
+    /// answer; a tag that is not a plain quoted string is never sent back.
+    @Test("a member's 304 is only ever its own earlier answer; one not asked for is no answer")
+    func notModifiedFromAMember() throws {
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try Self.agent(with: impostor, named: "tagged-member", engine: engine, key: key, hostManagement: true)
+        defer { agent.stop() }
+        let filters = #"{"node":["tagged-member"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        func fleet() throws -> (nodes: [[String: Any]], unreachable: [String]?, conditions: String?) {
+            let before = impostor.forwarded.count
+            let reply = try Curl.request("GET", agent.baseURL + "/v2/cluster/host/info?filters=\(filters)", headers: key.headers())
+            #expect(reply.status == 200, "\(reply.text)")
+            let document = try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [String: Any]
+            let asked = impostor.forwarded.dropFirst(before).filter { $0.uri.contains("/host/info") }
+            #expect(asked.count == 1, "the impostor was asked \(asked.count) times")
+            let conditions = asked.last?.headers.first { $0.0.lowercased() == "if-none-match" }?.1
+            return (document?["Nodes"] as? [[String: Any]] ?? [], document?["UnreachableNodes"] as? [String], conditions)
+        }
+
+        // Not asked conditionally: a 304 stands for nothing.
+        impostor.answer("/host/info", with: ByteBuffer(), status: .notModified, headers: [("ETag", #""v1""#)])
+        var reply = try fleet()
+        #expect(reply.conditions == nil)
+        #expect(reply.nodes.isEmpty)
+        #expect(reply.unreachable == ["tagged-member"])
+
+        // An answer with a tag is sent back conditionally, and its 304 is that answer.
+        impostor.answer("/host/info", with: ByteBuffer(string: #"{"Mine":1}"#), headers: [("ETag", #""v1""#)])
+        reply = try fleet()
+        #expect(reply.conditions == nil)
+        #expect(reply.nodes.first?["HostInfo"] as? [String: Int] == ["Mine": 1])
+        impostor.answer("/host/info", with: ByteBuffer(), status: .notModified, headers: [("ETag", #""v1""#)])
+        reply = try fleet()
+        #expect(reply.conditions == #""v1""#)
+        #expect(reply.unreachable == [])
+        #expect(reply.nodes.first?["HostInfo"] as? [String: Int] == ["Mine": 1])
+
+        // An answer that is not one JSON object is not kept, whatever its tag: the next
+        // request is not conditional, so a 304 to it is no answer again.
+        impostor.answer("/host/info", with: ByteBuffer(string: #"{"Mine":2}]"#), headers: [("ETag", #""v2""#)])
+        reply = try fleet()
+        #expect(reply.conditions == #""v1""#)
+        #expect(reply.unreachable == ["tagged-member"])
+        impostor.answer("/host/info", with: ByteBuffer(string: #"{"Mine":3}"#), headers: [("ETag", "v3 unquoted")])
+        reply = try fleet()
+        #expect(reply.nodes.first?["HostInfo"] as? [String: Int] == ["Mine": 3])
+        impostor.answer("/host/info", with: ByteBuffer(), status: .notModified, headers: [("ETag", "v3 unquoted")])
+        reply = try fleet()
+        #expect(reply.conditions == nil)
+        #expect(reply.unreachable == ["tagged-member"])
+    }
+
     /// A GET list with a body (curl -d with -X GET): the fan-out sends each node the
     /// head alone, so it must not announce a body. Before, the engine (which, as Go's
     /// server, reads a request's body before answering) waited for it until the member

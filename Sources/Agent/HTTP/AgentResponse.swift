@@ -44,12 +44,13 @@ struct AgentResponse: Sendable {
         }
     }
 
-    /// The head as written to the client: the agent's headers, the length, and
-    /// `Connection: close` when the connection ends after it.
+    /// The head as written to the client: the agent's headers, the length (but on a
+    /// `304`, which has no body and whose length would be the `200`'s, RFC 9110 8.6),
+    /// and `Connection: close` when the connection ends after it.
     func head(closing: Bool) -> HTTPResponseHead {
         var headers = headers
         AgentHeaders.add(to: &headers)
-        headers.replaceOrAdd(name: "Content-Length", value: String(contentLength))
+        if status != .notModified { headers.replaceOrAdd(name: "Content-Length", value: String(contentLength)) }
         if closing { headers.replaceOrAdd(name: "Connection", value: "close") }
         return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
     }

@@ -46,6 +46,10 @@ struct RouteTable: Sendable {
     let aggregator: Aggregator?
     /// Present only with `CAP_HOST_MANAGEMENT=1`.
     let hostInfo: HostInfoCache?
+    /// This node's host info answers as encoded, with their tags; with `hostInfo`.
+    let hostInfoAnswers: HostInfoAnswers?
+    /// Each member's last host info answer, for the fleet route to ask conditionally.
+    let memberHostInfo = MemberAnswerCache()
     /// The process's udev monitor, for the cache and the event streams; with host management only.
     let hardwareEvents: HardwareEventMonitor?
     let threadPool: NIOThreadPool
@@ -81,9 +85,11 @@ struct RouteTable: Sendable {
             let cache = HostInfoCache(inventory: inventory)
             _ = cache.watchForChanges()
             self.hostInfo = cache
+            self.hostInfoAnswers = HostInfoAnswers()
             self.hardwareEvents = .shared
         } else {
             self.hostInfo = nil
+            self.hostInfoAnswers = nil
             self.hardwareEvents = nil
         }
     }
@@ -91,7 +97,7 @@ struct RouteTable: Sendable {
     static let hostManagementDisabled = AgentError(.serviceUnavailable, "Host management capability disabled")
 
     private var localHostInfo: GetHostInfo {
-        GetHostInfo(hostInfo: hostInfo, threadPool: threadPool, cluster: cluster, configuredNodeName: configuration.nodeName)
+        GetHostInfo(hostInfo: hostInfo, answers: hostInfoAnswers, threadPool: threadPool, cluster: cluster, configuredNodeName: configuration.nodeName)
     }
 
     private var localHostEvents: GetHostEvents {
@@ -114,7 +120,7 @@ struct RouteTable: Sendable {
             return .answer(localHostInfo, collectsBody: false)
         case .clusterHostInfo:
             return .answer(GetClusterHostInfo(
-                local: localHostInfo, cluster: cluster, aggregator: aggregator), collectsBody: false)
+                local: localHostInfo, cluster: cluster, aggregator: aggregator, memberAnswers: memberHostInfo), collectsBody: false)
         case .hostEvents:
             return .stream(localHostEvents)
         case .clusterHostEvents:

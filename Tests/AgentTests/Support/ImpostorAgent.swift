@@ -21,13 +21,19 @@ final class ImpostorAgent: Sendable {
     private let channel: Channel
     private let state: NIOLockedValueBox<State>
 
+    private struct Answer {
+        var status: HTTPResponseStatus
+        var body: ByteBuffer
+        var headers: [(String, String)]
+    }
+
     private struct State {
         /// The probe answer's body; nil answers 503 (not claiming anything yet).
         var claim: String?
         var delay: TimeAmount = .zero
         var received: [Received] = []
         /// Answers for requests whose target contains the key.
-        var answers: [String: (status: HTTPResponseStatus, body: ByteBuffer)] = [:]
+        var answers: [String: Answer] = [:]
     }
 
     /// Listens on `host` (an ephemeral port). Other requests are answered 500, so that
@@ -60,9 +66,10 @@ final class ImpostorAgent: Sendable {
         }
     }
 
-    /// From now on, answers a request whose target contains `target` with `status` and `body`.
-    func answer(_ target: String, with body: ByteBuffer, status: HTTPResponseStatus = .ok) {
-        state.withLockedValue { $0.answers[target] = (status, body) }
+    /// From now on, answers a request whose target contains `target` with `status`,
+    /// `body` (none on a 304) and `headers` besides its own.
+    func answer(_ target: String, with body: ByteBuffer, status: HTTPResponseStatus = .ok, headers: [(String, String)] = []) {
+        state.withLockedValue { $0.answers[target] = Answer(status: status, body: body, headers: headers) }
     }
 
     var received: [Received] { state.withLockedValue { $0.received } }
@@ -83,7 +90,7 @@ final class ImpostorAgent: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
-            let (claim, delay, answer) = state.withLockedValue { state -> (String?, TimeAmount, (status: HTTPResponseStatus, body: ByteBuffer)?) in
+            let (claim, delay, answer) = state.withLockedValue { state -> (String?, TimeAmount, Answer?) in
                 state.received.append(Received(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }))
                 return (state.claim, state.delay, state.answers.first { head.uri.contains($0.key) }?.value)
             }
@@ -93,10 +100,12 @@ final class ImpostorAgent: Sendable {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.scheduleTask(in: isProbe ? delay : .zero) {
                 let (handler, context) = loopBound.value
-                var headers: HTTPHeaders = ["Content-Type": "application/json", "Content-Length": String(body.readableBytes)]
+                var headers: HTTPHeaders = ["Content-Type": "application/json"]
+                if status != .notModified { headers.add(name: "Content-Length", value: String(body.readableBytes)) }
                 headers.add(name: "Connection", value: "keep-alive")
+                for (name, value) in isProbe ? [] : answer?.headers ?? [] { headers.add(name: name, value: value) }
                 context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-                context.write(handler.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+                if status != .notModified { context.write(handler.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
                 context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
             }
         }

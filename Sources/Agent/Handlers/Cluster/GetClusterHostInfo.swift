@@ -14,6 +14,9 @@ struct GetClusterHostInfo: AgentHandler {
     let local: GetHostInfo
     let cluster: ClusterMembership?
     let aggregator: Aggregator?
+    /// Each member's last answer: members are asked for theirs conditionally, and one
+    /// that has not changed is not sent again (`MemberAnswerCache`).
+    let memberAnswers: MemberAnswerCache?
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
         let query = request.head.uri.firstIndex(of: "?").map { String(request.head.uri[$0...]) } ?? ""
@@ -41,7 +44,7 @@ struct GetClusterHostInfo: AgentHandler {
         peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
         // Nodes the `node` filter leaves out are not asked at all.
         // Each member's answer is checked where it arrives, on the loop that read it.
-        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop, checkingObjects: true) {
+        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop, checkingObjects: true, reusing: memberAnswers) {
             self.localPart(request, on: eventLoop)
         }.map { results in
             Self.document(results.map { ($0.node.name, $0.node.role, $0.result) })
@@ -52,9 +55,12 @@ struct GetClusterHostInfo: AgentHandler {
     /// own) and nothing the client could use to steer it elsewhere.
     static let forwardedHeaders: Set<String> = [AgentHeaderName.publicKey.lowercased(), AgentHeaderName.signature.lowercased(), "host"]
 
-    /// This node's inventory, as its own route answers it.
+    /// This node's inventory, as its own route answers it (whole: the client's
+    /// `If-None-Match` is about a single node's answer, not this part of a document).
     private func localPart(_ request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<CollectedResponse> {
-        local.respond(to: request, on: eventLoop).map { response in
+        var request = request
+        request.head.headers.remove(name: "If-None-Match")
+        return local.respond(to: request, on: eventLoop).map { response in
             CollectedResponse(head: HTTPResponseHead(version: .http1_1, status: response.status), body: response.bodyBuffer ?? ByteBuffer())
         }
     }

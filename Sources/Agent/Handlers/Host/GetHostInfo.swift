@@ -1,5 +1,6 @@
 import Hardware
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Proxy
 #if canImport(Glibc)
@@ -9,28 +10,50 @@ import Glibc
 /// `GET /host/info`: this node's hardware (PCI devices, physical disks, GPUs, USB,
 /// network interfaces, CPU and memory, DMI, mounted filesystems), with
 /// `CAP_HOST_MANAGEMENT=1`. `?filters=` (Docker's JSON form) narrows it on this node
-/// (`Hardware/HostInfoFilter`); a bad one is a 400 naming what is wrong.
+/// (`Hardware/HostInfoFilter`); a bad one is a 400 naming what is wrong. Every answer
+/// carries an `ETag`, and a request whose `If-None-Match` names it gets a `304`
+/// (`HostInfoAnswers`): what the agent that asks for the fleet's inventory sends.
 struct GetHostInfo: AgentHandler {
     let hostInfo: HostInfoCache?
+    /// The answers encoded so far; present with `hostInfo`.
+    let answers: HostInfoAnswers?
     let threadPool: NIOThreadPool
     /// Names this node for the `node` filter: the Swarm's name for it, else the configured one, else the host name.
     let cluster: ClusterMembership?
     let configuredNodeName: String?
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
-        guard let hostInfo else { return eventLoop.makeSucceededFuture(.error(RouteTable.hostManagementDisabled)) }
+        guard let hostInfo, let answers else { return eventLoop.makeSucceededFuture(.error(RouteTable.hostManagementDisabled)) }
         let filter: HostInfoFilter
         do {
             filter = try Self.filter(uri: request.head.uri)
         } catch {
             return eventLoop.makeSucceededFuture(.error(error))
         }
+        let (nodeName, conditions) = (self.nodeName, request.head.headers["If-None-Match"])
+        // Warm and encoded already: answered here.
+        if let snapshot = hostInfo.freshSnapshot(), let answer = answers.answer(for: snapshot, filter, nodeName: nodeName) {
+            return eventLoop.makeSucceededFuture(Self.response(answer, conditions: conditions))
+        }
         // A cache miss walks sysfs and udev: keep it off the event loop.
         return threadPool.runIfActive(eventLoop: eventLoop) {
-            AgentResponse.json(.ok, try AgentJSON.encode(filter.apply(to: hostInfo.hostInfo(), nodeName: nodeName)))
+            let snapshot = hostInfo.snapshot()
+            let answer = try answers.answer(for: snapshot, filter, nodeName: nodeName) ?? answers.encode(snapshot, filter, nodeName: nodeName)
+            return Self.response(answer, conditions: conditions)
         }.recover { error in
             .error(AgentError(.internalServerError, "Unable to read the host's hardware", details: "\(error)"))
         }
+    }
+
+    /// `answer`, or a `304` when the `If-None-Match` values `conditions` name its tag.
+    static func response(_ answer: HostInfoAnswers.Answer, conditions: [String]) -> AgentResponse {
+        let tag: HTTPHeaders = ["ETag": answer.entityTag]
+        if !conditions.isEmpty, HostInfoAnswers.matches(conditions, entityTag: answer.entityTag) {
+            return AgentResponse(status: .notModified, headers: tag)
+        }
+        var headers = tag
+        headers.add(name: "Content-Type", value: "application/json")
+        return AgentResponse(status: .ok, headers: headers, buffer: answer.body)
     }
 
     /// This node's name: the Swarm's name for it, else the configured one, else the host name.
