@@ -150,7 +150,7 @@ if Context.environment["DECKHAND_FUZZ"] != nil {
         fuzzer("ByteRangeFuzzer", ["Agent", "ASCIIText"]),
         fuzzer("HeaderParametersFuzzer", ["Agent"]),
         fuzzer("ResponseHeadFuzzer", [
-            "Proxy", nioHTTP1, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            "Proxy", "ASCIIText", nioHTTP1, .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
     ]
 }

@@ -105,4 +105,10 @@ public enum ASCII {
         }
         return bytes[first...last]
     }
+
+    /// `text` without the optional white space (spaces and tabs) around it, as a header
+    /// value is read (RFC 9110 5.5): NIO's decoder keeps the trailing white space.
+    public static func trimmingWhitespace(_ text: String) -> String {
+        String(decoding: trimmingWhitespace(Array(text.utf8)[...]), as: UTF8.self)
+    }
 }

@@ -1,3 +1,4 @@
+import ASCIIText
 import NIOCore
 import NIOHTTP1
 
@@ -199,7 +200,7 @@ public final class CollectingExchange: UpstreamDelegate {
                 return
             }
             if statusOnly {
-                head = Self.statusOnly(responseHead.status, entityTag: responseHead.headers.first(name: "ETag"))
+                head = Self.statusOnly(responseHead.status, entityTag: responseHead.headers.first(name: "ETag").map(ASCII.trimmingWhitespace))
             } else {
                 head = responseHead
             }

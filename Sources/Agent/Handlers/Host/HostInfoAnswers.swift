@@ -73,21 +73,12 @@ final class HostInfoAnswers: Sendable {
     static func matches(_ fieldValues: [String], entityTag: String) -> Bool {
         for value in fieldValues {
             for candidate in value.split(separator: ",") {
-                var tag = candidate.trimmingSpaces
+                var tag = Substring(ASCII.trimmingWhitespace(String(candidate)))
                 if tag == "*" { return true }
                 if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
                 if tag == entityTag[...] { return true }
             }
         }
         return false
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingSpaces: Substring {
-        var trimmed = self
-        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
-        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
-        return trimmed
     }
 }
