@@ -4,12 +4,14 @@
 # the server's share of each request (time to first byte minus the time the request
 # was sent), with curl.
 #   bench/host-info.sh [warm requests, default 500] [cold starts, default 15]
+# DECKHAND_BINARY names the binary to measure (another build, for an A/B); else this
+# tree's release build is built and measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 warm=${1:-500}
 cold=${2:-15}
 scripts/setup
-binary=$(scripts/release-build)
+binary=${DECKHAND_BINARY:-$(scripts/release-build)}
 work=$(mktemp -d /tmp/deckhand-hostinfo.XXXXXX)
 agent=
 cleanup() { [ -n "$agent" ] && kill "$agent" 2>/dev/null; rm -rf "$work"; }
