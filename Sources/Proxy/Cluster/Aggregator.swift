@@ -199,7 +199,7 @@ private struct MemberCalls: Sendable {
     let timeout: TimeAmount
     let statusOnly: Bool
     let checkingObjects: Bool
-    /// Each member's last answer to `head`, to ask for conditionally (with `checkingObjects`).
+    /// Each member's last answer to `head`, to ask for conditionally; nil unless `checkingObjects`.
     let answers: MemberAnswerCache?
 
     /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
@@ -209,7 +209,6 @@ private struct MemberCalls: Sendable {
         var head = head
         let part = parts[index]
         head.headers.replaceOrAdd(name: AgentHeaderName.target, value: part.node.name)
-        let answers = checkingObjects ? self.answers : nil
         let key = answers == nil ? nil : part.host.map { MemberAnswerCache.Key(node: part.node.name, host: $0, port: part.port, uri: head.uri) }
         let kept = key.flatMap { answers?.entry(for: $0) }
         if let kept { head.headers.replaceOrAdd(name: "If-None-Match", value: kept.entityTag) }

@@ -30,7 +30,7 @@ struct GetHostInfo: AgentHandler {
         } catch {
             return eventLoop.makeSucceededFuture(.error(error))
         }
-        let (nodeName, conditions) = (self.nodeName, request.head.headers["If-None-Match"])
+        let (nodeName, conditions) = (self.nodeName, request.head.headers[canonicalForm: "If-None-Match"])
         // Warm and encoded already: answered here.
         if let snapshot = hostInfo.freshSnapshot(), let answer = answers.answer(for: snapshot, filter, nodeName: nodeName) {
             return eventLoop.makeSucceededFuture(Self.response(answer, conditions: conditions))
@@ -45,10 +45,10 @@ struct GetHostInfo: AgentHandler {
         }
     }
 
-    /// `answer`, or a `304` when the `If-None-Match` values `conditions` name its tag.
-    static func response(_ answer: HostInfoAnswers.Answer, conditions: [String]) -> AgentResponse {
+    /// `answer`, or a `304` when the `If-None-Match` elements `conditions` name its tag.
+    static func response(_ answer: HostInfoAnswers.Answer, conditions: [Substring]) -> AgentResponse {
         let tag: HTTPHeaders = ["ETag": answer.entityTag]
-        if !conditions.isEmpty, HostInfoAnswers.matches(conditions, entityTag: answer.entityTag) {
+        if HostInfoAnswers.matches(conditions, entityTag: answer.entityTag) {
             return AgentResponse(status: .notModified, headers: tag)
         }
         var headers = tag

@@ -68,17 +68,12 @@ final class HostInfoAnswers: Sendable {
         "\"" + HexEncoding.encode(SHA256.hash(data: body).prefix(16)) + "\""
     }
 
-    /// Whether `If-None-Match` field values name `entityTag` (weak comparison, RFC 9110
-    /// 13.1.2: `W/` is ignored), or are `*`.
-    static func matches(_ fieldValues: [String], entityTag: String) -> Bool {
-        for value in fieldValues {
-            for candidate in value.split(separator: ",") {
-                var tag = Substring(ASCII.trimmingWhitespace(String(candidate)))
-                if tag == "*" { return true }
-                if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
-                if tag == entityTag[...] { return true }
-            }
+    /// Whether the `If-None-Match` list elements `conditions` (split and trimmed, as
+    /// `HTTPHeaders[canonicalForm:]` gives them) name `entityTag` (weak comparison,
+    /// RFC 9110 13.1.2: `W/` is ignored), or are `*`.
+    static func matches(_ conditions: [Substring], entityTag: String) -> Bool {
+        conditions.contains { condition in
+            condition == "*" || (condition.hasPrefix("W/") ? condition.dropFirst(2) : condition) == entityTag[...]
         }
-        return false
     }
 }
