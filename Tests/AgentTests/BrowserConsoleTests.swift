@@ -44,18 +44,19 @@ struct BrowserConsoleTests {
             let driver = PortainerProxyStandIn.fixtures.appendingPathComponent("type-in-console.py")
             let run = try Command.run("/usr/bin/python3", [
                 driver.path, String(chromium.devToolsPort), proxy.consoleURL("exec", id: id), "echo héllo €", "héllo €", screenshot.path,
-            ], timeout: 90)
+            ], timeout: 150)
             print("browser console: screenshot at \(screenshot.path)")
             guard run.status == 0 else {
                 throw TestSetupError("type-in-console.py failed (\(run.status)): \(run.errorOutput)\nstand-in: \(proxy.log)")
             }
             let report = try JSONDecoder().decode(PageReport.self, from: run.stdout)
             #expect(report.opened, "the page's websocket never opened; stand-in: \(proxy.log)")
-            #expect(report.messageTypes == ["[object String]"], "websocket messages reached the page as \(report.messageTypes)")
+            let state = "closed: \(report.closed.map(String.init) ?? "unknown"); stand-in: \(proxy.log)"
+            #expect(report.messageTypes == ["[object String]"], "websocket messages reached the page as \(report.messageTypes); \(state)")
             let lines = (report.lines ?? []).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             // The prompt with the echoed command, the command's output, then the next prompt.
             let echoed = lines.firstIndex(of: "/ # echo héllo €")
-            #expect(echoed != nil, "terminal: \(lines)")
+            #expect(echoed != nil, "terminal: \(lines); \(state)")
             if let echoed {
                 #expect(Array(lines[(echoed + 1)...]) == ["héllo €", "/ #"], "terminal: \(lines)")
             }
