@@ -188,32 +188,59 @@ public final class ConfinedRoot: Sendable {
         }
     }
 
-    /// Creates the directory at `path` and any missing parents (like `mkdir -p`), 0755.
-    /// Existing directories, and links to directories inside the root, are fine; anything
-    /// else in the way throws `notADirectory`.
-    public func makeDirectories(_ path: ConfinedPath) throws(HostFSError) {
-        var current = ConfinedPath.root
-        for name in path.components {
-            let parentPath = current
-            current = current.appending(name)
-            try mappingErrors(to: current) { () throws(SystemError) in
-                let parent = try resolver.open(parentPath, flags: deckhand_O_PATH | O_DIRECTORY)
-                defer { close(parent) }
-                if mkdirat(parent, name.value, 0o755) == 0 {
-                    // Exactly 0755 whatever the umask; O_NOFOLLOW so a link swapped in is not chmod-ed.
-                    let created = openat(parent, name.value, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                    if created >= 0 {
-                        _ = fchmod(created, 0o755)
-                        close(created)
+    /// Creates the directory at `path` and any missing parents (like `mkdir -p`), 0755,
+    /// and returns those it made, outermost first. Existing directories, and links to
+    /// directories inside the root, are fine; anything else in the way throws
+    /// `notADirectory`. When it throws, the directories it made are removed again
+    /// (`removeEmptyDirectories`): a failed call leaves the tree as it found it.
+    @discardableResult
+    public func makeDirectories(_ path: ConfinedPath) throws(HostFSError) -> [ConfinedPath] {
+        var made: [ConfinedPath] = []
+        do throws(HostFSError) {
+            var current = ConfinedPath.root
+            for name in path.components {
+                let parentPath = current
+                current = current.appending(name)
+                let created = try mappingErrors(to: current) { () throws(SystemError) -> Bool in
+                    let parent = try resolver.open(parentPath, flags: deckhand_O_PATH | O_DIRECTORY)
+                    defer { close(parent) }
+                    if mkdirat(parent, name.value, 0o755) == 0 {
+                        // Exactly 0755 whatever the umask; O_NOFOLLOW so a link swapped in is not chmod-ed.
+                        let created = openat(parent, name.value, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                        if created >= 0 {
+                            _ = fchmod(created, 0o755)
+                            close(created)
+                        }
+                        return true
+                    } else if errno != EEXIST {
+                        throw SystemError(code: errno, operation: "mkdir")
                     }
-                } else if errno != EEXIST {
-                    throw SystemError(code: errno, operation: "mkdir")
+                    return false
                 }
+                if created { made.append(current) }
             }
+            // Whatever was there must now be a directory (or a link to one inside the root).
+            try mappingErrors(to: path) { () throws(SystemError) in
+                _ = close(try resolver.open(path, flags: deckhand_O_PATH | O_DIRECTORY))
+            }
+        } catch {
+            removeEmptyDirectories(made)
+            throw error
         }
-        // Whatever was there must now be a directory (or a link to one inside the root).
-        try mappingErrors(to: path) { () throws(SystemError) in
-            _ = close(try resolver.open(path, flags: deckhand_O_PATH | O_DIRECTORY))
+        return made
+    }
+
+    /// Removes `paths` (what `makeDirectories` returned), innermost first, each only if
+    /// it is still an empty directory: whatever someone put in one meanwhile stays, and
+    /// so does the folder holding it. Failures are ignored; this only tidies up.
+    public func removeEmptyDirectories(_ paths: [ConfinedPath]) {
+        for path in paths.reversed() {
+            guard let name = path.lastComponent,
+                let parent = try? resolver.open(path.parent, flags: deckhand_O_PATH | O_DIRECTORY)
+            else { continue }
+            // AT_REMOVEDIR is rmdir: it fails on a file, a link or a folder that is not empty.
+            _ = unlinkat(parent, name.value, AT_REMOVEDIR)
+            close(parent)
         }
     }
 

@@ -292,6 +292,38 @@ struct BrowseRouteTests {
         }
     }
 
+    /// What the kernel refuses decides: the host root holds a tmpfs with room for 64 KiB
+    /// and two more inodes. A megabyte does not fit in a folder made for it, and a third
+    /// level of folders does not fit at all: each is a 507, and no folder made for the
+    /// upload is left behind.
+    @Test("an upload that cannot be put in place leaves none of the folders made for it")
+    func failedUploadLeavesNoFolders() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hostroot-\(UUID().uuidString)")
+        let small = root.appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try #require(mount("tmpfs", small.path, "tmpfs", 0, "size=64k,nr_inodes=3") == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
+        defer { _ = umount2(small.path, Int32(MNT_DETACH)) }
+        let big = root.appendingPathComponent("big.bin")
+        try Data(count: 1 << 20).write(to: big)
+        try await TestAgent.with(hostManagement: true, hostRoot: root.path) { agent async throws in
+            let key = SigningKey()
+            func put(_ file: URL, path: String) throws -> HTTPReply {
+                try Curl.request("POST", agent.baseURL + "/browse/put", headers: key.headers(), extra: ["-F", "file=@\(file.path)", "-F", "Path=\(path)"])
+            }
+            for destination in ["/host/small/new", "/host/small/a/b/c"] {
+                let reply = try put(big, path: destination)
+                #expect(reply.status == 507, "\(destination): \(reply.status) \(reply.text)")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: small.path) == [], "\(destination)")
+            }
+            // What fits still goes in, into the folders made for it.
+            let tiny = root.appendingPathComponent("tiny.txt")
+            try Data("fits\n".utf8).write(to: tiny)
+            #expect(try put(tiny, path: "/host/small/new").status == 204)
+            #expect(try String(contentsOf: small.appendingPathComponent("new/tiny.txt"), encoding: .utf8) == "fits\n")
+        }
+    }
+
     /// On the real binary, whose descriptors can be counted: a staged upload is an
     /// O_TMPFILE (no name in any listing), so a leaked one shows only as a descriptor.
     @Test("a broken or refused upload leaves no partial file, the old file intact, and no descriptor open")

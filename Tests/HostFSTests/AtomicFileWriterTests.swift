@@ -176,25 +176,19 @@ import Testing
     }
 
     func copiesAcrossFilesystems(_ temporary: TemporaryFile.Kind) throws {
-        var template = Array((FileManager.default.temporaryDirectory.path + "/hostfs-root-XXXXXX").utf8CString)
-        let made = try #require(mkdtemp(&template))
-        let rootPath = String(cString: made)
-        defer { _ = try? FileManager.default.removeItem(atPath: rootPath) }
-        let folder = rootPath + "/other-fs"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
-        try #require(mount("tmpfs", folder, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
-        defer { _ = umount2(folder, Int32(MNT_DETACH)) }
-        var rootStatus = stat(), folderStatus = stat()
-        #expect(stat(rootPath, &rootStatus) == 0 && stat(folder, &folderStatus) == 0)
-        try #require(rootStatus.st_dev != folderStatus.st_dev, "the tmpfs must be another filesystem than the root")
+        try withTmpfsInRoot("other-fs", options: "size=16m") { rootPath, folder in
+            var rootStatus = stat(), folderStatus = stat()
+            #expect(stat(rootPath, &rootStatus) == 0 && stat(folder, &folderStatus) == 0)
+            try #require(rootStatus.st_dev != folderStatus.st_dev, "the tmpfs must be another filesystem than the root")
 
-        let root = try ConfinedRoot(path: rootPath)
-        let writer = try root.makeAtomicWriter(kind: temporary)
-        let content = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        try writer.write(content)
-        try writer.commit(in: try ConfinedPath("/other-fs"), named: FileName("copied.bin"))
-        #expect(FileManager.default.contents(atPath: folder + "/copied.bin").map(Array.init) == content)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["copied.bin"])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: rootPath) == ["other-fs"])
+            let root = try ConfinedRoot(path: rootPath)
+            let writer = try root.makeAtomicWriter(kind: temporary)
+            let content = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            try writer.write(content)
+            try writer.commit(in: try ConfinedPath("/other-fs"), named: FileName("copied.bin"))
+            #expect(FileManager.default.contents(atPath: folder + "/copied.bin").map(Array.init) == content)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["copied.bin"])
+            #expect(try FileManager.default.contentsOfDirectory(atPath: rootPath) == ["other-fs"])
+        }
     }
 }

@@ -173,3 +173,17 @@ func contents(_ file: ReadableFile) -> String {
 
 /// Both ways of resolving: the kernel's openat2 and the component walk fallback.
 let resolutions: [PathResolution] = [.automatic, .componentWalk]
+
+/// A temporary root folder holding a tmpfs (mounted with `options`) at `name`: another
+/// filesystem inside the root, whose limits are the kernel's. Both go when `body` ends.
+func withTmpfsInRoot(_ name: String, options: String, _ body: (_ rootPath: String, _ mounted: String) throws -> Void) throws {
+    var template = Array((FileManager.default.temporaryDirectory.path + "/hostfs-root-XXXXXX").utf8CString)
+    let made = try #require(mkdtemp(&template))
+    let rootPath = String(cString: made)
+    defer { _ = try? FileManager.default.removeItem(atPath: rootPath) }
+    let mounted = rootPath + "/" + name
+    try FileManager.default.createDirectory(atPath: mounted, withIntermediateDirectories: false)
+    try #require(mount("tmpfs", mounted, "tmpfs", 0, options) == 0, "mount tmpfs: \(String(cString: strerror(errno)))")
+    defer { _ = umount2(mounted, Int32(MNT_DETACH)) }
+    try body(rootPath, mounted)
+}

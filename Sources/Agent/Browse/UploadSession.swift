@@ -174,11 +174,14 @@ final class UploadSession {
         let root = location.root
         return written.flatMap { [threadPool, eventLoop] in
             threadPool.runIfActive(eventLoop: eventLoop) {
+                // Folders made for this file go again if it cannot be put there.
+                var made: [ConfinedPath] = []
                 do {
-                    try root.makeDirectories(directory)
+                    made = try root.makeDirectories(directory)
                     try writer.commit(in: directory, named: fileName)
                 } catch let error as HostFSError {
                     writer.abort()
+                    root.removeEmptyDirectories(made)
                     throw AgentError(error)
                 }
             }
