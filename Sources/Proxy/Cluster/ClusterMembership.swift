@@ -269,6 +269,7 @@ public final class ClusterMembership: Sendable {
     }
 
     private func round() -> EventLoopFuture<Void> {
+        let started = NIODeadline.now()
         let identity = NodeIdentity.fetch(from: engine, on: eventLoop, timeout: settings.memberTimeout)
             .map { engineIdentity in
                 var identity = engineIdentity
@@ -295,10 +296,12 @@ public final class ClusterMembership: Sendable {
         let ready = knowsItself ? eventLoop.makeSucceededVoidFuture() : identity
         let probes = ready.flatMap { self.resolve() }.flatMap { addresses in
             self.resolved(addresses)
-            return EventLoopFuture.whenAllComplete(addresses.map { self.probe(host: $0.host, port: $0.port) }, on: self.eventLoop)
+            return ProbeWaves(count: addresses.count, on: self.eventLoop) { index in
+                self.probe(host: addresses[index].host, port: addresses[index].port)
+            }.run(width: Self.probesAtOnce)
         }
         return identity.and(probes).map { _ in
-            self.prune()
+            self.prune(roundStarted: started)
             self.scheduleNextRound()
         }
     }
@@ -315,6 +318,12 @@ public final class ClusterMembership: Sendable {
     /// The most addresses one round probes: a DNS answer with more (a hostile or broken
     /// resolver) is cut there, and the cut logged.
     public static let maximumAddresses = 1024
+
+    /// The most probes of one round in flight at once: a long answer is probed in waves
+    /// (each probe within the member timeout), so that it never means a thousand TLS
+    /// connections opened at the same moment. Answering agents take milliseconds, so
+    /// a Swarm of this many nodes or fewer sees no difference.
+    public static let probesAtOnce = 64
 
     /// Every address the cluster address names right now (at most `maximumAddresses`).
     /// Name look-ups block, so they run on the thread pool.
@@ -482,9 +491,12 @@ public final class ClusterMembership: Sendable {
         }
     }
 
-    /// Members silent for three probe intervals are gone until they answer again.
-    private func prune() {
-        let horizon = NIODeadline.now() - settings.probeInterval * 3
+    /// Members silent for three probe intervals are gone until they answer again. One
+    /// that answered during the round that just ended is never gone: a round of many
+    /// silent addresses, probed in waves (`probesAtOnce`), may last longer than that,
+    /// and those probed early in it must not count as silent for it.
+    private func prune(roundStarted: NIODeadline) {
+        let horizon = min(NIODeadline.now() - settings.probeInterval * 3, roundStarted)
         let gone = state.withLockedValue { state -> [ClusterMember] in
             let stale = state.entries.filter { $0.value.lastSeen < horizon }
             for key in stale.keys {
@@ -543,5 +555,42 @@ public struct ProbeRecord: Sendable, Equatable, Codable {
         case address = "Address", nodeName = "NodeName", role = "NodeRole", version = "Version", isMember = "Member"
         case lastSuccess = "LastSuccess", roundTripMilliseconds = "RoundTripMs", consecutiveFailures = "ConsecutiveFailures"
         case lastError = "LastError", dropped = "Dropped"
+    }
+}
+
+/// Runs `count` probes on one loop, at most `width` at a time, each started as an
+/// earlier one ends; the future completes when all have (a probe's failure is its own
+/// to record, so it never fails).
+private final class ProbeWaves {
+    private let count: Int
+    private let eventLoop: EventLoop
+    private let start: (Int) -> EventLoopFuture<Void>
+    private let promise: EventLoopPromise<Void>
+    private var next = 0
+    private var finished = 0
+
+    init(count: Int, on eventLoop: EventLoop, start: @escaping (Int) -> EventLoopFuture<Void>) {
+        self.count = count
+        self.eventLoop = eventLoop
+        self.start = start
+        self.promise = eventLoop.makePromise()
+    }
+
+    func run(width: Int) -> EventLoopFuture<Void> {
+        eventLoop.assertInEventLoop()
+        let future = promise.futureResult
+        if count == 0 { promise.succeed() }
+        for _ in 0..<min(max(width, 1), count) { launch() }
+        return future
+    }
+
+    private func launch() {
+        guard next < count else { return }
+        let index = next
+        next += 1
+        start(index).hop(to: eventLoop).assumeIsolated().whenComplete { _ in
+            self.finished += 1
+            if self.finished == self.count { self.promise.succeed() } else { self.launch() }
+        }
     }
 }
