@@ -19,7 +19,13 @@ public final class HostInfoCache: Sendable {
         var generation = 0
         /// The number of the collection `value` came from.
         var collection: UInt64 = 0
+        /// Who waits for the next invalidation (`notifyOnInvalidation`), by number.
+        var waiters: [UInt64: @Sendable () -> Void] = [:]
+        var nextWaiter: UInt64 = 0
     }
+
+    /// The most callers that may wait for the next invalidation at once.
+    public static let maximumWaiters = 256
 
     private let state = Mutex(State())
     /// Serialises collections so concurrent cold requests do one inventory, not several.
@@ -85,11 +91,33 @@ public final class HostInfoCache: Sendable {
         }
     }
 
-    /// Forgets the cached answer; the next `hostInfo()` collects anew.
+    /// Forgets the cached answer; the next `hostInfo()` collects anew. Whoever waits
+    /// for this (`notifyOnInvalidation`) is called, on this thread, after the lock.
     public func invalidate() {
-        state.withLock { state in
+        let waiters = state.withLock { state in
             state.value = nil
             state.generation += 1
+            defer { state.waiters.removeAll() }
+            return state.waiters
         }
+        for waiter in waiters.values { waiter() }
+    }
+
+    /// Calls `body` once, at the next invalidation (a hardware event), on the thread
+    /// that invalidates; returns the number to cancel it with, or nil when
+    /// `maximumWaiters` already wait (the caller then does not wait).
+    public func notifyOnInvalidation(_ body: @escaping @Sendable () -> Void) -> UInt64? {
+        state.withLock { state in
+            guard state.waiters.count < Self.maximumWaiters else { return nil }
+            let number = state.nextWaiter
+            state.nextWaiter += 1
+            state.waiters[number] = body
+            return number
+        }
+    }
+
+    /// No longer calls what `notifyOnInvalidation` returned `number` for.
+    public func cancelNotification(_ number: UInt64) {
+        _ = state.withLock { $0.waiters.removeValue(forKey: number) }
     }
 }

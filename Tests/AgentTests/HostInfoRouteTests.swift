@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import Testing
 @testable import Agent
 import TestCommands
@@ -240,6 +241,66 @@ struct HostInfoRouteTests {
         #expect(newTag != tag)
         #expect(newTag == "\"" + String(try sha256sum(changed.body).prefix(32)) + "\"")
         #expect(try ask(newTag).status == 304)
+    }
+
+    /// The member side of `MemberWatches`: a conditional request with `Prefer: wait=N`
+    /// (RFC 7240) is held until the answer changes or N seconds pass. Timed by the
+    /// clock around curl, and changed by a real udev event in the testbed.
+    @Test("a long poll (If-None-Match with Prefer: wait) is held until the inventory changes or the wait ends")
+    func longPolls() throws {
+        let agent = try Self.agentWithGrowingDisk()
+        defer { agent.stop() }
+        let (url, signed) = (agent.baseURL + "/v2/host/info", SigningKey().headers())
+        @Sendable func ask(_ headers: [String: String]) throws -> (reply: HTTPReply, seconds: TimeInterval) {
+            let started = Date()
+            let reply = try Curl.request("GET", url, headers: signed.merging(headers) { $1 })
+            return (reply, Date().timeIntervalSince(started))
+        }
+        let tag = try #require(try ask([:]).reply.headers["etag"])
+
+        // Unchanged: the 304 comes when the wait is over, saying that it was held.
+        let held = try ask(["If-None-Match": tag, "Prefer": "wait=2"])
+        #expect(held.reply.status == 304)
+        #expect(held.seconds >= 1.9 && held.seconds < 4, "held \(held.seconds)s")
+        #expect(held.reply.headers["preference-applied"] == "wait=2")
+        #expect(held.reply.headers["etag"] == tag)
+        // A tag that is not the answer's: the answer at once.
+        let other = try ask(["If-None-Match": "\"0123\"", "Prefer": "wait=2"])
+        #expect(other.reply.status == 200)
+        #expect(other.seconds < 1.5, "took \(other.seconds)s")
+        // No wait that is a number of seconds, or no condition: nothing is held.
+        for prefer in ["wait=abc", "wait=0", "wait=-1", "wait=", "respond-async", "wait 2"] {
+            let plain = try ask(["If-None-Match": tag, "Prefer": prefer])
+            #expect(plain.reply.status == 304, "Prefer: \(prefer)")
+            #expect(plain.seconds < 1.5, "Prefer: \(prefer) held \(plain.seconds)s")
+            #expect(plain.reply.headers["preference-applied"] == nil)
+        }
+        #expect(try ask(["Prefer": "wait=2"]).seconds < 1.5)
+
+        // The disk grows while two polls are held (one asking for more seconds than any
+        // number holds: it is capped, not an error): both are answered then, with the
+        // new inventory, long before their waits end.
+        let group = DispatchGroup()
+        let replies = NIOLockedValueBox<[(reply: HTTPReply, seconds: TimeInterval)]>([])
+        for wait in ["10", "99999999999999999999999"] {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                if let reply = try? ask(["If-None-Match": tag, "Prefer": "wait=" + wait]) { replies.withLockedValue { $0.append(reply) } }
+            }
+        }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(kill(agent.pid, SIGUSR1) == 0)
+        #expect(group.wait(timeout: .now() + 20) == .success)
+        let woken = replies.withLockedValue { $0 }
+        #expect(woken.count == 2)
+        for answer in woken {
+            #expect(answer.reply.status == 200)
+            #expect(answer.seconds < 6, "answered after \(answer.seconds)s")
+            #expect(answer.reply.headers["etag"] != tag)
+            let disks = (try answer.reply.json() as? [String: Any])?["PhysicalDisks"] as? [[String: Any]]
+            #expect((disks?.first { $0["Name"] as? String == "sda" }?["Size"] as? NSNumber)?.uint64Value == Self.grownSectors * 512)
+        }
     }
 
     /// Twice the sectors of the fixture's 4 TB disk, which it grows to on SIGUSR1.
