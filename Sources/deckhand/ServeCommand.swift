@@ -72,6 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
     var dockerHubCA: String?
     @Option(name: .customLong("member-timeout"), help: "Seconds one member may take to answer a probe or its part of an aggregated list (DECKHAND_MEMBER_TIMEOUT, default 5).")
     var memberTimeout: String?
+    @Option(name: .customLong("member-watch"), help: "Seconds a member is asked to hold an unchanged host info answer while the fleet route watches it; a silent member is still listed for this long plus 1 s. 0: no watches, every fleet request asks every member (DECKHAND_MEMBER_WATCH, default 2).")
+    var memberWatch: String?
     @Option(name: .customLong("metrics-addr"), help: "host:port (or [IPv6]:port) of a plain-HTTP Prometheus endpoint, GET /metrics; never the agent's port (DECKHAND_METRICS_ADDR, default: off, nothing recorded).")
     var metricsAddress: String?
 
@@ -80,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
             (.host, host), (.port, port), (.logLevel, logLevel), (.logMode, logMode), (.secret, secret),
             (.hostManagement, hostManagement), (.clusterAddress, clusterAddress), (.engineSocket, engineSocket),
             (.hostRoot, hostRoot), (.volumesRoot, volumesRoot), (.tlsCertificate, tlsCertificate), (.tlsKey, tlsKey),
-            (.probeInterval, probeInterval), (.memberTimeout, memberTimeout),
+            (.probeInterval, probeInterval), (.memberTimeout, memberTimeout), (.memberWatch, memberWatch),
             (.headerTimeout, headerTimeout), (.bodyTimeout, bodyTimeout), (.maxConnections, maxConnections), (.secretTimeout, secretTimeout),
             (.nodeName, nodeName), (.allowedClients, allowedClients), (.secretFile, secretFile),
             (.dockerHubAuthURL, dockerHubAuthURL), (.dockerHubRegistryURL, dockerHubRegistryURL), (.dockerHubCA, dockerHubCA),

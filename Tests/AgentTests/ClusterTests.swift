@@ -1,4 +1,5 @@
 import Foundation
+import Proxy
 import Testing
 import TestCommands
 
@@ -261,7 +262,9 @@ extension LabSuites {
 
         @Test("the fleet's hardware in one request: every node with its role, one node by target, a cut node named promptly")
         func fleetHostInfo() throws {
-            let lab = try LabCluster(environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"])
+            // Probes every 3 s: a cut node stays a member for three rounds, longer than it
+            // takes its watch to lapse and its direct ask to time out (it is then named).
+            let lab = try LabCluster(probeInterval: 3, environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"])
             defer { lab.stop() }
             defer { _ = try? lab.lab(["link", "2", "up"]) }
             let key = lab.key
@@ -356,16 +359,48 @@ extension LabSuites {
             #expect(reply.status == 200)
             #expect(Set(try nodes(reply).keys) == ["node3"])
 
-            // Node 2's link is cut: answered within the member timeout, node 2 named.
+            // Node 1 now watches each member's answer (`MemberWatches`): a member whose
+            // answer has not changed is not asked at all. Counted by the kernel: what
+            // node 3 sends while node 1 answers 40 fleet requests is the watch's polls and
+            // the membership probes, not a 304 per request (each is a TLS record, a packet).
+            let packets = "/sys/class/net/dhlab-v\(node3.index)/statistics/rx_packets"
+            func sentPackets() throws -> Int { Int(try String(contentsOfFile: packets, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+            _ = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key)
+            let packetsBefore = try sentPackets()
+            let watchedStart = Date()
+            for _ in 0..<40 {
+                reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key)
+                #expect(reply.status == 200)
+                #expect(reply.headers["x-portaineragent-unreachable-nodes"] == nil)
+            }
+            let watchedSeconds = Date().timeIntervalSince(watchedStart)
+            let watchedPackets = try sentPackets() - packetsBefore
+            #expect(watchedPackets < 25, "node 3 sent \(watchedPackets) packets during 40 fleet requests in \(watchedSeconds)s")
+            #expect(Set(try nodes(reply).keys) == ["node1", "node2", "node3"])
+
+            // Node 2's link is cut. Every answer still comes within the member timeout;
+            // node 2's last answer is served for as long as its watch may be waiting on a
+            // held poll (`MemberWatches.defaultWait` + `defaultGrace`), then it is asked
+            // directly, and named.
             #expect(try lab.lab(["link", "2", "down"]).status == 0)
-            let started = Date()
-            reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key)
-            let elapsed = Date().timeIntervalSince(started)
-            #expect(reply.status == 200)
-            #expect(elapsed < lab.memberTimeout + 1.5, "took \(elapsed)s")
+            let cutAt = Date()
+            let watchWindow = Double(MemberWatches.defaultWait.nanoseconds + MemberWatches.defaultGrace.nanoseconds) / 1e9
+            var named = false
+            repeat {
+                let started = Date()
+                reply = try lab.request(node1, "GET", "/v2/cluster/host/info", key: key)
+                let elapsed = Date().timeIntervalSince(started)
+                #expect(reply.status == 200)
+                #expect(elapsed < lab.memberTimeout + 1.5, "took \(elapsed)s")
+                named = reply.headers["x-portaineragent-unreachable-nodes"] == "node2"
+                if !named {
+                    #expect(Date().timeIntervalSince(cutAt) < watchWindow + 0.5, "node 2 listed \(Date().timeIntervalSince(cutAt))s after its link was cut")
+                    Thread.sleep(forTimeInterval: 0.25)
+                }
+            } while !named && Date().timeIntervalSince(cutAt) < watchWindow + lab.memberTimeout + 3
+            #expect(named, "node 2 still not named \(Date().timeIntervalSince(cutAt))s after its link was cut")
             fleet = try nodes(reply)
             #expect(Set(fleet.keys) == ["node1", "node3"])
-            #expect(reply.headers["x-portaineragent-unreachable-nodes"] == "node2")
             #expect((try reply.json() as? [String: Any])?["UnreachableNodes"] as? [String] == ["node2"])
             _ = node3
         }
@@ -375,7 +410,9 @@ extension LabSuites {
         func spreadFanOut() throws {
             // 3 nodes + 9 agents more, three in front of each engine: past `membersPerLoop`
             // (4) per loop, so the asking agent spreads its member exchanges over its loops.
-            let lab = try LabCluster(environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/"], extraMembers: 9)
+            // Every request is a fan-out here: no watches (`MemberWatches`), which would
+            // answer for members without asking them (fleetHostInfo covers those).
+            let lab = try LabCluster(environment: ["CAP_HOST_MANAGEMENT=1", "DECKHAND_HOST_ROOT=/", "DECKHAND_MEMBER_WATCH=0"], extraMembers: 9)
             defer { lab.stop() }
             let key = lab.key
             let node2 = lab.nodes[1]

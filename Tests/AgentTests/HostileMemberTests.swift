@@ -100,7 +100,10 @@ struct HostileMemberTests {
         let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo])
         defer { engine.stop() }
         let key = SigningKey()
-        let agent = try Self.agent(with: impostor, named: "tagged-member", engine: engine, key: key, hostManagement: true)
+        // Every request asks the member here: no watches (`MemberWatches`), whose polls
+        // would stand in for some of them (tested below).
+        let agent = try Self.agent(
+            with: impostor, named: "tagged-member", engine: engine, key: key, hostManagement: true, environment: ["DECKHAND_MEMBER_WATCH": "0"])
         defer { agent.stop() }
         let filters = #"{"node":["tagged-member"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         func fleet() throws -> (nodes: [[String: Any]], unreachable: [String]?, conditions: String?) {
@@ -145,6 +148,67 @@ struct HostileMemberTests {
         reply = try fleet()
         #expect(reply.conditions == nil)
         #expect(reply.unreachable == ["tagged-member"])
+    }
+
+    /// A watched member (`MemberWatches`) that does not hold its polls is polled once per
+    /// wait, not in a loop; while its answer is vouched for, fleet requests do not ask
+    /// it; and a poll answered with something that is not one JSON object ends the watch,
+    /// so the next request asks it and names it. Counted by what the member received.
+    @Test("a watched member that answers polls at once is polled once per wait; a bad poll answer ends the watch and the member is named")
+    func watchedMember() throws {
+        let impostor = try ImpostorAgent(host: "127.0.0.1")
+        defer { impostor.stop() }
+        let engine = try HostileEngine(answers: ["/info": HostileEngine.swarmManagerInfo])
+        defer { engine.stop() }
+        let key = SigningKey()
+        let agent = try Self.agent(with: impostor, named: "watched-member", engine: engine, key: key, hostManagement: true, memberTimeout: "2")
+        defer { agent.stop() }
+        let filters = #"{"node":["watched-member"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        func fleet() throws -> (mine: Int?, unreachable: [String]?) {
+            let reply = try Curl.request("GET", agent.baseURL + "/v2/cluster/host/info?filters=\(filters)", headers: key.headers())
+            #expect(reply.status == 200, "\(reply.text)")
+            let document = try JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [String: Any]
+            let nodes = document?["Nodes"] as? [[String: Any]] ?? []
+            return ((nodes.first?["HostInfo"] as? [String: Int])?["Mine"], document?["UnreachableNodes"] as? [String])
+        }
+        func hostInfoRequests() -> [ImpostorAgent.Received] { impostor.forwarded.filter { $0.uri.contains("/host/info") } }
+        func isPoll(_ request: ImpostorAgent.Received) -> Bool {
+            request.headers.contains { $0.0.lowercased() == "prefer" && $0.1 == "wait=2" }
+                && request.headers.contains { $0.0.lowercased() == "if-none-match" && $0.1 == #""v1""# }
+        }
+
+        // Always the same 200, whatever is asked: it does not hold, nor answer 304.
+        impostor.answer("/host/info", with: ByteBuffer(string: #"{"Mine":1}"#), headers: [("ETag", #""v1""#)])
+        // Asked twice: watched from then on.
+        #expect(try fleet().mine == 1)
+        #expect(try fleet().mine == 1)
+        let watchedFrom = hostInfoRequests().count
+        let started = Date()
+        for _ in 0..<20 {
+            let answer = try fleet()
+            #expect(answer.mine == 1 && answer.unreachable == [], "\(answer)")
+        }
+        Thread.sleep(forTimeInterval: max(0, 4 - Date().timeIntervalSince(started)))
+        let seconds = Date().timeIntervalSince(started)
+        let since = hostInfoRequests().dropFirst(watchedFrom)
+        // Every request it had in that time was a poll, about one per 2 s (not 20 requests, nor a poll per 250 ms).
+        #expect(since.allSatisfy(isPoll), "\(since.filter { !isPoll($0) }.count) of \(since.count) requests were not polls")
+        #expect(since.count >= 1 && Double(since.count) <= seconds / 2 + 1.5, "\(since.count) polls in \(seconds)s")
+
+        // Its answer turns into something that is not one object: the next poll ends the
+        // watch, and the request after that asks it, and names it. Never served.
+        impostor.answer("/host/info", with: ByteBuffer(string: #"{"Mine":2}]"#), headers: [("ETag", #""v2""#)])
+        let turned = Date()
+        var answer = try fleet()
+        while answer.unreachable != ["watched-member"], Date().timeIntervalSince(turned) < 6 {
+            #expect(answer.mine == 1, "\(answer)")
+            Thread.sleep(forTimeInterval: 0.2)
+            answer = try fleet()
+        }
+        #expect(answer.unreachable == ["watched-member"], "\(answer)")
+        #expect(answer.mine == nil)
+        #expect(Date().timeIntervalSince(turned) < 2 + 1 + 1.5, "named after \(Date().timeIntervalSince(turned))s")
+        #expect(!hostInfoRequests().dropFirst(watchedFrom).allSatisfy(isPoll), "asked directly again")
     }
 
     /// A GET list with a body (curl -d with -X GET): the fan-out sends each node the

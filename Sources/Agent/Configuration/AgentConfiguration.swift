@@ -34,6 +34,10 @@ package struct AgentConfiguration: Sendable {
     package var probeInterval: Double = 5
     /// How long one member may take: a probe, or its part of an aggregated list.
     package var memberTimeout: Double = 5
+    /// `DECKHAND_MEMBER_WATCH`: the seconds a member is asked to hold an unchanged
+    /// answer when the fleet route watches it (`MemberWatches`); 0 turns watches off,
+    /// and every fleet request asks every member.
+    package var memberWatch = 2
     /// How long a connection may take to send a request head (and may idle between requests).
     package var headerTimeout: Double = 30
     /// How long a request body may go without a byte arriving (while the agent reads).
@@ -114,7 +118,7 @@ package struct ConfigurationError: Error, CustomStringConvertible {
 /// The single table that ties the CLI and the environment together.
 package enum Setting: String, CaseIterable, Sendable {
     case host, port, logLevel, logMode, secret, hostManagement, clusterAddress
-    case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout
+    case engineSocket, hostRoot, volumesRoot, tlsCertificate, tlsKey, probeInterval, memberTimeout, memberWatch
     case headerTimeout, bodyTimeout, maxConnections, secretTimeout, nodeName, allowedClients, secretFile
     case dockerHubAuthURL, dockerHubRegistryURL, dockerHubCA, engineTLSVerify, engineCertPath, metricsAddress
 
@@ -134,6 +138,7 @@ package enum Setting: String, CaseIterable, Sendable {
         case .tlsKey: return "DECKHAND_TLS_KEY"
         case .probeInterval: return "DECKHAND_PROBE_INTERVAL"
         case .memberTimeout: return "DECKHAND_MEMBER_TIMEOUT"
+        case .memberWatch: return "DECKHAND_MEMBER_WATCH"
         case .headerTimeout: return "DECKHAND_HEADER_TIMEOUT"
         case .bodyTimeout: return "DECKHAND_BODY_TIMEOUT"
         case .maxConnections: return "DECKHAND_MAX_CONNECTIONS"
@@ -172,6 +177,7 @@ package enum Setting: String, CaseIterable, Sendable {
         case .tlsKey: return "tls-key"
         case .probeInterval: return "probe-interval"
         case .memberTimeout: return "member-timeout"
+        case .memberWatch: return "member-watch"
         case .headerTimeout: return "header-timeout"
         case .bodyTimeout: return "body-timeout"
         case .maxConnections: return "max-connections"
@@ -341,6 +347,12 @@ extension AgentConfiguration {
                 }
                 configuration[keyPath: keyPath] = seconds
             }
+        }
+        if let text = value(.memberWatch) {
+            guard text.utf8.count <= 2, let seconds = Int(text), (0...10).contains(seconds) else {
+                throw ConfigurationError(setting: .memberWatch, value: text, accepted: "a whole number of seconds from 0 (off) to 10")
+            }
+            configuration.memberWatch = seconds
         }
         if let text = value(.engineSocket) {
             guard let address = EngineAddress(text) else {

@@ -50,6 +50,8 @@ struct RouteTable: Sendable {
     let hostInfoAnswers: HostInfoAnswers?
     /// Each member's last host info answer, for the fleet route to ask conditionally.
     let memberHostInfo = MemberAnswerCache()
+    /// Watches over those answers, so that unchanged members are not asked.
+    let memberHostInfoWatches: MemberWatches?
     /// The process's udev monitor, for the cache and the event streams; with host management only.
     let hardwareEvents: HardwareEventMonitor?
     let threadPool: NIOThreadPool
@@ -68,6 +70,8 @@ struct RouteTable: Sendable {
         self.cluster = cluster
         self.aggregator = aggregator
         self.threadPool = threadPool
+        self.memberHostInfoWatches = configuration.memberWatch == 0
+            ? nil : MemberWatches(answers: memberHostInfo, wait: .seconds(Int64(configuration.memberWatch)))
         self.browser = FileBrowser(configuration: configuration)
         do {
             let tls = try TLSConfigurations.verifiedClient(trustRootsFile: configuration.dockerHubCAFile)
@@ -120,7 +124,8 @@ struct RouteTable: Sendable {
             return .answer(localHostInfo, collectsBody: false)
         case .clusterHostInfo:
             return .answer(GetClusterHostInfo(
-                local: localHostInfo, cluster: cluster, aggregator: aggregator, memberAnswers: memberHostInfo), collectsBody: false)
+                local: localHostInfo, cluster: cluster, aggregator: aggregator, memberAnswers: memberHostInfo,
+                memberWatches: memberHostInfoWatches), collectsBody: false)
         case .hostEvents:
             return .stream(localHostEvents)
         case .clusterHostEvents:

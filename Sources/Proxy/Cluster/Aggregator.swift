@@ -79,24 +79,43 @@ public struct Aggregator: Sendable {
     /// that answer (see `MemberAnswerCache`). Call on `eventLoop`, the client connection's.
     public func gather(
         _ peerHead: HTTPRequestHead, including: (ClusterNode) -> Bool = { _ in true }, on eventLoop: EventLoop, checkingObjects: Bool = false,
-        reusing answers: MemberAnswerCache? = nil, local: @escaping () -> EventLoopFuture<CollectedResponse>
+        reusing answers: MemberAnswerCache? = nil, watching watches: MemberWatches? = nil, local: @escaping () -> EventLoopFuture<CollectedResponse>
     ) -> EventLoopFuture<[(node: ClusterNode, result: Result<CollectedResponse, Error>)]> {
         eventLoop.assertInEventLoop()
         let (everyone, everyonesLocal, excluded) = participants(for: peerHead.headers)
         let localNode = everyonesLocal.map { everyone[$0].node }
         let parts = everyone.filter { including($0.node) }
         let notAsked = excluded.filter(including)
-        let localIndex = parts.firstIndex { $0.node == localNode }
         var head = Self.bodiless(peerHead)
         head.headers.remove(name: "Connection")
-        let fanOut = FanOut(
-            members: MemberCalls(
-                parts: parts, head: head, peerKey: membership.peerKey, limit: memberBodyLimit, timeout: membership.settings.memberTimeout,
-                statusOnly: true, checkingObjects: checkingObjects, answers: checkingObjects ? answers : nil),
-            localIndex: localIndex, local: local)
-        return fanOut.run(on: loops(for: parts.count, from: eventLoop), concurrency: concurrency).map { results in
-            zip(parts, results).map { (node: $0.node, result: $1) }
-                + notAsked.map { (node: $0, result: .failure(PeerRefusal.notHoldingSignedSecret)) }
+        let answers = checkingObjects ? watches?.answers ?? answers : nil
+        let watches = checkingObjects ? watches : nil
+        // Members whose kept answer a live watch vouches for are not asked.
+        let now = NIODeadline.now()
+        let known: [CollectedResponse?] = parts.map { part in
+            guard let watches, part.node != localNode, let key = part.key(uri: head.uri) else { return nil }
+            return watches.current(key, now: now)
+        }
+        let asked = parts.indices.filter { known[$0] == nil }.map { parts[$0] }
+        let calls = MemberCalls(
+            parts: asked, head: head, peerKey: membership.peerKey, limit: memberBodyLimit, timeout: membership.settings.memberTimeout,
+            statusOnly: true, checkingObjects: checkingObjects, answers: answers)
+        let fanOut = FanOut(members: calls, localIndex: asked.firstIndex { $0.node == localNode }, local: local)
+        return fanOut.run(on: loops(for: asked.count, from: eventLoop), concurrency: concurrency).map { results in
+            var answered = results.makeIterator()
+            let merged = zip(parts, known).map { part, known in
+                (node: part.node, result: known.map { .success($0) } ?? answered.next()!)
+            }
+            // Each member asked and answered is watched from now on (unless it already is).
+            if let watches {
+                for (index, (part, result)) in zip(asked, results).enumerated() where part.node != localNode {
+                    guard case .success(let answer) = result, answer.head.status == .ok, let key = part.key(uri: head.uri) else { continue }
+                    watches.watch(
+                        key, head: calls.head(for: index), pool: part.pool, on: eventLoop, limit: self.memberBodyLimit,
+                        timeout: self.membership.settings.memberTimeout)
+                }
+            }
+            return merged + notAsked.map { (node: $0, result: .failure(PeerRefusal.notHoldingSignedSecret)) }
         }
     }
 
@@ -125,6 +144,11 @@ public struct Aggregator: Sendable {
         /// A member's address; nil for this node's own part.
         var host: String? = nil
         var port = 0
+
+        /// Where a member's answers to `uri` are kept; nil for this node's own part.
+        func key(uri: String) -> MemberAnswerCache.Key? {
+            host.map { MemberAnswerCache.Key(node: node.name, host: $0, port: port, uri: uri) }
+        }
     }
 
     /// Every member that may be sent a request with `headers` (`ClusterMembership.recipients`),
@@ -205,14 +229,21 @@ private struct MemberCalls: Sendable {
     /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
     /// (its connection is borrowed there); `done` gets the result. Its time is bounded
     /// by whoever starts it (`LoopCalls`), through the exchange returned.
-    func start(_ index: Int, on loop: EventLoop, done: @escaping (Result<CollectedResponse, Error>) -> Void) -> CollectingExchange {
+    /// The head member `index` is sent: targeted at it and signed for it.
+    func head(for index: Int) -> HTTPRequestHead {
         var head = head
+        let node = parts[index].node.name
+        head.headers.replaceOrAdd(name: AgentHeaderName.target, value: node)
+        peerKey?.sign(&head, for: node)
+        return head
+    }
+
+    func start(_ index: Int, on loop: EventLoop, done: @escaping (Result<CollectedResponse, Error>) -> Void) -> CollectingExchange {
+        var head = head(for: index)
         let part = parts[index]
-        head.headers.replaceOrAdd(name: AgentHeaderName.target, value: part.node.name)
-        let key = answers == nil ? nil : part.host.map { MemberAnswerCache.Key(node: part.node.name, host: $0, port: part.port, uri: head.uri) }
+        let key = answers == nil ? nil : part.key(uri: head.uri)
         let kept = key.flatMap { answers?.entry(for: $0) }
         if let kept { head.headers.replaceOrAdd(name: "If-None-Match", value: kept.entityTag) }
-        peerKey?.sign(&head, for: part.node.name)
         guard checkingObjects else {
             return part.pool.startCollecting(head, on: loop, limit: limit, statusOnly: statusOnly, done: done)
         }

@@ -17,6 +17,9 @@ struct GetClusterHostInfo: AgentHandler {
     /// Each member's last answer: members are asked for theirs conditionally, and one
     /// that has not changed is not sent again (`MemberAnswerCache`).
     let memberAnswers: MemberAnswerCache?
+    /// Long polls that keep those answers known to be current, so that a member whose
+    /// answer has not changed is not asked at all (`MemberWatches`).
+    let memberWatches: MemberWatches?
 
     func respond(to request: AgentRequest, on eventLoop: EventLoop) -> EventLoopFuture<AgentResponse> {
         let query = request.head.uri.firstIndex(of: "?").map { String(request.head.uri[$0...]) } ?? ""
@@ -44,7 +47,7 @@ struct GetClusterHostInfo: AgentHandler {
         peerHead.headers.add(name: AgentHeaderName.hop, value: "1")
         // Nodes the `node` filter leaves out are not asked at all.
         // Each member's answer is checked where it arrives, on the loop that read it.
-        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop, checkingObjects: true, reusing: memberAnswers) {
+        return aggregator.gather(peerHead, including: { filter.includesNode($0.name) }, on: eventLoop, checkingObjects: true, reusing: memberAnswers, watching: memberWatches) {
             self.localPart(request, on: eventLoop)
         }.map { results in
             Self.document(results.map { ($0.node.name, $0.node.role, $0.result) })
