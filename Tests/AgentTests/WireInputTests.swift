@@ -76,6 +76,10 @@ struct WireNumberTests {
         ("DECKHAND_MEMBER_TIMEOUT", "inf"),
         ("AGENT_PORT", "99999999999999999999"),
         ("DECKHAND_MAX_CONNECTIONS", "9223372036854775808"),
+        ("DECKHAND_MEMBER_WATCH", "11"),
+        ("DECKHAND_MEMBER_WATCH", "-1"),
+        ("DECKHAND_MEMBER_WATCH", "1.5"),
+        ("DECKHAND_MEMBER_WATCH", "99999999999999999999"),
     ])
     func outOfRangeSettings(variable: String, value: String) throws {
         let setting = try #require(Setting.allCases.first { $0.environmentName == variable })
@@ -85,6 +89,13 @@ struct WireNumberTests {
         #expect(throws: ConfigurationError.self) {
             try AgentConfiguration.resolve(flags: [setting: value], environment: [:])
         }
+    }
+
+    @Test("a member watch of 0 to 10 whole seconds is taken; 2 without one")
+    func memberWatch() throws {
+        #expect(try AgentConfiguration.resolve(flags: [:], environment: [:]).memberWatch == 2)
+        #expect(try AgentConfiguration.resolve(flags: [:], environment: ["DECKHAND_MEMBER_WATCH": "0"]).memberWatch == 0)
+        #expect(try AgentConfiguration.resolve(flags: [.memberWatch: "10"], environment: [:]).memberWatch == 10)
     }
 
     @Test("the longest timeout Go accepts is taken, and converts to nanoseconds without a trap")

@@ -86,8 +86,9 @@ public final class MemberWatches: Sendable {
 
     /// Watches `key`'s member, which just answered `head` (targeted and signed for it)
     /// through `pool`, when it answered it once before within `idleLimit`, unless it is
-    /// watched already, there is no kept answer for it, or `maximumWatches` are. Polls run on `eventLoop`; each may take `limit` bytes and
-    /// `wait` plus `timeout`. Call on `eventLoop`.
+    /// watched already, there is no kept answer for it, or `maximumWatches` are. Polls
+    /// run on `eventLoop`; each may take `limit` bytes and `wait` plus `timeout`. Call
+    /// on `eventLoop`.
     public func watch(_ key: Key, head: HTTPRequestHead, pool: UpstreamPool, on eventLoop: EventLoop, limit: Int, timeout: TimeAmount) {
         eventLoop.assertInEventLoop()
         guard let kept = answers.entry(for: key) else { return }
@@ -110,11 +111,6 @@ public final class MemberWatches: Sendable {
         guard let number else { return }
         let poll = Poll(watches: self, key: key, number: number, head: head, pool: pool, eventLoop: eventLoop, limit: limit, timeout: timeout)
         poll.send()
-    }
-
-    /// Ends every watch (their polls end at their next answer).
-    public func removeAll() {
-        state.withLockedValue { $0.watches.removeAll() }
     }
 
     /// Whether watch `number` of `key` still runs and has been used within `idleLimit`;

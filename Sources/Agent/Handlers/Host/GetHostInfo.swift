@@ -79,6 +79,8 @@ struct GetHostInfo: AgentHandler {
         }
         guard let waiter = hostInfo.notifyOnInvalidation(wake) else { return self.answer(filter, conditions: conditions, on: eventLoop) }
         let timer = eventLoop.scheduleTask(deadline: deadline, wake)
+        // Invalidated (or expired) between the answer and the wait: look again at once.
+        if hostInfo.freshSnapshot() == nil { wake() }
         return woken.futureResult.flatMap {
             timer.cancel()
             hostInfo.cancelNotification(waiter)
