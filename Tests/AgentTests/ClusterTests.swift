@@ -236,7 +236,7 @@ extension LabSuites {
             let ticking = Self.unique("ticks")
             #expect(try lab.engine(node3, ["run", "-d", "--name", ticking, "busybox:local", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.3; done"]).status == 0)
             let name = Self.unique("stream")
-            #expect(try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "300"]).status == 0)
+            #expect(try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "3600"]).status == 0)
             defer { _ = try? lab.engine(node3, ["rm", "-f", name, ticking]) }
             let docker = try DockerCLITests.DockerClient(address: "\(lab.nodes[0].address):9001", key: key, headers: ["X-PortainerAgent-Target": "node3"])
             defer { docker.cleanUp() }

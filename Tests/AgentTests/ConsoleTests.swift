@@ -24,8 +24,12 @@ struct ConsoleTests {
 
     /// A container that sleeps and a TTY shell exec in it, created as Portainer's console
     /// page creates it (all three streams attached); the caller removes the container.
+    /// It sleeps for an hour: an async test's body may wait minutes for a thread of the
+    /// cooperative pool (two on a 2-core CI machine) after its first `await`, and the
+    /// engine forgets an exec whose container has exited (a 404 to the console; the
+    /// browser test failed so in CI at 488 s with `sleep 300`).
     static func shellExec() throws -> (container: String, exec: String) {
-        let name = try container(["busybox:local", "sleep", "300"])
+        let name = try container(["busybox:local", "sleep", "3600"])
         let exec = try engineJSON("POST", "/v1.41/containers/\(name)/exec",
                                   body: #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#)
         guard let id = exec["Id"] as? String else {
@@ -90,7 +94,7 @@ struct ConsoleTests {
 
     @Test("console output is text frames of valid UTF-8: characters cut at every read boundary arrive whole, invalid bytes as U+FFFD")
     func textFrames() async throws {
-        let name = try Self.container(["busybox:local", "sleep", "300"])
+        let name = try Self.container(["busybox:local", "sleep", "3600"])
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         // Each repetition is written in two parts with a pause between, cut at a different
         // byte: the engine reads (and the agent gets) a character in two pieces.
@@ -129,7 +133,7 @@ struct ConsoleTests {
 
     @Test("cat /bin/busybox through the console: only text frames, the binary's bytes as a browser decodes them")
     func binaryOutput() async throws {
-        let name = try Self.container(["busybox:local", "sleep", "300"])
+        let name = try Self.container(["busybox:local", "sleep", "3600"])
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         // The bytes themselves, straight from the engine (not through the agent).
         let binary = try DockerCLITests.engine(["exec", name, "cat", "/bin/busybox"])

@@ -106,7 +106,7 @@ struct DockerCLITests {
     func exec() async throws {
         try await Self.withDocker { docker async throws in
             let name = Self.uniqueName("exec")
-            #expect(try Self.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "300"]).status == 0)
+            #expect(try Self.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "3600"]).status == 0)
             defer { _ = try? Self.engine(["rm", "-f", name]) }
             let plain = try docker.run(["exec", name, "echo", "hello from exec"])
             #expect(plain.status == 0, "\(plain.errorOutput)")
@@ -137,7 +137,7 @@ struct DockerCLITests {
     func copyBothWays() async throws {
         try await Self.withDocker { docker async throws in
             let name = Self.uniqueName("cp")
-            #expect(try Self.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "300"]).status == 0)
+            #expect(try Self.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "3600"]).status == 0)
             defer { _ = try? Self.engine(["rm", "-f", name]) }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent(Self.uniqueName("cpdir"))
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -79,7 +79,7 @@ extension GracefulShutdownTests {
 
     @Test("a docker exec stream and a console open at SIGTERM are closed cleanly at once, and the agent exits")
     func closesHijackedStreams() throws {
-        let name = try ConsoleTests.container(["busybox:local", "sleep", "300"])
+        let name = try ConsoleTests.container(["busybox:local", "sleep", "3600"])
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let agent = try Self.warningAgent()
         defer { agent.stop() }
@@ -162,7 +162,7 @@ extension GracefulShutdownTests {
 
     @Test("a request still running when the 10 s grace ends is cut off, and the agent exits")
     func boundsTheDrain() throws {
-        let name = try ConsoleTests.container(["busybox:local", "sleep", "300"])
+        let name = try ConsoleTests.container(["busybox:local", "sleep", "3600"])
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let agent = try Self.warningAgent()
         defer { agent.stop() }

@@ -436,7 +436,7 @@ struct HostileClientTests {
     func consoleWithBody() throws {
         try Self.withCat { name, agent, connection in
             let victim = "dh-victim-\(UUID().uuidString.prefix(8).lowercased())"
-            #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "300"]).status == 0)
+            #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "3600"]).status == 0)
             defer { _ = try? Self.docker(["rm", "-f", victim]) }
             #expect(try Self.docker(["pause", name]).status == 0)
             defer { _ = try? Self.docker(["unpause", name]) }
@@ -463,7 +463,7 @@ struct HostileClientTests {
     @Test("a request behind one that ends the connection (Connection: close, HTTP/1.0, a refused 2 MiB body), in the same write, is never served")
     func requestBehindConnectionClose() throws {
         let victim = "dh-victim-\(UUID().uuidString.prefix(8).lowercased())"
-        #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "300"]).status == 0)
+        #expect(try Self.docker(["run", "-d", "--name", victim, "busybox:local", "sleep", "3600"]).status == 0)
         defer { _ = try? Self.docker(["rm", "-f", victim]) }
         let agent = try Self.agent()
         defer { agent.stop() }

@@ -47,7 +47,7 @@ extension LabSuites {
             var containers: [String: String] = [:]
             for node in lab.nodes {
                 let name = ClusterTests.unique("v6-\(node.name)")
-                #expect(try lab.engine(node, ["run", "-d", "--name", name, "busybox:local", "sleep", "300"]).status == 0)
+                #expect(try lab.engine(node, ["run", "-d", "--name", name, "busybox:local", "sleep", "3600"]).status == 0)
                 containers[node.name] = name
             }
             defer {

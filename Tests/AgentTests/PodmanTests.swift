@@ -129,7 +129,7 @@ struct PodmanTests {
     func hostInfoAndConsole() async throws {
         try await PrivateEngine.with { engine async throws in
             let sleeper = DockerCLITests.uniqueName("podman-console")
-            #expect(try engine.docker(["run", "-d", "--name", sleeper, "busybox:local", "sleep", "300"]).status == 0)
+            #expect(try engine.docker(["run", "-d", "--name", sleeper, "busybox:local", "sleep", "3600"]).status == 0)
             let created = try Curl.request("POST", "http://d/v1.41/containers/\(sleeper)/exec", body: Data(
                 #"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"AttachStderr":true}"#.utf8),
                 extra: ["--unix-socket", engine.socket, "-H", "Content-Type: application/json"])

@@ -59,7 +59,7 @@ struct PortainerConformanceTests {
     @Test("api/docker/snapshot.go snapshot(): the Docker client's ping and every list a snapshot reads, in X = min(1.45, engine)")
     func snapshot() async throws {
         let name = "dh-conf-snap-\(UInt32.random(in: 0...UInt32.max))"
-        let run = try DockerCLITests.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "300"])
+        let run = try DockerCLITests.engine(["run", "-d", "--name", name, "busybox:local", "sleep", "3600"])
         guard run.status == 0 else { throw TestSetupError("docker run failed: \(run.errorOutput)") }
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let ownID = run.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -326,7 +326,7 @@ struct PortainerConformanceTests {
 
     @Test("api/http/handler/websocket/exec.go websocketExec and proxy.go doProxyWebsocketRequest: text keystrokes, UTF-8 text output, resize while connected, no Cookie in the log")
     func console() async throws {
-        let name = try ConsoleTests.container(["busybox:local", "sleep", "300"])
+        let name = try ConsoleTests.container(["busybox:local", "sleep", "3600"])
         defer { _ = try? DockerCLITests.engine(["rm", "-f", name]) }
         let exec = try ConsoleTests.engineJSON("POST", "/v1.41/containers/\(name)/exec",
                                                body: #"{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":true,"Cmd":["sh"]}"#)
@@ -455,7 +455,7 @@ extension LabSuites {
             defer { lab.stop() }
             let (node1, node2, node3) = (lab.nodes[0], lab.nodes[1], lab.nodes[2])
             let name = ClusterTests.unique("conf-run")
-            let run = try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "300"])
+            let run = try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "3600"])
             guard run.status == 0 else { throw TestSetupError("docker run on node3 failed: \(run.errorOutput)") }
             defer { _ = try? lab.engine(node3, ["rm", "-f", name]) }
             let remoteID = run.output.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -498,7 +498,7 @@ extension LabSuites {
             defer { lab.stop() }
             let (node2, node3) = (lab.nodes[1], lab.nodes[2])
             let name = ClusterTests.unique("conf-console")
-            let run = try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "300"])
+            let run = try lab.engine(node3, ["run", "-d", "--name", name, "busybox:local", "sleep", "3600"])
             guard run.status == 0 else { throw TestSetupError("docker run on node3 failed: \(run.errorOutput)") }
             defer { _ = try? lab.engine(node3, ["rm", "-f", name]) }
             // A container's host name is the start of its ID: proof the shell runs on node3.

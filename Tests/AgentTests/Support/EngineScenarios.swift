@@ -23,7 +23,7 @@ struct EngineScenarios {
     /// A sleeping container that `ps` lists, and `exec` in it with and without stdin.
     func execAndPs() throws -> String {
         let sleeper = DockerCLITests.uniqueName("\(prefix)-exec")
-        #expect(try engine(["run", "-d", "--name", sleeper, "busybox:local", "sleep", "300"]).status == 0)
+        #expect(try engine(["run", "-d", "--name", sleeper, "busybox:local", "sleep", "3600"]).status == 0)
         let plain = try docker.run(["exec", sleeper, "echo", "hello from exec"])
         #expect(plain.output == "hello from exec\n", "\(plain.errorOutput)")
         let piped = try docker.run(["exec", "-i", sleeper, "wc", "-c"], input: Data(repeating: 0x61, count: 100_000))
