@@ -226,9 +226,6 @@ private struct MemberCalls: Sendable {
     /// Each member's last answer to `head`, to ask for conditionally; nil unless `checkingObjects`.
     let answers: MemberAnswerCache?
 
-    /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
-    /// (its connection is borrowed there); `done` gets the result. Its time is bounded
-    /// by whoever starts it (`LoopCalls`), through the exchange returned.
     /// The head member `index` is sent: targeted at it and signed for it.
     func head(for index: Int) -> HTTPRequestHead {
         var head = head
@@ -238,6 +235,9 @@ private struct MemberCalls: Sendable {
         return head
     }
 
+    /// Starts member `index`'s exchange (and check) on `loop`, which this is called on
+    /// (its connection is borrowed there); `done` gets the result. Its time is bounded
+    /// by whoever starts it (`LoopCalls`), through the exchange returned.
     func start(_ index: Int, on loop: EventLoop, done: @escaping (Result<CollectedResponse, Error>) -> Void) -> CollectingExchange {
         var head = head(for: index)
         let part = parts[index]

@@ -7,9 +7,9 @@ import NIOHTTP1
 ///
 /// Once a fan-out has had a member's answer to the same request twice within
 /// `idleLimit` (a query asked once, by a person at a terminal, costs nothing after),
-/// the asking agent watches that member's answer to it: it asks again with the kept tag in `If-None-Match` and
-/// `Prefer: wait=2`, and the member holds its `304` until its answer changes or two
-/// seconds pass. Each answer confirms the kept one (a `304`) or replaces it (a `200`,
+/// the asking agent watches that member's answer to it: it asks again with the kept
+/// tag in `If-None-Match` and `Prefer: wait=N` (`wait`, 2 s unless configured), and the
+/// member holds its `304` until its answer changes or the wait ends. Each answer confirms the kept one (a `304`) or replaces it (a `200`,
 /// checked as any member's answer is), and the next poll goes out at once.
 ///
 /// While the member was heard from within `wait + grace`, a fan-out takes the kept
